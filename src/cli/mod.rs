@@ -1,0 +1,87 @@
+//! Command-line front end: argument parsing, progress bars, output formatting, exit codes.
+//!
+//! Only this module (and `main.rs`) touches clap, anyhow, indicatif and stdout; every
+//! command is a thin wrapper over a library call.
+
+mod bars;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code when everything succeeded.
+pub const EXIT_OK: u8 = 0;
+/// Exit code when a check (e.g. verification) ran and failed.
+pub const EXIT_CHECK_FAILED: u8 = 1;
+/// Exit code for bad input or bad usage.
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// biasprune: measure, localize and prune name-based bias in Llama-family checkpoints.
+#[derive(Parser, Debug)]
+#[command(name = "biasprune", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    /// Hide progress bars (they are also hidden when stderr is not a terminal).
+    #[arg(long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {}
+
+/// A command's result: success, or a check that ran and failed (exit code 1).
+pub enum Outcome {
+    /// Everything the command set out to do succeeded.
+    Ok,
+    /// The command ran but a check it performs failed.
+    CheckFailed,
+}
+
+/// Parses the command line, runs the command and returns the process exit code.
+pub fn main() -> ExitCode {
+    init_logging();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() { EXIT_BAD_INPUT } else { EXIT_OK });
+        }
+    };
+    match run(cli) {
+        Ok(Outcome::Ok) => ExitCode::from(EXIT_OK),
+        Ok(Outcome::CheckFailed) => ExitCode::from(EXIT_CHECK_FAILED),
+        Err(err) if is_broken_pipe(&err) => ExitCode::from(EXIT_OK),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+fn init_logging() {
+    let env = env_logger::Env::default().filter_or("BIASPRUNE_LOG", "warn");
+    let _ = env_logger::Builder::from_env(env).format_timestamp_secs().try_init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let bars = bars::Bars::new(cli.quiet);
+    match cli.command {}
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Writes `value` as pretty JSON followed by a newline to stdout.
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
