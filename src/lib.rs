@@ -11,5 +11,8 @@ pub mod progress;
 pub mod arch;
 
 pub mod fixture;
+pub mod inspect;
+pub mod mask;
+pub mod surgery;
 
 pub mod cli;
