@@ -6,12 +6,15 @@
 //! `fixture` generates random checkpoints for tests and benchmarks.
 
 pub mod checkpoint;
+pub mod fsutil;
 pub mod progress;
 
 pub mod arch;
 
 pub mod fixture;
 pub mod inspect;
+pub mod score;
+
 pub mod mask;
 pub mod surgery;
 

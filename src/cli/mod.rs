@@ -7,6 +7,7 @@ mod apply;
 mod bars;
 mod fixture;
 mod inspect;
+mod mask;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -37,6 +38,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Write a copy of a checkpoint with a mask's weights, rows and heads zeroed.
     Apply(apply::Args),
+    /// Build a set-difference prune mask from minority and majority scores.
+    Mask(mask::Args),
     /// Generate a random Llama checkpoint for tests and benchmarks.
     Fixture(fixture::Args),
 }
@@ -80,6 +83,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Apply(args) => apply::run(args, &bars),
+        Command::Mask(args) => mask::run(args),
         Command::Fixture(args) => fixture::run(args),
     }
 }
