@@ -16,6 +16,8 @@ pub mod inspect;
 pub mod score;
 
 pub mod mask;
+
+pub mod analyze;
 pub mod surgery;
 
 pub mod cli;

@@ -3,6 +3,7 @@
 //! Only this module (and `main.rs`) touches clap, anyhow, indicatif and stdout; every
 //! command is a thin wrapper over a library call.
 
+mod analyze;
 mod apply;
 mod bars;
 mod fixture;
@@ -40,6 +41,8 @@ enum Command {
     Apply(apply::Args),
     /// Build a set-difference prune mask from minority and majority scores.
     Mask(mask::Args),
+    /// Show where masks prune (layers x components) and how much they overlap.
+    Analyze(analyze::Args),
     /// Generate a random Llama checkpoint for tests and benchmarks.
     Fixture(fixture::Args),
 }
@@ -54,6 +57,7 @@ pub enum Outcome {
 
 /// Parses the command line, runs the command and returns the process exit code.
 pub fn main() -> ExitCode {
+    restore_default_sigpipe();
     init_logging();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -73,6 +77,16 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Lets a closed pipe (`biasprune analyze ... | head`) end the process quietly, as it does
+/// for other Unix tools, instead of a panic in `println!`.
+fn restore_default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal disposition to its default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn init_logging() {
     let env = env_logger::Env::default().filter_or("BIASPRUNE_LOG", "warn");
     let _ = env_logger::Builder::from_env(env).format_timestamp_secs().try_init();
@@ -84,6 +98,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Inspect(args) => inspect::run(args),
         Command::Apply(args) => apply::run(args, &bars),
         Command::Mask(args) => mask::run(args),
+        Command::Analyze(args) => analyze::run(args),
         Command::Fixture(args) => fixture::run(args),
     }
 }

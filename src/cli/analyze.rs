@@ -1,0 +1,83 @@
+//! `biasprune analyze`: where masks prune (layers x components) and how masks overlap.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::{print_json, Outcome};
+use crate::analyze::{distribution, heatmap_svg, overlap_matrix, overlap_svg, Distribution};
+use crate::arch::{Architecture, Component};
+use crate::checkpoint::Checkpoint;
+use crate::mask::{load_mask, resolve};
+
+/// Print, for each mask, the pruned fraction of every layer x component matrix and each
+/// layer's share of the pruned entries, and the overlap matrix |A ∩ B| / |A| between the
+/// masks; with --svg-dir also draw them (heatmap-N.svg, overlap.svg).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Mask directories.
+    #[arg(required = true)]
+    pub masks: Vec<PathBuf>,
+    /// The checkpoint the masks apply to (for matrix shapes).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Write SVG pictures into this directory.
+    #[arg(long)]
+    pub svg_dir: Option<PathBuf>,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `analyze`.
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let ckpt = Checkpoint::open(&args.checkpoint)?;
+    let arch = Architecture::of_checkpoint(&ckpt)?;
+    let mut plans = Vec::new();
+    for path in &args.masks {
+        let mask = load_mask(path)?;
+        plans.push(resolve(&mask, &arch, &ckpt).with_context(|| format!("{}", path.display()))?);
+    }
+    let names: Vec<String> = args.masks.iter().map(|p| display_name(p)).collect();
+    let dists: Vec<Distribution> = plans.iter().map(|p| distribution(p, &arch)).collect();
+    let overlap = overlap_matrix(&plans);
+    if let Some(dir) = &args.svg_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
+        for (i, (dist, name)) in dists.iter().zip(&names).enumerate() {
+            let svg = heatmap_svg(dist, &format!("pruned weights: {name}")).map_err(anyhow::Error::msg)?;
+            crate::fsutil::write_atomically(&dir.join(format!("heatmap-{}.svg", i + 1)), svg.as_bytes())?;
+        }
+        let svg = overlap_svg(&names, &overlap).map_err(anyhow::Error::msg)?;
+        crate::fsutil::write_atomically(&dir.join("overlap.svg"), svg.as_bytes())?;
+    }
+    if args.json {
+        let masks: Vec<_> =
+            names.iter().zip(&dists).map(|(n, d)| serde_json::json!({"mask": n, "distribution": d})).collect();
+        print_json(&serde_json::json!({"masks": masks, "overlap": overlap}))?;
+        return Ok(Outcome::Ok);
+    }
+    for (name, dist) in names.iter().zip(&dists) {
+        print_distribution(name, dist);
+    }
+    println!("overlap |A ∩ B| / |A| (row A, column B)");
+    for (name, row) in names.iter().zip(&overlap) {
+        let cells: Vec<String> = row.iter().map(|v| format!("{v:>6.3}")).collect();
+        println!("  {name:<30} {}", cells.join(" "));
+    }
+    Ok(Outcome::Ok)
+}
+
+fn display_name(path: &std::path::Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
+}
+
+fn print_distribution(name: &str, dist: &Distribution) {
+    println!("{name}: {} entries pruned; percent of each matrix pruned, and the layer's share", dist.total);
+    let header: Vec<String> = Component::ALL.iter().map(|c| format!("{:>7}", c.as_str())).collect();
+    println!("  {:>5} {} {:>7}", "layer", header.join(" "), "share");
+    for (layer, (row, share)) in dist.fractions.iter().zip(&dist.layer_share).enumerate() {
+        let cells: Vec<String> = row.iter().map(|f| format!("{:>7.3}", f * 100.0)).collect();
+        println!("  {layer:>5} {} {:>6.1}%", cells.join(" "), share * 100.0);
+    }
+    println!();
+}
