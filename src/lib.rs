@@ -5,5 +5,6 @@
 //! zero; `surgery` writes the pruned checkpoint; `cli` is the command-line front end.
 
 pub mod progress;
+pub mod scenario;
 
 pub mod cli;
