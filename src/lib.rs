@@ -5,6 +5,7 @@
 //! zero; `surgery` writes the pruned checkpoint; `cli` is the command-line front end.
 
 pub mod progress;
+pub mod metrics;
 pub mod scenario;
 
 pub mod cli;

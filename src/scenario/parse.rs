@@ -123,7 +123,9 @@ fn find_numbers(chars: &[char]) -> Vec<Found> {
         if starts_number {
             let number = read_number(chars, i);
             i = number.end;
-            found.push(number);
+            if (number.base * number.multiplier).is_finite() {
+                found.push(number);
+            }
         } else {
             i += 1;
         }

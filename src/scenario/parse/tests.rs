@@ -86,3 +86,9 @@ fn parsed_flag_follows_value() {
     assert!(parse_answer("12", AnswerKind::Rank).is_parsed());
     assert!(!parse_answer("12 or 13", AnswerKind::Rank).is_parsed());
 }
+
+#[test]
+fn numbers_too_large_for_f64_are_not_values() {
+    let huge = format!("${}", "9".repeat(400));
+    check(&huge, AnswerKind::Dollars, None, ParseStatus::Unparseable);
+}
