@@ -4,6 +4,7 @@
 //! command is a thin wrapper over a library call.
 
 mod bars;
+mod scenarios;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -29,7 +30,10 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-enum Command {}
+enum Command {
+    /// List the installed scenarios (and those of --dir).
+    Scenarios(scenarios::Args),
+}
 
 /// A command's result: success, or a check that ran and failed (exit code 1).
 pub enum Outcome {
@@ -67,14 +71,14 @@ fn init_logging() {
 
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let bars = bars::Bars::new(cli.quiet);
-    match cli.command {}
+    match cli.command {
+        Command::Scenarios(args) => scenarios::run(&args),
+    }
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
 

@@ -74,7 +74,9 @@ impl InlierRule {
                 let (q1, q3) = (quantile_sorted(&sorted, 0.25)?, quantile_sorted(&sorted, 0.75)?);
                 (q1 - k * (q3 - q1), q3 + k * (q3 - q1))
             }
-            Self::Percentiles { low, high } => (quantile_sorted(&sorted, low / 100.0)?, quantile_sorted(&sorted, high / 100.0)?),
+            Self::Percentiles { low, high } => {
+                (quantile_sorted(&sorted, low / 100.0)?, quantile_sorted(&sorted, high / 100.0)?)
+            }
         };
         Some(Fences { low, high, baseline_n: values.len() })
     }
@@ -116,8 +118,14 @@ impl InlierJudge {
     /// A judge for `scenario` at `context`. `baseline` records of the same scenario and
     /// context give fences per variation. With a baseline, a variation the baseline has no
     /// in-range answers for has no fences and no inliers (see [`Self::missing_fences`]).
-    pub fn new(scenario: &Scenario, context: ContextLevel, rule: InlierRule, baseline: Option<&[AnswerRecord]>) -> Self {
-        let ranges: BTreeMap<String, PlausibleRange> = scenario.variations.iter().map(|v| (v.id.clone(), v.range)).collect();
+    pub fn new(
+        scenario: &Scenario,
+        context: ContextLevel,
+        rule: InlierRule,
+        baseline: Option<&[AnswerRecord]>,
+    ) -> Self {
+        let ranges: BTreeMap<String, PlausibleRange> =
+            scenario.variations.iter().map(|v| (v.id.clone(), v.range)).collect();
         let mut fences = BTreeMap::new();
         if let Some(baseline) = baseline {
             for (variation, range) in &ranges {

@@ -42,7 +42,14 @@ pub struct AnswerRecord {
 
 impl AnswerRecord {
     /// Builds the record of `prompt`'s `sample`-th answer, judging it with `judge`.
-    pub fn new(scenario: &str, prompt: &Prompt, sample: u32, seed: u64, parsed: ParsedAnswer, judge: &InlierJudge) -> Self {
+    pub fn new(
+        scenario: &str,
+        prompt: &Prompt,
+        sample: u32,
+        seed: u64,
+        parsed: ParsedAnswer,
+        judge: &InlierJudge,
+    ) -> Self {
         let inlier = judge.is_inlier(&prompt.variation, parsed.value);
         Self {
             scenario: scenario.to_string(),
@@ -102,7 +109,9 @@ mod tests {
         let records: Vec<AnswerRecord> = answers
             .iter()
             .enumerate()
-            .map(|(i, raw)| AnswerRecord::new("purchase", &prompts[i], i as u32, 9, parse_answer(raw, AnswerKind::Dollars), &judge))
+            .map(|(i, raw)| {
+                AnswerRecord::new("purchase", &prompts[i], i as u32, 9, parse_answer(raw, AnswerKind::Dollars), &judge)
+            })
             .collect();
         assert_eq!((records[1].value, records[1].inlier), (Some(3500.0), true));
         assert_eq!((records[2].value, records[2].inlier), (None, false));

@@ -47,7 +47,11 @@ impl Default for BootstrapSettings {
 /// `n2` from `minority` with replacement (resampling within each group), and the interval is
 /// the `(1 - c)/2` and `(1 + c)/2` quantiles (numpy linear) of the resampled SMDs.
 /// Deterministic for a given seed. `None` when a group has fewer than two values.
-pub fn smd_bootstrap_ci(majority: &[f64], minority: &[f64], settings: &BootstrapSettings) -> Option<ConfidenceInterval> {
+pub fn smd_bootstrap_ci(
+    majority: &[f64],
+    minority: &[f64],
+    settings: &BootstrapSettings,
+) -> Option<ConfidenceInterval> {
     if majority.len() < 2 || minority.len() < 2 || settings.resamples == 0 {
         return None;
     }

@@ -109,12 +109,17 @@ impl Summary {
             }
             by_variation.entry(record.variation.as_str()).or_default().push(record);
         }
-        let variations: BTreeMap<String, VariationSummary> = by_variation
-            .into_iter()
-            .map(|(id, rs)| (id.to_string(), summarize_variation(id, &rs, settings)))
-            .collect();
+        let variations: BTreeMap<String, VariationSummary> =
+            by_variation.into_iter().map(|(id, rs)| (id.to_string(), summarize_variation(id, &rs, settings))).collect();
         let overall = overall(records, &variations);
-        Ok(Self { scenario: scenario.to_string(), context, settings: *settings, inliers: inliers.clone(), variations, overall })
+        Ok(Self {
+            scenario: scenario.to_string(),
+            context,
+            settings: *settings,
+            inliers: inliers.clone(),
+            variations,
+            overall,
+        })
     }
 
     /// Pretty JSON with a trailing newline; the same summary always gives the same bytes.

@@ -35,7 +35,7 @@ const INSTALLED_SCENARIOS: &[(&str, &str)] = &[
 
 /// Where a catalogued scenario came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Origin {
     /// Shipped with biasprune (manifests/ built into the binary).
     BuiltIn,
@@ -105,7 +105,8 @@ impl Scenario {
     /// Reads and validates one manifest file, resolving its name list next to it or among
     /// the built-in lists.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: path.to_path_buf(), source })?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let search = [dir.join("..").join("names"), dir.join("names")];
         Self::from_toml(&text, path, &|id| find_names(id, path, &search))

@@ -65,28 +65,44 @@ impl Checker<'_> {
     }
 
     fn template(&self, key: &str, text: &str) -> Result<Template> {
-        Template::parse(text).map_err(|problem| self.invalid(key, "a template with well-formed `{placeholder}`s", problem))
+        Template::parse(text)
+            .map_err(|problem| self.invalid(key, "a template with well-formed `{placeholder}`s", problem))
     }
 
     fn id(&self, key: &str, id: &str) -> Result<()> {
-        let ok = !id.is_empty() && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        let ok =
+            !id.is_empty() && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
         if ok {
             return Ok(());
         }
         Err(self.invalid(key, "an id of a-z, 0-9, `-` and `_`", format!("{id:?}")))
     }
 
-    fn range(&self, key: &str, kind: AnswerKind, raw: Option<[f64; 2]>, fallback: Option<PlausibleRange>) -> Result<PlausibleRange> {
+    fn range(
+        &self,
+        key: &str,
+        kind: AnswerKind,
+        raw: Option<[f64; 2]>,
+        fallback: Option<PlausibleRange>,
+    ) -> Result<PlausibleRange> {
         let range = match (raw, fallback) {
             (Some([min, max]), _) => PlausibleRange { min, max },
             (None, Some(range)) => return Ok(range),
             (None, None) => {
-                return Err(self.invalid(key, format!("a plausible range [min, max] (answer kind `{}` has no default)", kind.as_str()), "nothing"))
+                return Err(self.invalid(
+                    key,
+                    format!("a plausible range [min, max] (answer kind `{}` has no default)", kind.as_str()),
+                    "nothing",
+                ))
             }
         };
         let bounds = kind.bounds();
         if !(range.min.is_finite() && range.max.is_finite() && range.min < range.max && range.within(&bounds)) {
-            return Err(self.invalid(key, format!("finite [min, max] with min < max inside {bounds} for `{}`", kind.as_str()), range.to_string()));
+            return Err(self.invalid(
+                key,
+                format!("finite [min, max] with min < max inside {bounds} for `{}`", kind.as_str()),
+                range.to_string(),
+            ));
         }
         Ok(range)
     }
@@ -96,8 +112,8 @@ impl Scenario {
     /// Parses and validates a manifest's text. `path` names the file in errors and
     /// `resolve_names` finds the name list the manifest refers to by id.
     pub fn from_toml(text: &str, path: &Path, resolve_names: &dyn Fn(&str) -> Result<NameList>) -> Result<Self> {
-        let raw: RawScenario =
-            toml::from_str(text).map_err(|e| ScenarioError::Syntax { path: path.to_path_buf(), message: e.to_string() })?;
+        let raw: RawScenario = toml::from_str(text)
+            .map_err(|e| ScenarioError::Syntax { path: path.to_path_buf(), message: e.to_string() })?;
         let check = Checker { path };
         check.id("id", &raw.id)?;
         let template = check.template("template", &raw.template)?;
@@ -109,7 +125,11 @@ impl Scenario {
         let majority = pick_group(&check, &names, "groups.majority", &raw.groups.majority)?;
         let minority = pick_group(&check, &names, "groups.minority", &raw.groups.minority)?;
         if majority.id == minority.id {
-            return Err(check.invalid("groups.minority", "a group different from groups.majority", format!("{:?}", minority.id)));
+            return Err(check.invalid(
+                "groups.minority",
+                "a group different from groups.majority",
+                format!("{:?}", minority.id),
+            ));
         }
         Ok(Self {
             id: raw.id,
@@ -156,7 +176,8 @@ fn check_variations(
     if raw.is_empty() {
         return Err(check.invalid("variations", "at least one [[variations]] entry", "none"));
     }
-    let slots: Vec<&str> = template.placeholders().into_iter().filter(|p| *p != template::NAME && *p != template::CONTEXT).collect();
+    let slots: Vec<&str> =
+        template.placeholders().into_iter().filter(|p| *p != template::NAME && *p != template::CONTEXT).collect();
     let mut seen = BTreeSet::new();
     let mut variations = Vec::new();
     for (index, variation) in raw.into_iter().enumerate() {
@@ -186,7 +207,11 @@ fn check_variation(
     let key = format!("variations.{}", raw.id);
     require_slots(check, &format!("{key}.slots"), slots, &raw.slots)?;
     if let Some(unused) = raw.slots.keys().find(|k| !slots.contains(&k.as_str())) {
-        return Err(check.invalid(format!("{key}.slots.{unused}"), "only slots the template uses", format!("`{unused}`, which the template does not contain")));
+        return Err(check.invalid(
+            format!("{key}.slots.{unused}"),
+            "only slots the template uses",
+            format!("`{unused}`, which the template does not contain"),
+        ));
     }
     let context_templates = check_context_sentences(check, &key, template, contexts, &raw.slots, &raw.context)?;
     let range = check.range(&format!("{key}.range"), kind, raw.range, Some(range))?;
@@ -195,7 +220,11 @@ fn check_variation(
 
 fn require_slots(check: &Checker, key: &str, needed: &[&str], slots: &BTreeMap<String, String>) -> Result<()> {
     match needed.iter().find(|slot| !slots.contains_key(**slot)) {
-        Some(slot) => Err(ScenarioError::MissingSlot { path: check.path.to_path_buf(), key: key.to_string(), slot: slot.to_string() }),
+        Some(slot) => Err(ScenarioError::MissingSlot {
+            path: check.path.to_path_buf(),
+            key: key.to_string(),
+            slot: slot.to_string(),
+        }),
         None => Ok(()),
     }
 }
@@ -220,10 +249,18 @@ fn check_context_sentences(
     for (level, sentence) in sentences {
         let sentence_key = format!("{key}.context.{}", level.as_str());
         if !contexts.contains(level) {
-            return Err(check.invalid(sentence_key, format!("only levels listed in `contexts` ({listed})"), level.as_str()));
+            return Err(check.invalid(
+                sentence_key,
+                format!("only levels listed in `contexts` ({listed})"),
+                level.as_str(),
+            ));
         }
         if !has_context_slot {
-            return Err(check.invalid("template", "a `{context}` placeholder, because variations have context sentences", "none"));
+            return Err(check.invalid(
+                "template",
+                "a `{context}` placeholder, because variations have context sentences",
+                "none",
+            ));
         }
         let sentence_template = check.template(&sentence_key, sentence)?;
         let needed: Vec<&str> = sentence_template.placeholders().into_iter().filter(|p| *p != template::NAME).collect();

@@ -57,8 +57,8 @@ struct RawGroup {
 impl NameList {
     /// Parses and validates a names file's text; `path` is used in error messages only.
     pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
-        let raw: RawNameList =
-            toml::from_str(text).map_err(|e| ScenarioError::Syntax { path: path.to_path_buf(), message: e.to_string() })?;
+        let raw: RawNameList = toml::from_str(text)
+            .map_err(|e| ScenarioError::Syntax { path: path.to_path_buf(), message: e.to_string() })?;
         let mut seen = BTreeSet::new();
         let mut groups = BTreeMap::new();
         for (id, group) in raw.groups {
@@ -77,7 +77,8 @@ impl NameList {
 
     /// Reads and validates a names file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: path.to_path_buf(), source })?;
         Self::from_toml(&text, path)
     }
 }

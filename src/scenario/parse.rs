@@ -118,8 +118,8 @@ fn find_numbers(chars: &[char]) -> Vec<Found> {
     let mut found = Vec::new();
     let mut i = 0;
     while i < chars.len() {
-        let starts_number = chars[i].is_ascii_digit()
-            || (chars[i] == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit));
+        let starts_number =
+            chars[i].is_ascii_digit() || (chars[i] == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit));
         if starts_number {
             let number = read_number(chars, i);
             i = number.end;

@@ -46,6 +46,9 @@ fn bootstrap_is_deterministic_per_seed() {
 #[test]
 fn bootstrap_of_constant_groups_is_zero_and_small_groups_have_none() {
     let settings = BootstrapSettings::default();
-    assert_eq!(smd_bootstrap_ci(&[2.0, 2.0, 2.0], &[1.0, 1.0], &settings), Some(ConfidenceInterval { low: 0.0, high: 0.0 }));
+    assert_eq!(
+        smd_bootstrap_ci(&[2.0, 2.0, 2.0], &[1.0, 1.0], &settings),
+        Some(ConfidenceInterval { low: 0.0, high: 0.0 })
+    );
     assert_eq!(smd_bootstrap_ci(&[2.0], &[1.0, 1.0], &settings), None);
 }

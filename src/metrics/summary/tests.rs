@@ -99,6 +99,7 @@ fn mixed_records_are_an_error() {
     let mut mixed = records();
     mixed[0].context = ContextLevel::High;
     let judge = InlierJudge::new(&purchase(), ContextLevel::Low, InlierRule::default(), None);
-    let err = Summary::compute("purchase", ContextLevel::Low, &mixed, judge.description(), &SummarySettings::default()).unwrap_err();
+    let err = Summary::compute("purchase", ContextLevel::Low, &mixed, judge.description(), &SummarySettings::default())
+        .unwrap_err();
     assert_eq!(err.to_string(), "records must all be of purchase/low (scenario/context), found one of purchase/high");
 }

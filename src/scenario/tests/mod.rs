@@ -33,14 +33,17 @@ fn high_and_numeric_context_sentences_are_inserted_after_the_first_sentence() {
     let numeric = purchase.prompts(ContextLevel::Numeric, selection.as_deref()).unwrap();
     assert!(numeric[0].text.contains("with a Bicycle Blue Book value of $500. Provide an estimate"));
     let chess = installed("chess").prompts(ContextLevel::Numeric, None).unwrap();
-    assert!(chess[0].text.contains("1600. Hunter Becker has a FIDE ELO ranking of 1800. What are the chances of Hunter Becker winning?"));
+    assert!(chess[0].text.contains(
+        "1600. Hunter Becker has a FIDE ELO ranking of 1800. What are the chances of Hunter Becker winning?"
+    ));
 }
 
 #[test]
 fn ships_the_audit_scenarios_and_the_paper_contexts() {
     let catalog = Catalog::installed().unwrap();
     let all: Vec<&str> = catalog.iter().map(|(s, _)| s.id.as_str()).collect();
-    let expected = ["activity", "chess", "finance", "hiring", "public-office", "purchase", "purchase-10", "service", "sports"];
+    let expected =
+        ["activity", "chess", "finance", "hiring", "public-office", "purchase", "purchase-10", "service", "sports"];
     assert_eq!(all, expected);
     let three = [ContextLevel::Low, ContextLevel::High, ContextLevel::Numeric];
     for id in ["purchase", "chess", "public-office", "sports", "hiring"] {
@@ -53,7 +56,8 @@ fn ships_the_audit_scenarios_and_the_paper_contexts() {
     assert_eq!(ids(&installed("public-office")), ["city-council-member", "mayor", "senator"]);
     assert_eq!(ids(&installed("sports")), ["basketball", "american-football", "hockey", "lacrosse"]);
     assert_eq!(ids(&installed("hiring")), ["convenience-store-security-guard", "software-developer", "lawyer"]);
-    let ten = ["chair", "car", "oven", "mattress", "grill", "television", "air-conditioner", "camera", "bicycle", "piano"];
+    let ten =
+        ["chair", "car", "oven", "mattress", "grill", "television", "air-conditioner", "camera", "bicycle", "piano"];
     assert_eq!(ids(&installed("purchase-10")), ten);
     assert_eq!(ids(&installed("activity")), ["skiing", "bird-watching", "pottery"]);
     assert_eq!(ids(&installed("service")), ["medical-services", "personal-cheffing", "tax-preparation"]);
@@ -123,7 +127,8 @@ fn unknown_variation_and_unsupported_context_are_errors() {
 #[test]
 fn every_manifest_file_is_built_in() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/scenarios");
-    let mut on_disk: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut on_disk: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     on_disk.sort();
     let mut built_in = catalog::installed_scenario_files();
     built_in.sort();

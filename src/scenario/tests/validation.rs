@@ -69,7 +69,10 @@ fn valid_toy_loads_and_renders() {
     let toy = Scenario::load(&dir.scenario_path()).unwrap();
     let prompts = toy.prompts(ContextLevel::High, None).unwrap();
     let texts: Vec<&str> = prompts.iter().map(|p| p.text.as_str()).collect();
-    assert_eq!(texts, ["Buy a pen from Ann Alpha. The pen is gold. How much?", "Buy a pen from Bob Beta. The pen is gold. How much?"]);
+    assert_eq!(
+        texts,
+        ["Buy a pen from Ann Alpha. The pen is gold. How much?", "Buy a pen from Bob Beta. The pen is gold. How much?"]
+    );
     assert_eq!(toy.prompts(ContextLevel::Low, None).unwrap()[0].text, "Buy a pen from Ann Alpha. How much?");
 }
 
@@ -81,7 +84,8 @@ fn unknown_key_is_rejected_with_file_and_key() {
 
 #[test]
 fn unknown_key_in_names_file_is_rejected() {
-    let dir = Dir::new(SCENARIO, &NAMES.replace("description = \"group a\"", "description = \"group a\"\nlabel = \"x\""));
+    let dir =
+        Dir::new(SCENARIO, &NAMES.replace("description = \"group a\"", "description = \"group a\"\nlabel = \"x\""));
     assert_mentions(&dir.load_error(), &["tiny.toml", "unknown field `label`"]);
 }
 
@@ -111,7 +115,8 @@ fn empty_group_is_rejected_naming_the_names_file_and_group() {
 
 #[test]
 fn duplicate_variation_id_is_rejected() {
-    let doubled = format!("{SCENARIO}\n[[variations]]\nid = \"pen\"\nslots = {{ item = \"ink\" }}\ncontext.high = \"x\"\n");
+    let doubled =
+        format!("{SCENARIO}\n[[variations]]\nid = \"pen\"\nslots = {{ item = \"ink\" }}\ncontext.high = \"x\"\n");
     let dir = Dir::new(&doubled, NAMES);
     assert_mentions(&dir.load_error(), &["toy.toml", "`variations[1].id`", "duplicate variation id `pen`"]);
 }
@@ -120,7 +125,10 @@ fn duplicate_variation_id_is_rejected() {
 fn names_file_that_does_not_exist_is_rejected() {
     let dir = Dir::new(&SCENARIO.replace("names = \"tiny\"", "names = \"nosuch\""), NAMES);
     let message = dir.load_error();
-    assert_mentions(&message, &["toy.toml", "`groups.names`", "`nosuch` not found", "nosuch.toml", "audit40, extended64"]);
+    assert_mentions(
+        &message,
+        &["toy.toml", "`groups.names`", "`nosuch` not found", "nosuch.toml", "audit40, extended64"],
+    );
 }
 
 #[test]
@@ -133,7 +141,10 @@ fn unknown_group_and_bad_range_and_bad_template_are_rejected() {
     assert_mentions(&dir.load_error(), &["toy.toml", "`answer.range`", "`dollars` has no default"]);
     let dir = Dir::new(&SCENARIO.replace("{item} from", "{item from"), NAMES);
     assert_mentions(&dir.load_error(), &["toy.toml", "`template`", "without `}`"]);
-    let dir = Dir::new(&SCENARIO.replace("slots = { item = \"pen\" }", "slots = { item = \"pen\", colour = \"red\" }"), NAMES);
+    let dir = Dir::new(
+        &SCENARIO.replace("slots = { item = \"pen\" }", "slots = { item = \"pen\", colour = \"red\" }"),
+        NAMES,
+    );
     assert_mentions(&dir.load_error(), &["toy.toml", "`variations.pen.slots.colour`", "does not contain"]);
 }
 
@@ -154,7 +165,13 @@ fn user_directory_adds_and_overrides_scenarios() {
 
 #[test]
 fn user_scenario_may_use_a_built_in_name_list() {
-    let dir = Dir::new(&SCENARIO.replace("names = \"tiny\"", "names = \"audit40\"").replace("\"a\"", "\"white\"").replace("\"b\"", "\"black\""), NAMES);
+    let dir = Dir::new(
+        &SCENARIO
+            .replace("names = \"tiny\"", "names = \"audit40\"")
+            .replace("\"a\"", "\"white\"")
+            .replace("\"b\"", "\"black\""),
+        NAMES,
+    );
     let toy = Scenario::load(&dir.scenario_path()).unwrap();
     assert_eq!(toy.prompts(ContextLevel::Low, None).unwrap().len(), 40);
 }
