@@ -2,8 +2,8 @@
 //!
 //! Rules: numbers may carry `$`, thousands commas (`1,200`), decimals, a multiplier
 //! (`k`, `thousand`, `m`, `million`, `b`, `bn`, `billion`) and a `%` or `percent`; a trailing
-//! `.` ends a sentence. No number: unparseable. One number, or several that agree: ok.
-//! Two numbers joined by `-`, `–`, `—`, `to`, or `between ... and`: a range, read as its
+//! `.` ends a sentence; a `-` that cannot join a range is a minus sign.
+//! No number: unparseable. One number, or several that agree: ok. Two numbers joined by `-`, `–`, `—`, `to`, or `between ... and`: a range, read as its
 //! midpoint and flagged. Anything else with several numbers: ambiguous (no value).
 //! For probabilities `45%` is read as 0.45; for percentages `45%` is 45 and `0.45` stays 0.45.
 
@@ -121,8 +121,12 @@ fn find_numbers(chars: &[char]) -> Vec<Found> {
         let starts_number =
             chars[i].is_ascii_digit() || (chars[i] == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit));
         if starts_number {
-            let number = read_number(chars, i);
+            let mut number = read_number(chars, i);
             i = number.end;
+            if is_minus_sign(chars, number.start, found.last()) {
+                number.base = -number.base;
+                number.start -= 1;
+            }
             if (number.base * number.multiplier).is_finite() {
                 found.push(number);
             }
@@ -131,6 +135,17 @@ fn find_numbers(chars: &[char]) -> Vec<Found> {
         }
     }
     found
+}
+
+/// A `-` right before the digits is a minus sign when it starts the text or follows a space
+/// or `(`, and no number precedes it with only spaces between (then it joins a range).
+fn is_minus_sign(chars: &[char], start: usize, previous: Option<&Found>) -> bool {
+    let Some(dash) = start.checked_sub(1) else {
+        return false;
+    };
+    let opens = dash == 0 || chars[dash - 1].is_whitespace() || chars[dash - 1] == '(';
+    let joins_previous = previous.is_some_and(|p| chars[p.end..dash].iter().all(|c| c.is_whitespace()));
+    chars[dash] == '-' && opens && !joins_previous
 }
 
 fn read_number(chars: &[char], start: usize) -> Found {

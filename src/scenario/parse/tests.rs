@@ -92,3 +92,11 @@ fn numbers_too_large_for_f64_are_not_values() {
     let huge = format!("${}", "9".repeat(400));
     check(&huge, AnswerKind::Dollars, None, ParseStatus::Unparseable);
 }
+
+#[test]
+fn minus_sign_versus_range_dash() {
+    check("-5", AnswerKind::Hours, Some(-5.0), ParseStatus::Ok);
+    check("about (-0.2)", AnswerKind::Probability, Some(-0.2), ParseStatus::Ok);
+    check("3 -4", AnswerKind::Hours, Some(3.5), ParseStatus::RangeMidpoint);
+    check("3 - 4", AnswerKind::Hours, Some(3.5), ParseStatus::RangeMidpoint);
+}
