@@ -7,6 +7,7 @@ mod record;
 mod smd;
 mod stats;
 mod summary;
+mod table;
 
 use std::path::PathBuf;
 

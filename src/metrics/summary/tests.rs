@@ -103,3 +103,21 @@ fn mixed_records_are_an_error() {
         .unwrap_err();
     assert_eq!(err.to_string(), "records must all be of purchase/low (scenario/context), found one of purchase/high");
 }
+
+#[test]
+fn table_has_a_row_per_variation_and_the_overall_line() {
+    let table = summary(&records(), &SummarySettings::default()).table();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    assert!(lines[0].contains("SMD [95% CI]"));
+    assert!(
+        lines[1].starts_with("bicycle") && lines[1].contains("3/2.0000/1.0000") && lines[1].contains("-2.000 ["),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[1].contains("0.875") && lines[1].contains("0.750"), "{}", lines[1]);
+    assert_eq!(
+        lines[3],
+        "overall: 12 answers, parse rate 0.917, inlier ratio 0.833, mean |SMD| 1.000 over 2 variations"
+    );
+}
