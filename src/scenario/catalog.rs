@@ -87,9 +87,7 @@ impl Catalog {
 
     /// The scenario with id `id`.
     pub fn get(&self, id: &str) -> Result<&Scenario> {
-        self.entries.get(id).map(|(scenario, _)| scenario).ok_or_else(|| ScenarioError::Unknown {
-            scenario: "catalog".to_string(),
-            what: "scenario",
+        self.entries.get(id).map(|(scenario, _)| scenario).ok_or_else(|| ScenarioError::UnknownScenario {
             id: id.to_string(),
             available: self.entries.keys().cloned().collect::<Vec<_>>().join(", "),
         })

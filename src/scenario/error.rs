@@ -78,10 +78,18 @@ pub enum ScenarioError {
         /// Ids of the lists shipped with biasprune, comma-separated.
         installed: String,
     },
-    /// A request (variation, context level, scenario id) names something that does not exist.
+    /// No scenario has the requested id.
+    #[error("unknown scenario `{id}` (available: {available})")]
+    UnknownScenario {
+        /// The requested id.
+        id: String,
+        /// Ids in the catalogue, comma-separated.
+        available: String,
+    },
+    /// A request (variation, context level) names something the scenario does not have.
     #[error("scenario `{scenario}`: unknown {what} `{id}` (available: {available})")]
     Unknown {
-        /// Scenario id, or "catalog" for a scenario lookup.
+        /// Scenario id.
         scenario: String,
         /// Kind of thing requested, e.g. "variation".
         what: &'static str,

@@ -122,6 +122,8 @@ fn unknown_variation_and_unsupported_context_are_errors() {
     assert_eq!(err.to_string(), "scenario `purchase`: unknown variation `boat` (available: bicycle, car, house)");
     let err = installed("finance").prompts(ContextLevel::High, None).unwrap_err();
     assert_eq!(err.to_string(), "scenario `finance`: unknown context level `high` (available: low)");
+    let err = Catalog::installed().unwrap().get("purchse").unwrap_err();
+    assert!(err.to_string().starts_with("unknown scenario `purchse` (available: activity, chess, "), "{err}");
 }
 
 #[test]
