@@ -3,10 +3,22 @@
 //! The modules follow the pipeline, each using only those listed before it:
 //! `checkpoint` and `arch` read and describe a Hugging Face checkpoint; `mask` says what to
 //! zero; `surgery` writes the pruned checkpoint; `cli` is the command-line front end.
+//! `fixture` generates random checkpoints for tests and benchmarks.
 //! `scenario` states use cases as data and parses answers; `metrics` computes bias
 //! statistics of sampled answers; `plot` draws them as SVG.
 
+pub mod checkpoint;
+pub mod fsutil;
 pub mod progress;
+
+pub mod arch;
+
+pub mod fixture;
+pub mod inspect;
+pub mod score;
+
+pub mod mask;
+pub mod surgery;
 
 pub mod metrics;
 pub mod plot;

@@ -3,7 +3,11 @@
 //! Only this module (and `main.rs`) touches clap, anyhow, indicatif and stdout; every
 //! command is a thin wrapper over a library call.
 
+mod apply;
 mod bars;
+mod fixture;
+mod inspect;
+mod mask;
 mod scenarios;
 
 use std::io::Write;
@@ -31,6 +35,14 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Validate a checkpoint and print its architecture, tensors and parameter counts.
+    Inspect(inspect::Args),
+    /// Write a copy of a checkpoint with a mask's weights, rows and heads zeroed.
+    Apply(apply::Args),
+    /// Build a set-difference prune mask from minority and majority scores.
+    Mask(mask::Args),
+    /// Generate a random Llama checkpoint for tests and benchmarks.
+    Fixture(fixture::Args),
     /// List the installed scenarios (and those of --dir).
     Scenarios(scenarios::Args),
 }
@@ -58,7 +70,7 @@ pub fn main() -> ExitCode {
         Ok(Outcome::CheckFailed) => ExitCode::from(EXIT_CHECK_FAILED),
         Err(err) if is_broken_pipe(&err) => ExitCode::from(EXIT_OK),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_chain(&err));
             ExitCode::from(EXIT_BAD_INPUT)
         }
     }
@@ -72,8 +84,28 @@ fn init_logging() {
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let bars = bars::Bars::new(cli.quiet);
     match cli.command {
-        Command::Scenarios(args) => scenarios::run(&args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Apply(args) => apply::run(args, &bars),
+        Command::Mask(args) => mask::run(args),
+        Command::Fixture(args) => fixture::run(args),
+        Command::Scenarios(args) => scenarios::run(args),
     }
+}
+
+/// The error and its causes joined by ": ", skipping causes the message already contains.
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

@@ -48,7 +48,7 @@ struct GroupListing<'a> {
 }
 
 /// Loads the catalogue and prints it.
-pub fn run(args: &Args) -> anyhow::Result<Outcome> {
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let catalog = Catalog::load(args.dir.as_deref()).context("loading scenario manifests")?;
     let listings: Vec<Listing> = catalog.iter().map(|(scenario, origin)| listing(scenario, origin)).collect();
     if args.json {
