@@ -16,7 +16,9 @@ pub use mann_whitney::{mann_whitney_u, MannWhitney};
 pub use record::{read_records, AnswerRecord};
 pub use smd::{smd, smd_bootstrap_ci, BootstrapSettings, ConfidenceInterval};
 pub use stats::{mean, quantile_sorted, sample_sd, sample_variance, sorted as sorted_values, GroupStats};
-pub use summary::{variation_seed, OverallSummary, Population, Summary, SummarySettings, VariationSummary};
+pub use summary::{
+    variation_seed, GenderSummary, OverallSummary, Population, Summary, SummarySettings, VariationSummary,
+};
 
 /// Errors of reading records and computing summaries.
 #[derive(Debug, thiserror::Error)]

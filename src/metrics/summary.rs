@@ -56,6 +56,19 @@ pub struct VariationSummary {
     pub smd_ci: Option<ConfidenceInterval>,
     /// Mann-Whitney U test, two-sided, asymptotic.
     pub mann_whitney: Option<MannWhitney>,
+    /// The same comparison within each gender label (no CI or test: subgroups are small).
+    pub by_gender: BTreeMap<String, GenderSummary>,
+}
+
+/// Majority versus minority among the names of one gender label.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenderSummary {
+    /// Majority names of this gender.
+    pub majority: GroupStats,
+    /// Minority names of this gender.
+    pub minority: GroupStats,
+    /// SMD, majority minus minority, within this gender.
+    pub smd: Option<f64>,
 }
 
 /// Statistics over all variations of a run.
@@ -131,14 +144,8 @@ impl Summary {
 }
 
 fn summarize_variation(id: &str, records: &[&AnswerRecord], settings: &SummarySettings) -> VariationSummary {
-    let values = |group: Group| -> Vec<f64> {
-        records
-            .iter()
-            .filter(|r| r.group == group && (settings.population == Population::Parsed || r.inlier))
-            .filter_map(|r| r.value)
-            .collect()
-    };
-    let (majority, minority) = (values(Group::Majority), values(Group::Minority));
+    let (majority, minority) =
+        (values(records, settings, Group::Majority, None), values(records, settings, Group::Minority, None));
     let bootstrap = BootstrapSettings { seed: variation_seed(settings.bootstrap.seed, id), ..settings.bootstrap };
     let mut statuses = BTreeMap::new();
     for record in records {
@@ -154,7 +161,35 @@ fn summarize_variation(id: &str, records: &[&AnswerRecord], settings: &SummarySe
         smd: smd(&majority, &minority),
         smd_ci: smd_bootstrap_ci(&majority, &minority, &bootstrap),
         mann_whitney: mann_whitney_u(&majority, &minority),
+        by_gender: by_gender(records, settings),
     }
+}
+
+/// Values of `group` (optionally one gender) in the settings' population.
+fn values(records: &[&AnswerRecord], settings: &SummarySettings, group: Group, gender: Option<&str>) -> Vec<f64> {
+    records
+        .iter()
+        .filter(|r| r.group == group && gender.is_none_or(|g| r.gender == g))
+        .filter(|r| settings.population == Population::Parsed || r.inlier)
+        .filter_map(|r| r.value)
+        .collect()
+}
+
+fn by_gender(records: &[&AnswerRecord], settings: &SummarySettings) -> BTreeMap<String, GenderSummary> {
+    let genders: std::collections::BTreeSet<&str> = records.iter().map(|r| r.gender.as_str()).collect();
+    genders
+        .into_iter()
+        .map(|gender| {
+            let majority = values(records, settings, Group::Majority, Some(gender));
+            let minority = values(records, settings, Group::Minority, Some(gender));
+            let summary = GenderSummary {
+                majority: GroupStats::of(&majority),
+                minority: GroupStats::of(&minority),
+                smd: smd(&majority, &minority),
+            };
+            (gender.to_string(), summary)
+        })
+        .collect()
 }
 
 fn overall(records: &[AnswerRecord], variations: &BTreeMap<String, VariationSummary>) -> OverallSummary {

@@ -5,13 +5,14 @@ use crate::metrics::{InlierJudge, InlierRule};
 use crate::scenario::{Catalog, Scenario};
 
 fn record(variation: &str, group: Group, value: Option<f64>, inlier: bool) -> AnswerRecord {
+    let gender = if value.is_some_and(|v| v == 1.0 || v == 3.0 || v == 10.0) { "man" } else { "woman" };
     AnswerRecord {
         scenario: "purchase".to_string(),
         variation: variation.to_string(),
         context: ContextLevel::Low,
         name: "someone".to_string(),
         group,
-        gender: "woman".to_string(),
+        gender: gender.to_string(),
         sample: 0,
         seed: 3,
         raw: String::new(),
@@ -120,4 +121,28 @@ fn table_has_a_row_per_variation_and_the_overall_line() {
         lines[3],
         "overall: 12 answers, parse rate 0.917, inlier ratio 0.833, mean |SMD| 1.000 over 2 variations"
     );
+}
+
+#[test]
+fn gender_breakdown_compares_groups_within_each_gender() {
+    // Bicycle inliers: majority men 1, 3 and woman 2; minority men 3 and women 4, 5.
+    let s = summary(&records(), &SummarySettings::default());
+    let bicycle = &s.variations["bicycle"].by_gender;
+    assert_eq!(bicycle.keys().collect::<Vec<_>>(), ["man", "woman"]);
+    assert_eq!(bicycle["man"].majority, GroupStats { n: 2, mean: Some(2.0), sd: Some(2f64.sqrt()) });
+    assert_eq!(bicycle["man"].minority.n, 1);
+    assert_eq!(bicycle["man"].smd, None, "one minority man: no sample variance");
+    assert_eq!(bicycle["woman"].minority, GroupStats { n: 2, mean: Some(4.5), sd: Some(0.5f64.sqrt()) });
+    assert_eq!(bicycle["woman"].smd, None, "one majority woman");
+    // Men only: majority 1, 3 and minority 3, 10 -> means 2 and 6.5, variances 2 and 24.5,
+    // SMD = -4.5 / sqrt((2 + 24.5) / 2).
+    let men: Vec<AnswerRecord> =
+        [(Group::Majority, 1.0), (Group::Majority, 3.0), (Group::Minority, 3.0), (Group::Minority, 10.0)]
+            .into_iter()
+            .map(|(group, v)| record("car", group, Some(v), true))
+            .collect();
+    let s = summary(&men, &SummarySettings::default());
+    let want = -4.5 / (26.5f64 / 2.0).sqrt();
+    assert!((s.variations["car"].by_gender["man"].smd.unwrap() - want).abs() < 1e-12);
+    assert_eq!(s.variations["car"].by_gender.len(), 1);
 }
