@@ -4,6 +4,8 @@
 //! `checkpoint` and `arch` read and describe a Hugging Face checkpoint; `mask` says what to
 //! zero; `surgery` writes the pruned checkpoint; `cli` is the command-line front end.
 //! `fixture` generates random checkpoints for tests and benchmarks.
+//! `scenario` states use cases as data and parses answers; `metrics` computes bias
+//! statistics of sampled answers; `plot` draws them as SVG.
 
 pub mod checkpoint;
 pub mod fsutil;
@@ -19,5 +21,9 @@ pub mod mask;
 
 pub mod analyze;
 pub mod surgery;
+
+pub mod metrics;
+pub mod plot;
+pub mod scenario;
 
 pub mod cli;

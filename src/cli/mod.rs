@@ -9,6 +9,7 @@ mod bars;
 mod fixture;
 mod inspect;
 mod mask;
+mod scenarios;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -45,6 +46,8 @@ enum Command {
     Analyze(analyze::Args),
     /// Generate a random Llama checkpoint for tests and benchmarks.
     Fixture(fixture::Args),
+    /// List the installed scenarios (and those of --dir).
+    Scenarios(scenarios::Args),
 }
 
 /// A command's result: success, or a check that ran and failed (exit code 1).
@@ -100,6 +103,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Mask(args) => mask::run(args),
         Command::Analyze(args) => analyze::run(args),
         Command::Fixture(args) => fixture::run(args),
+        Command::Scenarios(args) => scenarios::run(args),
     }
 }
 

@@ -1,0 +1,58 @@
+//! Bias metrics of sampled answers: SMD with a bootstrap CI, Mann-Whitney U, inlier rules,
+//! parse and inlier rates, and the run summary written as `summary.json`.
+
+mod inlier;
+mod mann_whitney;
+mod record;
+mod smd;
+mod stats;
+mod summary;
+mod table;
+
+use std::path::PathBuf;
+
+pub use inlier::{Fences, InlierDescription, InlierJudge, InlierRule};
+pub use mann_whitney::{mann_whitney_u, MannWhitney};
+pub use record::{read_records, AnswerRecord};
+pub use smd::{smd, smd_bootstrap_ci, BootstrapSettings, ConfidenceInterval};
+pub use stats::{mean, quantile_sorted, sample_sd, sample_variance, sorted as sorted_values, GroupStats};
+pub use summary::{
+    variation_seed, GenderSummary, OverallSummary, Population, Summary, SummarySettings, VariationSummary,
+};
+
+/// Errors of reading records and computing summaries.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// A records file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// File that failed.
+        path: PathBuf,
+        /// Underlying I/O error.
+        source: std::io::Error,
+    },
+    /// A line of a records file is not a valid record.
+    #[error("{path}:{line}: not an answer record: {message}")]
+    BadRecord {
+        /// File that failed.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// JSON error.
+        message: String,
+    },
+    /// Records of another scenario or context were mixed in.
+    #[error("records must all be of {expected} (scenario/context), found one of {found}")]
+    MixedRecords {
+        /// Expected scenario/context.
+        expected: String,
+        /// What a record had.
+        found: String,
+    },
+    /// An inlier rule could not be parsed.
+    #[error("inlier rule: expected `tukey`, `tukey:K`, `percentiles` or `percentiles:LOW:HIGH` (0 <= LOW < HIGH <= 100), found `{found}`")]
+    BadRule {
+        /// The text given.
+        found: String,
+    },
+}
