@@ -6,4 +6,8 @@
 
 pub mod progress;
 
+pub mod chat;
+pub mod gguf;
+pub mod tokenizer;
+
 pub mod cli;

@@ -4,6 +4,7 @@
 //! command is a thin wrapper over a library call.
 
 mod bars;
+mod import_gguf;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -29,7 +30,10 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-enum Command {}
+enum Command {
+    /// Convert a GGUF Llama (llama.cpp) into a Hugging Face checkpoint directory.
+    ImportGguf(import_gguf::ImportGgufArgs),
+}
 
 /// A command's result: success, or a check that ran and failed (exit code 1).
 pub enum Outcome {
@@ -46,7 +50,11 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => {
             let _ = err.print();
-            return ExitCode::from(if err.use_stderr() { EXIT_BAD_INPUT } else { EXIT_OK });
+            return ExitCode::from(if err.use_stderr() {
+                EXIT_BAD_INPUT
+            } else {
+                EXIT_OK
+            });
         }
     };
     match run(cli) {
@@ -62,12 +70,16 @@ pub fn main() -> ExitCode {
 
 fn init_logging() {
     let env = env_logger::Env::default().filter_or("BIASPRUNE_LOG", "warn");
-    let _ = env_logger::Builder::from_env(env).format_timestamp_secs().try_init();
+    let _ = env_logger::Builder::from_env(env)
+        .format_timestamp_secs()
+        .try_init();
 }
 
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let bars = bars::Bars::new(cli.quiet);
-    match cli.command {}
+    match cli.command {
+        Command::ImportGguf(args) => import_gguf::run(args, &bars),
+    }
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
