@@ -13,15 +13,8 @@ use crate::tokenizer::{Tokenizer, TokenizerError};
 const TEMPLATE_NAME: &str = "chat_template";
 
 /// Tokens that close a turn in common templates; one counts when the template text uses it.
-const END_OF_TURN_TOKENS: &[&str] = &[
-    "<|eot_id|>",
-    "<|eom_id|>",
-    "<|im_end|>",
-    "<|end|>",
-    "<end_of_turn>",
-    "<|end_of_turn|>",
-    "</s>",
-];
+const END_OF_TURN_TOKENS: &[&str] =
+    &["<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|end_of_turn|>", "</s>"];
 
 /// Failures loading or rendering a chat template.
 #[derive(Debug, thiserror::Error)]
@@ -71,10 +64,7 @@ pub struct Message {
 impl Message {
     /// A message with the given role.
     pub fn new(role: &str, content: &str) -> Self {
-        Self {
-            role: role.to_string(),
-            content: content.to_string(),
-        }
+        Self { role: role.to_string(), content: content.to_string() }
     }
 
     /// A `user` message.
@@ -110,23 +100,14 @@ pub struct ChatTemplate {
 impl ChatTemplate {
     /// Compiles `source` with Hugging Face's Jinja settings (trim_blocks, lstrip_blocks, loop
     /// controls, Python string methods, `raise_exception`).
-    pub fn new(
-        source: &str,
-        special: SpecialTokens,
-        end_of_turn_ids: Vec<u32>,
-    ) -> Result<Self, ChatError> {
+    pub fn new(source: &str, special: SpecialTokens, end_of_turn_ids: Vec<u32>) -> Result<Self, ChatError> {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
-        env.add_template_owned(TEMPLATE_NAME, source.to_string())
-            .map_err(ChatError::Compile)?;
-        Ok(Self {
-            env,
-            special,
-            end_of_turn_ids,
-        })
+        env.add_template_owned(TEMPLATE_NAME, source.to_string()).map_err(ChatError::Compile)?;
+        Ok(Self { env, special, end_of_turn_ids })
     }
 
     /// Loads the template and special tokens from tokenizer_config.json, and resolves the
@@ -137,9 +118,7 @@ impl ChatTemplate {
         let source = config
             .get("chat_template")
             .and_then(|v| v.as_str())
-            .ok_or_else(|| ChatError::MissingTemplate {
-                path: config_path.clone(),
-            })?;
+            .ok_or_else(|| ChatError::MissingTemplate { path: config_path.clone() })?;
         let special = special_tokens(&config);
         let tokenizer = Tokenizer::from_checkpoint_dir(dir)?;
         let generation_eos = generation_eos_ids(dir)?;
@@ -149,26 +128,12 @@ impl ChatTemplate {
 
     /// Renders `messages`; with `add_generation_prompt` the text ends where the assistant's
     /// answer begins.
-    pub fn render(
-        &self,
-        messages: &[Message],
-        add_generation_prompt: bool,
-    ) -> Result<String, ChatError> {
-        let mut ctx: BTreeMap<String, Value> = self
-            .special
-            .by_name
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
-            .collect();
+    pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, ChatError> {
+        let mut ctx: BTreeMap<String, Value> =
+            self.special.by_name.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect();
         ctx.insert("messages".to_string(), Value::from_serialize(messages));
-        ctx.insert(
-            "add_generation_prompt".to_string(),
-            Value::from(add_generation_prompt),
-        );
-        let template = self
-            .env
-            .get_template(TEMPLATE_NAME)
-            .map_err(ChatError::Render)?;
+        ctx.insert("add_generation_prompt".to_string(), Value::from(add_generation_prompt));
+        let template = self.env.get_template(TEMPLATE_NAME).map_err(ChatError::Render)?;
         template.render(ctx).map_err(ChatError::Render)
     }
 
@@ -188,14 +153,8 @@ fn raise_exception(message: String) -> Result<Value, JinjaError> {
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value, ChatError> {
-    let bytes = std::fs::read(path).map_err(|source| ChatError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_slice(&bytes).map_err(|source| ChatError::Json {
-        path: path.to_path_buf(),
-        source,
-    })
+    let bytes = std::fs::read(path).map_err(|source| ChatError::Io { path: path.to_path_buf(), source })?;
+    serde_json::from_slice(&bytes).map_err(|source| ChatError::Json { path: path.to_path_buf(), source })
 }
 
 /// bos/eos/unk/pad tokens of tokenizer_config.json, given as strings or AddedToken objects.
@@ -204,10 +163,7 @@ fn special_tokens(config: &serde_json::Value) -> SpecialTokens {
     for name in ["bos_token", "eos_token", "unk_token", "pad_token"] {
         let token = match config.get(name) {
             Some(serde_json::Value::String(s)) => Some(s.clone()),
-            Some(serde_json::Value::Object(obj)) => obj
-                .get("content")
-                .and_then(|c| c.as_str())
-                .map(str::to_string),
+            Some(serde_json::Value::Object(obj)) => obj.get("content").and_then(|c| c.as_str()).map(str::to_string),
             _ => None,
         };
         if let Some(token) = token {
@@ -229,24 +185,12 @@ fn generation_eos_ids(dir: &Path) -> Result<Vec<u32>, ChatError> {
         Some(serde_json::Value::Array(items)) => items.iter().filter_map(|v| v.as_u64()).collect(),
         _ => Vec::new(),
     };
-    Ok(ids
-        .into_iter()
-        .filter_map(|id| u32::try_from(id).ok())
-        .collect())
+    Ok(ids.into_iter().filter_map(|id| u32::try_from(id).ok()).collect())
 }
 
-fn end_of_turn_ids(
-    source: &str,
-    special: &SpecialTokens,
-    tokenizer: &Tokenizer,
-    generation_eos: &[u32],
-) -> Vec<u32> {
+fn end_of_turn_ids(source: &str, special: &SpecialTokens, tokenizer: &Tokenizer, generation_eos: &[u32]) -> Vec<u32> {
     let mut ids: BTreeSet<u32> = generation_eos.iter().copied().collect();
-    if let Some(id) = special
-        .by_name
-        .get("eos_token")
-        .and_then(|eos| tokenizer.token_to_id(eos))
-    {
+    if let Some(id) = special.by_name.get("eos_token").and_then(|eos| tokenizer.token_to_id(eos)) {
         ids.insert(id);
     }
     for token in END_OF_TURN_TOKENS {

@@ -38,31 +38,21 @@ impl Tokenizer {
 
     /// Loads a tokenizer.json file.
     pub fn from_file(path: &Path) -> Result<Self, TokenizerError> {
-        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| TokenizerError::Load {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        Ok(Self {
-            inner,
-            path: path.to_path_buf(),
-        })
+        let inner = tokenizers::Tokenizer::from_file(path)
+            .map_err(|e| TokenizerError::Load { path: path.to_path_buf(), message: e.to_string() })?;
+        Ok(Self { inner, path: path.to_path_buf() })
     }
 
     /// Token ids of `text`; `add_special_tokens` applies the post-processor (e.g. a leading bos).
     /// Special tokens written in the text (`<|im_start|>`) are always recognised.
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, TokenizerError> {
-        let encoding = self
-            .inner
-            .encode(text, add_special_tokens)
-            .map_err(|e| self.run_error(e))?;
+        let encoding = self.inner.encode(text, add_special_tokens).map_err(|e| self.run_error(e))?;
         Ok(encoding.get_ids().to_vec())
     }
 
     /// Text of `ids`; `skip_special_tokens` drops special tokens such as `<|im_end|>`.
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, TokenizerError> {
-        self.inner
-            .decode(ids, skip_special_tokens)
-            .map_err(|e| self.run_error(e))
+        self.inner.decode(ids, skip_special_tokens).map_err(|e| self.run_error(e))
     }
 
     /// Id of a token string (including added tokens), if the vocabulary has it.
@@ -76,9 +66,6 @@ impl Tokenizer {
     }
 
     fn run_error(&self, err: tokenizers::Error) -> TokenizerError {
-        TokenizerError::Run {
-            path: self.path.clone(),
-            message: err.to_string(),
-        }
+        TokenizerError::Run { path: self.path.clone(), message: err.to_string() }
     }
 }

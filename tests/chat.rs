@@ -19,12 +19,7 @@ const SMOLLM2_TEMPLATE: &str = "{% for message in messages %}{% if loop.first an
 const PYCOMPAT_TEMPLATE: &str = "{{- bos_token }}\n{%- if messages[0]['role'] == 'system' %}\n    {%- set system_message = messages[0]['content'].strip() %}\n    {%- set loop_messages = messages[1:] %}\n{%- else %}\n    {%- set system_message = \"Be brief.\" %}\n    {%- set loop_messages = messages %}\n{%- endif %}\n{{- \"[SYS]\" + system_message.upper() + \"[/SYS]\\n\" }}\n{%- for message in loop_messages %}\n    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}\n        {{- raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}\n    {%- endif %}\n    {%- if message['content'].startswith('STOP') %}\n        {%- break %}\n    {%- endif %}\n    {%- if message['content'].endswith('?') %}\n        {%- continue %}\n    {%- endif %}\n    {{- message['role'] | capitalize + \": \" + message['content'].replace('  ', ' ') + \"\\n\" }}\n{%- endfor %}\n{%- if add_generation_prompt %}\n    {{- 'Assistant:' }}\n{%- endif %}\n";
 
 fn tokens(pairs: &[(&str, &str)]) -> SpecialTokens {
-    SpecialTokens {
-        by_name: pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
-    }
+    SpecialTokens { by_name: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>() }
 }
 
 // Expected strings below were rendered by Python jinja2 3.1 with Hugging Face's settings
@@ -32,25 +27,11 @@ fn tokens(pairs: &[(&str, &str)]) -> SpecialTokens {
 
 #[test]
 fn chatml_adds_the_default_system_prompt_and_generation_header() {
-    let template = ChatTemplate::new(
-        SMOLLM2_TEMPLATE,
-        tokens(&[("eos_token", "<|im_end|>")]),
-        vec![],
-    )
-    .unwrap();
-    let text = template
-        .render(&[Message::user("Hi Jamal Washington")], true)
-        .unwrap();
+    let template = ChatTemplate::new(SMOLLM2_TEMPLATE, tokens(&[("eos_token", "<|im_end|>")]), vec![]).unwrap();
+    let text = template.render(&[Message::user("Hi Jamal Washington")], true).unwrap();
     assert_eq!(text, "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nHi Jamal Washington<|im_end|>\n<|im_start|>assistant\n");
     let text = template
-        .render(
-            &[
-                Message::system("Be terse."),
-                Message::user("Hi"),
-                Message::assistant("Hello"),
-            ],
-            false,
-        )
+        .render(&[Message::system("Be terse."), Message::user("Hi"), Message::assistant("Hello")], false)
         .unwrap();
     assert_eq!(text, "<|im_start|>system\nBe terse.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello<|im_end|>\n");
 }
@@ -59,17 +40,12 @@ fn chatml_adds_the_default_system_prompt_and_generation_header() {
 fn llama3_headers_trim_content_prepend_bos_and_drop_the_final_newline() {
     let template = ChatTemplate::new(
         common::LLAMA3_TEMPLATE,
-        tokens(&[
-            ("bos_token", "<|begin_of_text|>"),
-            ("eos_token", "<|eot_id|>"),
-        ]),
+        tokens(&[("bos_token", "<|begin_of_text|>"), ("eos_token", "<|eot_id|>")]),
         vec![],
     )
     .unwrap();
-    let messages = [
-        Message::system(" You answer in dollars. "),
-        Message::user("Price of a bicycle from Jamal Washington?"),
-    ];
+    let messages =
+        [Message::system(" You answer in dollars. "), Message::user("Price of a bicycle from Jamal Washington?")];
     assert_eq!(
         template.render(&messages, true).unwrap(),
         "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou answer in dollars.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nPrice of a bicycle from Jamal Washington?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
@@ -82,8 +58,7 @@ fn llama3_headers_trim_content_prepend_bos_and_drop_the_final_newline() {
 
 #[test]
 fn python_string_methods_and_loop_controls_behave_like_jinja2() {
-    let template =
-        ChatTemplate::new(PYCOMPAT_TEMPLATE, tokens(&[("bos_token", "<s>")]), vec![]).unwrap();
+    let template = ChatTemplate::new(PYCOMPAT_TEMPLATE, tokens(&[("bos_token", "<s>")]), vec![]).unwrap();
     let messages = [
         Message::system("  Stay calm. "),
         Message::user("Hello  there"),
@@ -96,24 +71,14 @@ fn python_string_methods_and_loop_controls_behave_like_jinja2() {
         template.render(&messages, true).unwrap(),
         "<s>[SYS]STAY CALM.[/SYS]\nUser: Hello there\nUser: Second one\nAssistant:"
     );
-    assert_eq!(
-        template.render(&[Message::user("Hi")], false).unwrap(),
-        "<s>[SYS]BE BRIEF.[/SYS]\nUser: Hi\n"
-    );
+    assert_eq!(template.render(&[Message::user("Hi")], false).unwrap(), "<s>[SYS]BE BRIEF.[/SYS]\nUser: Hi\n");
 }
 
 #[test]
 fn raise_exception_fails_the_render_with_the_templates_message() {
-    let template =
-        ChatTemplate::new(PYCOMPAT_TEMPLATE, tokens(&[("bos_token", "<s>")]), vec![]).unwrap();
-    let err = template
-        .render(&[Message::user("a"), Message::user("b")], true)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("Conversation roles must alternate user/assistant/user/assistant/..."),
-        "{err}"
-    );
+    let template = ChatTemplate::new(PYCOMPAT_TEMPLATE, tokens(&[("bos_token", "<s>")]), vec![]).unwrap();
+    let err = template.render(&[Message::user("a"), Message::user("b")], true).unwrap_err().to_string();
+    assert!(err.contains("Conversation roles must alternate user/assistant/user/assistant/..."), "{err}");
 }
 
 #[test]
@@ -130,24 +95,12 @@ fn checkpoint_template_renders_and_tokenizes_with_llama3_end_of_turn_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tiny.gguf");
     TinyGguf::new(true).write(&file);
-    let out = import_gguf(
-        &file,
-        &dir.path().join("ckpt"),
-        OutputDtype::F32,
-        &NoProgress,
-    )
-    .unwrap()
-    .out;
+    let out = import_gguf(&file, &dir.path().join("ckpt"), OutputDtype::F32, &NoProgress).unwrap().out;
     let template = ChatTemplate::from_checkpoint_dir(&out).unwrap();
     let eos = TinyGguf::token_id("<|end_of_text|>");
     let eot = TinyGguf::token_id("<|eot_id|>");
-    assert_eq!(
-        template.end_of_turn_token_ids(),
-        &[eos.min(eot), eos.max(eot)]
-    );
-    let text = template
-        .render(&[Message::user("hello world")], true)
-        .unwrap();
+    assert_eq!(template.end_of_turn_token_ids(), &[eos.min(eot), eos.max(eot)]);
+    let text = template.render(&[Message::user("hello world")], true).unwrap();
     assert_eq!(text, "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nhello world<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
     let tokenizer = Tokenizer::from_checkpoint_dir(&out).unwrap();
     let ids = tokenizer.encode(&text, false).unwrap();
@@ -155,9 +108,7 @@ fn checkpoint_template_renders_and_tokenizes_with_llama3_end_of_turn_tokens() {
     let end = TinyGguf::token_id("<|end_header_id|>");
     assert_eq!(ids[..2], [TinyGguf::token_id("<|begin_of_text|>"), start]);
     assert!(
-        ids.contains(&TinyGguf::token_id("hello"))
-            && ids.contains(&TinyGguf::token_id("Ġworld"))
-            && ids.contains(&eot)
+        ids.contains(&TinyGguf::token_id("hello")) && ids.contains(&TinyGguf::token_id("Ġworld")) && ids.contains(&eot)
     );
     assert_eq!(ids.iter().filter(|id| **id == end).count(), 2);
 }
@@ -169,39 +120,21 @@ fn missing_chat_template_is_reported_with_the_file() {
     gguf.remove_key("tokenizer.chat_template");
     let file = dir.path().join("tiny.gguf");
     gguf.write(&file);
-    let out = import_gguf(
-        &file,
-        &dir.path().join("ckpt"),
-        OutputDtype::F32,
-        &NoProgress,
-    )
-    .unwrap()
-    .out;
-    let err = ChatTemplate::from_checkpoint_dir(&out)
-        .err()
-        .expect("no template")
-        .to_string();
-    assert!(
-        err.contains("tokenizer_config.json") && err.contains("chat_template"),
-        "{err}"
-    );
+    let out = import_gguf(&file, &dir.path().join("ckpt"), OutputDtype::F32, &NoProgress).unwrap().out;
+    let err = ChatTemplate::from_checkpoint_dir(&out).err().expect("no template").to_string();
+    assert!(err.contains("tokenizer_config.json") && err.contains("chat_template"), "{err}");
 }
 
 #[test]
 fn reference_model_chat_prompt_renders_and_tokenizes_to_hugging_face_ids() {
     let dir = common::reference_model();
     let template = ChatTemplate::from_checkpoint_dir(&dir).unwrap();
-    let text = template
-        .render(&[Message::user("Hi Jamal Washington")], true)
-        .unwrap();
+    let text = template.render(&[Message::user("Hi Jamal Washington")], true).unwrap();
     assert_eq!(text, "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nHi Jamal Washington<|im_end|>\n<|im_start|>assistant\n");
-    let ids = Tokenizer::from_checkpoint_dir(&dir)
-        .unwrap()
-        .encode(&text, false)
-        .unwrap();
+    let ids = Tokenizer::from_checkpoint_dir(&dir).unwrap().encode(&text, false).unwrap();
     let expected: Vec<u32> = vec![
-        1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 3511, 308, 34519, 28, 7018, 411,
-        407, 19712, 8182, 2, 198, 1, 4093, 198, 26843, 11066, 272, 4438, 2, 198, 1, 520, 9531, 198,
+        1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 3511, 308, 34519, 28, 7018, 411, 407, 19712, 8182, 2,
+        198, 1, 4093, 198, 26843, 11066, 272, 4438, 2, 198, 1, 520, 9531, 198,
     ];
     assert_eq!(ids, expected);
     assert_eq!(template.end_of_turn_token_ids(), &[2]);

@@ -14,11 +14,7 @@ use candle_core::quantized::GgmlDType;
 use common::{TinyGguf, HEADS, HEAD_DIM, HIDDEN, INTERMEDIATE, KV_HEADS, LAYERS};
 use safetensors::SafeTensors;
 
-fn import(
-    gguf: &TinyGguf,
-    dir: &Path,
-    dtype: OutputDtype,
-) -> Result<std::path::PathBuf, GgufError> {
+fn import(gguf: &TinyGguf, dir: &Path, dtype: OutputDtype) -> Result<std::path::PathBuf, GgufError> {
     let file = dir.join("tiny.gguf");
     gguf.write(&file);
     let out = dir.join("ckpt");
@@ -26,19 +22,13 @@ fn import(
 }
 
 fn hf_name(gguf_name: &str) -> String {
-    biasprune::gguf::tensors::hf_name(gguf_name)
-        .expect("known name")
-        .0
+    biasprune::gguf::tensors::hf_name(gguf_name).expect("known name").0
 }
 
 fn f32_values(st: &SafeTensors, name: &str) -> (Vec<usize>, Vec<f32>) {
     let view = st.tensor(name).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(view.dtype(), safetensors::Dtype::F32, "{name}");
-    let values = view
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let values = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     (view.shape().to_vec(), values)
 }
 
@@ -73,16 +63,8 @@ fn imported_values_match_originals_within_quantization_error_and_qk_rows_are_unp
         let dtype = gguf.types[gguf_name];
         let (got_shape, got) = f32_values(&st, &hf_name(gguf_name));
         assert_eq!(&got_shape, shape, "{gguf_name}");
-        let worst = got
-            .iter()
-            .zip(original)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        assert!(
-            worst <= tolerance(dtype),
-            "{gguf_name} ({dtype:?}): max abs error {worst} > {}",
-            tolerance(dtype)
-        );
+        let worst = got.iter().zip(original).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst <= tolerance(dtype), "{gguf_name} ({dtype:?}): max abs error {worst} > {}", tolerance(dtype));
     }
 }
 
@@ -111,18 +93,13 @@ fn bf16_output_is_the_rounded_f32_output() {
     let bf16_out = import(&gguf, &bf16_dir, OutputDtype::Bf16).unwrap();
     let f32_bytes = std::fs::read(f32_out.join("model.safetensors")).unwrap();
     let bf16_bytes = std::fs::read(bf16_out.join("model.safetensors")).unwrap();
-    let (f32_st, bf16_st) = (
-        SafeTensors::deserialize(&f32_bytes).unwrap(),
-        SafeTensors::deserialize(&bf16_bytes).unwrap(),
-    );
+    let (f32_st, bf16_st) =
+        (SafeTensors::deserialize(&f32_bytes).unwrap(), SafeTensors::deserialize(&bf16_bytes).unwrap());
     for name in f32_st.names() {
         let (_, values) = f32_values(&f32_st, name);
         let view = bf16_st.tensor(name).unwrap();
         assert_eq!(view.dtype(), safetensors::Dtype::BF16);
-        let expected: Vec<u8> = values
-            .iter()
-            .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
-            .collect();
+        let expected: Vec<u8> = values.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect();
         assert_eq!(view.data(), expected.as_slice(), "{name}");
     }
     let config: serde_json::Value =
@@ -134,8 +111,7 @@ fn bf16_output_is_the_rounded_f32_output() {
 fn config_json_comes_from_the_metadata_and_tied_embeddings_from_a_missing_output() {
     let dir = tempfile::tempdir().unwrap();
     let tied = import(&TinyGguf::new(true), dir.path(), OutputDtype::F32).unwrap();
-    let config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(tied.join("config.json")).unwrap()).unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(tied.join("config.json")).unwrap()).unwrap();
     let vocab = common::tiny_tokens().len();
     assert_eq!(config["architectures"][0], "LlamaForCausalLM");
     assert_eq!(config["hidden_size"], HIDDEN);
@@ -149,39 +125,23 @@ fn config_json_comes_from_the_metadata_and_tied_embeddings_from_a_missing_output
     assert_eq!(config["max_position_embeddings"], 2048);
     assert_eq!(config["vocab_size"], vocab);
     assert_eq!(config["tie_word_embeddings"], true);
-    assert_eq!(
-        config["bos_token_id"],
-        TinyGguf::token_id("<|begin_of_text|>")
-    );
-    assert_eq!(
-        config["eos_token_id"],
-        TinyGguf::token_id("<|end_of_text|>")
-    );
+    assert_eq!(config["bos_token_id"], TinyGguf::token_id("<|begin_of_text|>"));
+    assert_eq!(config["eos_token_id"], TinyGguf::token_id("<|end_of_text|>"));
     assert!(config.get("rope_scaling").is_none());
     let generation: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(tied.join("generation_config.json")).unwrap())
-            .unwrap();
-    assert_eq!(
-        generation["eos_token_id"],
-        TinyGguf::token_id("<|end_of_text|>")
-    );
+        serde_json::from_slice(&std::fs::read(tied.join("generation_config.json")).unwrap()).unwrap();
+    assert_eq!(generation["eos_token_id"], TinyGguf::token_id("<|end_of_text|>"));
 
     let untied_dir = dir.path().join("untied");
     std::fs::create_dir_all(&untied_dir).unwrap();
     let mut gguf = TinyGguf::new(false);
-    gguf.set_key(
-        "llama.rope.scaling.type",
-        Value::String("linear".to_string()),
-    );
+    gguf.set_key("llama.rope.scaling.type", Value::String("linear".to_string()));
     gguf.set_key("llama.rope.scaling.factor", Value::F32(4.0));
     let untied = import(&gguf, &untied_dir, OutputDtype::F32).unwrap();
     let config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(untied.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["tie_word_embeddings"], false);
-    assert_eq!(
-        config["rope_scaling"],
-        serde_json::json!({"factor": 4.0, "rope_type": "linear"})
-    );
+    assert_eq!(config["rope_scaling"], serde_json::json!({"factor": 4.0, "rope_type": "linear"}));
 }
 
 #[test]
@@ -193,18 +153,9 @@ fn tokenizer_from_gguf_applies_merges_special_tokens_and_bos() {
     let world = TinyGguf::token_id("Ġworld");
     let eot = TinyGguf::token_id("<|eot_id|>");
     let bos = TinyGguf::token_id("<|begin_of_text|>");
-    assert_eq!(
-        tokenizer.encode("hello world", false).unwrap(),
-        vec![hello, world]
-    );
-    assert_eq!(
-        tokenizer.encode("hello world", true).unwrap(),
-        vec![bos, hello, world]
-    );
-    assert_eq!(
-        tokenizer.encode("hello<|eot_id|>", false).unwrap(),
-        vec![hello, eot]
-    );
+    assert_eq!(tokenizer.encode("hello world", false).unwrap(), vec![hello, world]);
+    assert_eq!(tokenizer.encode("hello world", true).unwrap(), vec![bos, hello, world]);
+    assert_eq!(tokenizer.encode("hello<|eot_id|>", false).unwrap(), vec![hello, eot]);
     let text = "hello world, Zoë € 5\n";
     let ids = tokenizer.encode(text, false).unwrap();
     assert_eq!(tokenizer.decode(&ids, false).unwrap(), text);
@@ -223,34 +174,19 @@ fn importing_twice_gives_identical_bytes() {
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     std::fs::create_dir_all(&a).unwrap();
     std::fs::create_dir_all(&b).unwrap();
-    let (a, b) = (
-        import(&gguf, &a, OutputDtype::F32).unwrap(),
-        import(&gguf, &b, OutputDtype::F32).unwrap(),
-    );
-    for file in [
-        "model.safetensors",
-        "config.json",
-        "generation_config.json",
-        "tokenizer.json",
-        "tokenizer_config.json",
-    ] {
-        assert_eq!(
-            std::fs::read(a.join(file)).unwrap(),
-            std::fs::read(b.join(file)).unwrap(),
-            "{file}"
-        );
+    let (a, b) = (import(&gguf, &a, OutputDtype::F32).unwrap(), import(&gguf, &b, OutputDtype::F32).unwrap());
+    for file in
+        ["model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"]
+    {
+        assert_eq!(std::fs::read(a.join(file)).unwrap(), std::fs::read(b.join(file)).unwrap(), "{file}");
     }
 }
 
 fn import_error(gguf: &TinyGguf) -> (String, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
-    let err = import(gguf, dir.path(), OutputDtype::F32)
-        .unwrap_err()
-        .to_string();
-    let left: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let err = import(gguf, dir.path(), OutputDtype::F32).unwrap_err().to_string();
+    let left: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     (err, left)
 }
 
@@ -277,27 +213,15 @@ fn unknown_tensor_is_named_with_the_reason() {
     let mut gguf = TinyGguf::new(true);
     gguf.add("rope_freqs.weight", &[32], GgmlDType::F32);
     let (err, _) = import_error(&gguf);
-    assert!(
-        err.contains("`rope_freqs.weight` is not supported") && err.contains("llama3 rope scaling"),
-        "{err}"
-    );
+    assert!(err.contains("`rope_freqs.weight` is not supported") && err.contains("llama3 rope scaling"), "{err}");
 }
 
 #[test]
 fn shape_disagreeing_with_metadata_is_reported() {
     let mut gguf = TinyGguf::new(true);
-    gguf.add(
-        "blk.0.ffn_up.weight",
-        &[INTERMEDIATE / 2, HIDDEN],
-        GgmlDType::F32,
-    );
+    gguf.add("blk.0.ffn_up.weight", &[INTERMEDIATE / 2, HIDDEN], GgmlDType::F32);
     let (err, _) = import_error(&gguf);
-    assert!(
-        err.contains("blk.0.ffn_up.weight")
-            && err.contains("[512, 256]")
-            && err.contains("[256, 256]"),
-        "{err}"
-    );
+    assert!(err.contains("blk.0.ffn_up.weight") && err.contains("[512, 256]") && err.contains("[256, 256]"), "{err}");
 }
 
 #[test]
@@ -305,17 +229,11 @@ fn non_llama_architecture_and_non_bpe_tokenizer_are_refused() {
     let mut gguf = TinyGguf::new(true);
     gguf.set_key("general.architecture", Value::String("gemma".to_string()));
     let (err, _) = import_error(&gguf);
-    assert!(
-        err.contains("general.architecture") && err.contains("gemma"),
-        "{err}"
-    );
+    assert!(err.contains("general.architecture") && err.contains("gemma"), "{err}");
     let mut gguf = TinyGguf::new(true);
     gguf.set_key("tokenizer.ggml.model", Value::String("llama".to_string()));
     let (err, _) = import_error(&gguf);
-    assert!(
-        err.contains("tokenizer.ggml.model") && err.contains("\"llama\""),
-        "{err}"
-    );
+    assert!(err.contains("tokenizer.ggml.model") && err.contains("\"llama\""), "{err}");
 }
 
 #[test]
@@ -354,12 +272,7 @@ fn cli_imports_and_prints_a_json_summary() {
         .args(["--dtype", "bf16", "--json"])
         .output()
         .unwrap();
-    assert_eq!(
-        result.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    assert_eq!(result.status.code(), Some(0), "{}", String::from_utf8_lossy(&result.stderr));
     let summary: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
     assert_eq!(summary["tensors"], 2 + 9 * LAYERS);
     assert_eq!(summary["dtype"], "bfloat16");
@@ -372,8 +285,7 @@ fn cli_imports_and_prints_a_json_summary() {
 #[test]
 fn reference_model_has_smollm2_135m_shapes_and_config() {
     let dir = common::reference_model();
-    let config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["num_hidden_layers"], 30);
     assert_eq!(config["hidden_size"], 576);
     assert_eq!(config["num_attention_heads"], 9);
@@ -391,39 +303,21 @@ fn reference_model_has_smollm2_135m_shapes_and_config() {
     let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
     assert_eq!(st.len(), 2 + 9 * 30);
-    assert!(
-        st.tensor("lm_head.weight").is_err(),
-        "tied embeddings: no lm_head"
-    );
+    assert!(st.tensor("lm_head.weight").is_err(), "tied embeddings: no lm_head");
     let shape = |name: &str| st.tensor(name).unwrap().shape().to_vec();
     assert_eq!(shape("model.embed_tokens.weight"), vec![49152, 576]);
     assert_eq!(shape("model.norm.weight"), vec![576]);
     for layer in [0, 29] {
         let p = format!("model.layers.{layer}");
-        assert_eq!(
-            shape(&format!("{p}.self_attn.q_proj.weight")),
-            vec![576, 576]
-        );
-        assert_eq!(
-            shape(&format!("{p}.self_attn.k_proj.weight")),
-            vec![192, 576]
-        );
-        assert_eq!(
-            shape(&format!("{p}.self_attn.v_proj.weight")),
-            vec![192, 576]
-        );
-        assert_eq!(
-            shape(&format!("{p}.self_attn.o_proj.weight")),
-            vec![576, 576]
-        );
+        assert_eq!(shape(&format!("{p}.self_attn.q_proj.weight")), vec![576, 576]);
+        assert_eq!(shape(&format!("{p}.self_attn.k_proj.weight")), vec![192, 576]);
+        assert_eq!(shape(&format!("{p}.self_attn.v_proj.weight")), vec![192, 576]);
+        assert_eq!(shape(&format!("{p}.self_attn.o_proj.weight")), vec![576, 576]);
         assert_eq!(shape(&format!("{p}.mlp.gate_proj.weight")), vec![1536, 576]);
         assert_eq!(shape(&format!("{p}.mlp.up_proj.weight")), vec![1536, 576]);
         assert_eq!(shape(&format!("{p}.mlp.down_proj.weight")), vec![576, 1536]);
         assert_eq!(shape(&format!("{p}.input_layernorm.weight")), vec![576]);
-        assert_eq!(
-            shape(&format!("{p}.post_attention_layernorm.weight")),
-            vec![576]
-        );
+        assert_eq!(shape(&format!("{p}.post_attention_layernorm.weight")), vec![576]);
     }
 }
 
@@ -433,21 +327,11 @@ fn reference_tokenizer_gives_hugging_face_ids_and_round_trips() {
     let cases: [(&str, &[u32]); 4] = [
         (
             "I want to buy a bicycle from DaShawn Washington.",
-            &[
-                57, 1277, 288, 4571, 253, 19018, 429, 20845, 67, 3250, 839, 4438, 30,
-            ],
+            &[57, 1277, 288, 4571, 253, 19018, 429, 20845, 67, 3250, 839, 4438, 30],
         ),
         ("D'Andre Washington", &[52, 23, 3528, 257, 4438]),
-        (
-            "Zoë Müller paid 5 € — ok?",
-            &[
-                74, 95, 26547, 30919, 33211, 5940, 216, 37, 24927, 1841, 10907, 47,
-            ],
-        ),
-        (
-            "  $1,200.50\n",
-            &[216, 1885, 33, 28, 34, 32, 32, 30, 37, 32, 198],
-        ),
+        ("Zoë Müller paid 5 € — ok?", &[74, 95, 26547, 30919, 33211, 5940, 216, 37, 24927, 1841, 10907, 47]),
+        ("  $1,200.50\n", &[216, 1885, 33, 28, 34, 32, 32, 30, 37, 32, 198]),
     ];
     for (text, expected) in cases {
         let ids = tokenizer.encode(text, false).unwrap();

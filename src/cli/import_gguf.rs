@@ -50,11 +50,7 @@ pub fn run(args: ImportGgufArgs, progress: &dyn Progress) -> anyhow::Result<Outc
             summary.parameters,
             summary.dtype,
             summary.layers,
-            if summary.tied_embeddings {
-                ", tied embeddings"
-            } else {
-                ""
-            }
+            if summary.tied_embeddings { ", tied embeddings" } else { "" }
         );
     }
     Ok(Outcome::Ok)

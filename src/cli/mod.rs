@@ -3,8 +3,11 @@
 //! Only this module (and `main.rs`) touches clap, anyhow, indicatif and stdout; every
 //! command is a thin wrapper over a library call.
 
+mod apply;
 mod bars;
+mod fixture;
 mod import_gguf;
+mod inspect;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -31,6 +34,12 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Validate a checkpoint and print its architecture, tensors and parameter counts.
+    Inspect(inspect::Args),
+    /// Write a copy of a checkpoint with a mask's weights, rows and heads zeroed.
+    Apply(apply::Args),
+    /// Generate a random Llama checkpoint for tests and benchmarks.
+    Fixture(fixture::Args),
     /// Convert a GGUF Llama (llama.cpp) into a Hugging Face checkpoint directory.
     ImportGguf(import_gguf::ImportGgufArgs),
 }
@@ -50,11 +59,7 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => {
             let _ = err.print();
-            return ExitCode::from(if err.use_stderr() {
-                EXIT_BAD_INPUT
-            } else {
-                EXIT_OK
-            });
+            return ExitCode::from(if err.use_stderr() { EXIT_BAD_INPUT } else { EXIT_OK });
         }
     };
     match run(cli) {
@@ -62,7 +67,7 @@ pub fn main() -> ExitCode {
         Ok(Outcome::CheckFailed) => ExitCode::from(EXIT_CHECK_FAILED),
         Err(err) if is_broken_pipe(&err) => ExitCode::from(EXIT_OK),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_chain(&err));
             ExitCode::from(EXIT_BAD_INPUT)
         }
     }
@@ -70,23 +75,38 @@ pub fn main() -> ExitCode {
 
 fn init_logging() {
     let env = env_logger::Env::default().filter_or("BIASPRUNE_LOG", "warn");
-    let _ = env_logger::Builder::from_env(env)
-        .format_timestamp_secs()
-        .try_init();
+    let _ = env_logger::Builder::from_env(env).format_timestamp_secs().try_init();
 }
 
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let bars = bars::Bars::new(cli.quiet);
     match cli.command {
         Command::ImportGguf(args) => import_gguf::run(args, &bars),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Apply(args) => apply::run(args, &bars),
+        Command::Fixture(args) => fixture::run(args),
     }
+}
+
+/// The error and its causes joined by ": ", skipping causes the message already contains.
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
 

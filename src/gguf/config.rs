@@ -92,9 +92,7 @@ pub fn architecture(meta: &Metadata) -> Result<String, GgufError> {
     if SUPPORTED_ARCHITECTURES.contains(&arch) {
         Ok(arch.to_string())
     } else {
-        Err(GgufError::UnsupportedArchitecture {
-            found: arch.to_string(),
-        })
+        Err(GgufError::UnsupportedArchitecture { found: arch.to_string() })
     }
 }
 
@@ -108,21 +106,17 @@ pub fn llama_config(
     let key = |suffix: &str| format!("{arch}.{suffix}");
     let hidden_size = meta.dim(&key("embedding_length"))?;
     let num_attention_heads = meta.dim(&key("attention.head_count"))?;
-    let num_key_value_heads = meta
-        .opt_dim(&key("attention.head_count_kv"))?
-        .unwrap_or(num_attention_heads);
+    let num_key_value_heads = meta.opt_dim(&key("attention.head_count_kv"))?.unwrap_or(num_attention_heads);
     let head_dim = match meta.opt_dim(&key("attention.key_length"))? {
         Some(d) => d,
-        None => divide_evenly(
-            hidden_size,
-            num_attention_heads,
-            &key("attention.head_count"),
-        )?,
+        None => divide_evenly(hidden_size, num_attention_heads, &key("attention.head_count"))?,
     };
     if num_attention_heads % num_key_value_heads != 0 {
         return Err(GgufError::InvalidMetadata {
             key: key("attention.head_count_kv"),
-            reason: format!("{num_attention_heads} query heads are not a multiple of {num_key_value_heads} key/value heads"),
+            reason: format!(
+                "{num_attention_heads} query heads are not a multiple of {num_key_value_heads} key/value heads"
+            ),
         });
     }
     check_vocab_size(meta, &key("vocab_size"), facts.embedding_rows)?;
@@ -154,10 +148,7 @@ pub fn llama_config(
 /// generation_config.json: the token ids generation starts and stops with.
 pub fn generation_config(config: &LlamaConfig) -> BTreeMap<String, serde_json::Value> {
     let mut out = BTreeMap::new();
-    out.insert(
-        "_from_model_config".to_string(),
-        serde_json::Value::Bool(true),
-    );
+    out.insert("_from_model_config".to_string(), serde_json::Value::Bool(true));
     for (name, id) in [
         ("bos_token_id", config.bos_token_id),
         ("eos_token_id", config.eos_token_id),
@@ -191,10 +182,7 @@ fn check_vocab_size(meta: &Metadata, key: &str, embedding_rows: usize) -> Result
     }
 }
 
-fn rope_scaling(
-    meta: &Metadata,
-    arch: &str,
-) -> Result<Option<BTreeMap<String, serde_json::Value>>, GgufError> {
+fn rope_scaling(meta: &Metadata, arch: &str) -> Result<Option<BTreeMap<String, serde_json::Value>>, GgufError> {
     let type_key = format!("{arch}.rope.scaling.type");
     let kind = match meta.opt_string(&type_key)? {
         None | Some("none") => return Ok(None),
@@ -212,10 +200,7 @@ fn rope_scaling(
     out.insert("factor".to_string(), serde_json::Value::from(factor));
     if kind == "yarn" {
         let original = meta.uint(&format!("{arch}.rope.scaling.original_context_length"))?;
-        out.insert(
-            "original_max_position_embeddings".to_string(),
-            serde_json::Value::from(original),
-        );
+        out.insert("original_max_position_embeddings".to_string(), serde_json::Value::from(original));
     }
     Ok(Some(out))
 }

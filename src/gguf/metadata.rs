@@ -19,9 +19,7 @@ impl<'a> Metadata<'a> {
 
     /// The value under `key`, or `MissingKey` naming it.
     pub fn get(&self, key: &str) -> Result<&'a Value, GgufError> {
-        self.map.get(key).ok_or_else(|| GgufError::MissingKey {
-            key: key.to_string(),
-        })
+        self.map.get(key).ok_or_else(|| GgufError::MissingKey { key: key.to_string() })
     }
 
     /// Whether the file has `key`.
@@ -31,8 +29,7 @@ impl<'a> Metadata<'a> {
 
     /// A required non-negative integer, whatever integer type the writer chose.
     pub fn uint(&self, key: &str) -> Result<u64, GgufError> {
-        value_as_uint(self.get(key)?)
-            .ok_or_else(|| wrong_type(key, "a non-negative integer", self.map[key].clone()))
+        value_as_uint(self.get(key)?).ok_or_else(|| wrong_type(key, "a non-negative integer", self.map[key].clone()))
     }
 
     /// An optional non-negative integer.
@@ -69,12 +66,10 @@ impl<'a> Metadata<'a> {
     pub fn opt_token_id(&self, key: &str) -> Result<Option<u32>, GgufError> {
         match self.opt_uint(key)? {
             None => Ok(None),
-            Some(v) => u32::try_from(v)
-                .map(Some)
-                .map_err(|_| GgufError::InvalidMetadata {
-                    key: key.to_string(),
-                    reason: format!("token id {v} does not fit in 32 bits"),
-                }),
+            Some(v) => u32::try_from(v).map(Some).map_err(|_| GgufError::InvalidMetadata {
+                key: key.to_string(),
+                reason: format!("token id {v} does not fit in 32 bits"),
+            }),
         }
     }
 
@@ -143,10 +138,7 @@ impl<'a> Metadata<'a> {
         let items = self.array(key)?;
         items
             .iter()
-            .map(|item| {
-                value_as_int(item)
-                    .ok_or_else(|| wrong_type(key, "an array of integers", item.clone()))
-            })
+            .map(|item| value_as_int(item).ok_or_else(|| wrong_type(key, "an array of integers", item.clone())))
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
     }
@@ -181,11 +173,7 @@ fn value_as_uint(value: &Value) -> Option<u64> {
 }
 
 fn wrong_type(key: &str, expected: &str, found: Value) -> GgufError {
-    GgufError::WrongKeyType {
-        key: key.to_string(),
-        expected: expected.to_string(),
-        found: describe(&found),
-    }
+    GgufError::WrongKeyType { key: key.to_string(), expected: expected.to_string(), found: describe(&found) }
 }
 
 fn describe(value: &Value) -> String {
@@ -223,10 +211,7 @@ mod tests {
     #[test]
     fn missing_key_is_named() {
         let map = HashMap::new();
-        let err = Metadata::new(&map)
-            .string("tokenizer.ggml.model")
-            .unwrap_err()
-            .to_string();
+        let err = Metadata::new(&map).string("tokenizer.ggml.model").unwrap_err().to_string();
         assert!(err.contains("tokenizer.ggml.model"), "{err}");
     }
 }

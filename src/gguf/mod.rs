@@ -93,9 +93,7 @@ pub enum GgufError {
         reason: String,
     },
     /// A tensor's shape disagrees with the metadata.
-    #[error(
-        "GGUF tensor `{name}`: expected shape {expected:?} from the metadata, found {found:?}"
-    )]
+    #[error("GGUF tensor `{name}`: expected shape {expected:?} from the metadata, found {found:?}")]
     ShapeMismatch {
         /// The GGUF tensor name.
         name: String,
@@ -160,15 +158,9 @@ pub fn import_gguf(
     dtype: OutputDtype,
     progress: &dyn Progress,
 ) -> Result<ImportSummary, GgufError> {
-    let file = File::open(gguf).map_err(|source| GgufError::Io {
-        path: gguf.to_path_buf(),
-        source,
-    })?;
+    let file = File::open(gguf).map_err(|source| GgufError::Io { path: gguf.to_path_buf(), source })?;
     let mut reader = BufReader::new(file);
-    let content = Content::read(&mut reader).map_err(|source| GgufError::Read {
-        path: gguf.to_path_buf(),
-        source,
-    })?;
+    let content = Content::read(&mut reader).map_err(|source| GgufError::Read { path: gguf.to_path_buf(), source })?;
     let meta = Metadata::new(&content.metadata);
     let arch = config::architecture(&meta)?;
     let vocab = tokenizer::read_vocab(&meta)?;
@@ -178,12 +170,7 @@ pub fn import_gguf(
     };
     let llama = config::llama_config(&meta, &arch, &facts, dtype)?;
     check_vocab_matches_embedding(vocab.tokens.len(), facts.embedding_rows)?;
-    let plans = tensors::plan(
-        &content,
-        llama.num_hidden_layers,
-        llama.num_attention_heads,
-        llama.num_key_value_heads,
-    )?;
+    let plans = tensors::plan(&content, llama.num_hidden_layers, llama.num_attention_heads, llama.num_key_value_heads)?;
     check_shapes(&content, &plans, &llama)?;
 
     let staging = StagingDir::create(out)?;
@@ -192,10 +179,8 @@ pub fn import_gguf(
     staging.write_json("generation_config.json", &config::generation_config(&llama))?;
     staging.write_json("tokenizer.json", &vocab.tokenizer_json())?;
     let chat_template = meta.opt_string("tokenizer.chat_template")?;
-    staging.write_json(
-        "tokenizer_config.json",
-        &vocab.tokenizer_config(chat_template, llama.max_position_embeddings),
-    )?;
+    staging
+        .write_json("tokenizer_config.json", &vocab.tokenizer_config(chat_template, llama.max_position_embeddings))?;
     let out = staging.commit()?;
     Ok(ImportSummary {
         out,
@@ -211,9 +196,7 @@ fn embedding_rows(content: &Content) -> Result<usize, GgufError> {
     let info = content
         .tensor_infos
         .get("token_embd.weight")
-        .ok_or_else(|| GgufError::MissingTensor {
-            name: "token_embd.weight".to_string(),
-        })?;
+        .ok_or_else(|| GgufError::MissingTensor { name: "token_embd.weight".to_string() })?;
     Ok(info.shape.dims().first().copied().unwrap_or(0))
 }
 
@@ -228,20 +211,12 @@ fn check_vocab_matches_embedding(tokens: usize, rows: usize) -> Result<(), GgufE
     }
 }
 
-fn check_shapes(
-    content: &Content,
-    plans: &[TensorPlan],
-    llama: &LlamaConfig,
-) -> Result<(), GgufError> {
+fn check_shapes(content: &Content, plans: &[TensorPlan], llama: &LlamaConfig) -> Result<(), GgufError> {
     for plan in plans {
         let found = content.tensor_infos[&plan.gguf_name].shape.dims().to_vec();
         let expected = tensors::expected_shape(&plan.hf_name, llama);
         if found != expected {
-            return Err(GgufError::ShapeMismatch {
-                name: plan.gguf_name.clone(),
-                expected,
-                found,
-            });
+            return Err(GgufError::ShapeMismatch { name: plan.gguf_name.clone(), expected, found });
         }
     }
     Ok(())
@@ -260,11 +235,7 @@ fn write_safetensors<R: std::io::Read + std::io::Seek>(
     let mut dense = Vec::with_capacity(plans.len());
     for plan in plans {
         let tensor = tensors::load_dense(content, reader, plan)?;
-        dense.push((
-            plan.hf_name.clone(),
-            tensor.shape,
-            tensors::encode(&tensor.values, dtype),
-        ));
+        dense.push((plan.hf_name.clone(), tensor.shape, tensors::encode(&tensor.values, dtype)));
         progress.advance(1);
     }
     progress.finish();
@@ -278,22 +249,12 @@ fn write_safetensors<R: std::io::Read + std::io::Seek>(
         .map(|(name, shape, bytes)| {
             TensorView::new(st_dtype, shape.clone(), bytes)
                 .map(|view| (name.clone(), view))
-                .map_err(|source| GgufError::Safetensors {
-                    path: path.clone(),
-                    source,
-                })
+                .map_err(|source| GgufError::Safetensors { path: path.clone(), source })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let format = HashMap::from([("format".to_string(), "pt".to_string())]);
-    safetensors::serialize_to_file(views, Some(format), &path).map_err(|source| {
-        GgufError::Safetensors {
-            path: path.clone(),
-            source,
-        }
-    })?;
+    safetensors::serialize_to_file(views, Some(format), &path)
+        .map_err(|source| GgufError::Safetensors { path: path.clone(), source })?;
     staging.adopt_file("model.safetensors")?;
-    Ok(dense
-        .iter()
-        .map(|(_, shape, _)| shape.iter().product::<usize>() as u64)
-        .sum())
+    Ok(dense.iter().map(|(_, shape, _)| shape.iter().product::<usize>() as u64).sum())
 }

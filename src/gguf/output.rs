@@ -19,28 +19,13 @@ impl StagingDir {
     pub fn create(target: &Path) -> Result<Self, GgufError> {
         refuse_existing(target)?;
         let parent = parent_of(target);
-        fs::create_dir_all(&parent).map_err(|source| GgufError::Io {
-            path: parent.clone(),
-            source,
-        })?;
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "out".to_string());
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        fs::create_dir_all(&parent).map_err(|source| GgufError::Io { path: parent.clone(), source })?;
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".to_string());
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let temp = parent.join(format!(".{name}.tmp-{}-{nanos}", std::process::id()));
-        fs::create_dir(&temp).map_err(|source| GgufError::Io {
-            path: temp.clone(),
-            source,
-        })?;
-        Ok(Self {
-            temp,
-            target: target.to_path_buf(),
-            committed: false,
-        })
+        fs::create_dir(&temp).map_err(|source| GgufError::Io { path: temp.clone(), source })?;
+        Ok(Self { temp, target: target.to_path_buf(), committed: false })
     }
 
     /// Path of `file_name` inside the temporary directory.
@@ -51,25 +36,16 @@ impl StagingDir {
     /// Writes `bytes` to `file_name` and fsyncs it.
     pub fn write_file(&self, file_name: &str, bytes: &[u8]) -> Result<(), GgufError> {
         let path = self.path(file_name);
-        let io = |source| GgufError::Io {
-            path: path.clone(),
-            source,
-        };
+        let io = |source| GgufError::Io { path: path.clone(), source };
         let mut file = fs::File::create(&path).map_err(io)?;
         file.write_all(bytes).map_err(io)?;
         file.sync_all().map_err(io)
     }
 
     /// Writes `value` as pretty JSON with a trailing newline.
-    pub fn write_json<T: serde::Serialize>(
-        &self,
-        file_name: &str,
-        value: &T,
-    ) -> Result<(), GgufError> {
-        let mut bytes = serde_json::to_vec_pretty(value).map_err(|source| GgufError::Json {
-            path: self.path(file_name),
-            source,
-        })?;
+    pub fn write_json<T: serde::Serialize>(&self, file_name: &str, value: &T) -> Result<(), GgufError> {
+        let mut bytes = serde_json::to_vec_pretty(value)
+            .map_err(|source| GgufError::Json { path: self.path(file_name), source })?;
         bytes.push(b'\n');
         self.write_file(file_name, &bytes)
     }
@@ -78,10 +54,7 @@ impl StagingDir {
     /// is created owner-only) and gives it the usual rw-r--r-- mode.
     pub fn adopt_file(&self, file_name: &str) -> Result<(), GgufError> {
         let path = self.path(file_name);
-        let io = |source| GgufError::Io {
-            path: path.clone(),
-            source,
-        };
+        let io = |source| GgufError::Io { path: path.clone(), source };
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -94,10 +67,7 @@ impl StagingDir {
     pub fn commit(mut self) -> Result<PathBuf, GgufError> {
         sync_dir(&self.temp)?;
         refuse_existing(&self.target)?;
-        fs::rename(&self.temp, &self.target).map_err(|source| GgufError::Io {
-            path: self.target.clone(),
-            source,
-        })?;
+        fs::rename(&self.temp, &self.target).map_err(|source| GgufError::Io { path: self.target.clone(), source })?;
         self.committed = true;
         sync_dir(&parent_of(&self.target))?;
         Ok(self.target.clone())
@@ -114,9 +84,7 @@ impl Drop for StagingDir {
 
 fn refuse_existing(target: &Path) -> Result<(), GgufError> {
     if target.symlink_metadata().is_ok() {
-        Err(GgufError::OutputExists {
-            path: target.to_path_buf(),
-        })
+        Err(GgufError::OutputExists { path: target.to_path_buf() })
     } else {
         Ok(())
     }
@@ -130,10 +98,5 @@ fn parent_of(path: &Path) -> PathBuf {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), GgufError> {
-    fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|source| GgufError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })
+    fs::File::open(dir).and_then(|f| f.sync_all()).map_err(|source| GgufError::Io { path: dir.to_path_buf(), source })
 }

@@ -74,30 +74,16 @@ pub fn hf_name(gguf_name: &str) -> Option<(String, RowPermutation)> {
         "ffn_norm" => ("post_attention_layernorm", RowPermutation::None),
         _ => return None,
     };
-    Some((
-        format!("model.layers.{layer}.{hf_part}.weight"),
-        permutation,
-    ))
+    Some((format!("model.layers.{layer}.{hf_part}.weight"), permutation))
 }
 
 /// The GGUF tensors a Llama with `layers` layers must have (output.weight is optional).
 pub fn required_gguf_names(layers: usize) -> Vec<String> {
-    let mut names = vec![
-        "token_embd.weight".to_string(),
-        "output_norm.weight".to_string(),
-    ];
+    let mut names = vec!["token_embd.weight".to_string(), "output_norm.weight".to_string()];
     for layer in 0..layers {
-        for part in [
-            "attn_q",
-            "attn_k",
-            "attn_v",
-            "attn_output",
-            "ffn_gate",
-            "ffn_up",
-            "ffn_down",
-            "attn_norm",
-            "ffn_norm",
-        ] {
+        for part in
+            ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down", "attn_norm", "ffn_norm"]
+        {
             names.push(format!("blk.{layer}.{part}.weight"));
         }
     }
@@ -105,12 +91,7 @@ pub fn required_gguf_names(layers: usize) -> Vec<String> {
 }
 
 /// Plans every tensor of the file, sorted by Hugging Face name; unknown or missing tensors are errors.
-pub fn plan(
-    content: &Content,
-    layers: usize,
-    heads: usize,
-    kv_heads: usize,
-) -> Result<Vec<TensorPlan>, GgufError> {
+pub fn plan(content: &Content, layers: usize, heads: usize, kv_heads: usize) -> Result<Vec<TensorPlan>, GgufError> {
     for name in required_gguf_names(layers) {
         if !content.tensor_infos.contains_key(&name) {
             return Err(GgufError::MissingTensor { name });
@@ -134,11 +115,7 @@ pub fn plan(
             RowPermutation::QueryHeads => Some(heads),
             RowPermutation::KeyValueHeads => Some(kv_heads),
         };
-        plans.push(TensorPlan {
-            gguf_name: gguf_name.clone(),
-            hf_name: hf,
-            unpermute_heads,
-        });
+        plans.push(TensorPlan { gguf_name: gguf_name.clone(), hf_name: hf, unpermute_heads });
     }
     plans.sort_by(|a, b| a.hf_name.cmp(&b.hf_name));
     Ok(plans)
@@ -146,18 +123,15 @@ pub fn plan(
 
 fn unsupported_reason(gguf_name: &str) -> String {
     if gguf_name == "rope_freqs.weight" {
-        "llama3 rope scaling stored as per-frequency factors has no config.json equivalent here"
-            .to_string()
+        "llama3 rope scaling stored as per-frequency factors has no config.json equivalent here".to_string()
     } else {
         "it has no Hugging Face Llama counterpart".to_string()
     }
 }
 
 fn check_layer_index(gguf_name: &str, layers: usize) -> Result<(), GgufError> {
-    let layer = gguf_name
-        .strip_prefix("blk.")
-        .and_then(|rest| rest.split('.').next())
-        .and_then(|n| n.parse::<usize>().ok());
+    let layer =
+        gguf_name.strip_prefix("blk.").and_then(|rest| rest.split('.').next()).and_then(|n| n.parse::<usize>().ok());
     match layer {
         Some(l) if l >= layers => Err(GgufError::UnsupportedTensor {
             name: gguf_name.to_string(),
@@ -198,27 +172,15 @@ pub fn load_dense<R: std::io::Read + std::io::Seek>(
     reader: &mut R,
     plan: &TensorPlan,
 ) -> Result<DenseTensor, GgufError> {
-    let dequantize_error = |source: candle_core::Error| GgufError::Dequantize {
-        name: plan.gguf_name.clone(),
-        source,
-    };
-    let qtensor = content
-        .tensor(reader, &plan.gguf_name, &Device::Cpu)
-        .map_err(dequantize_error)?;
+    let dequantize_error = |source: candle_core::Error| GgufError::Dequantize { name: plan.gguf_name.clone(), source };
+    let qtensor = content.tensor(reader, &plan.gguf_name, &Device::Cpu).map_err(dequantize_error)?;
     let tensor = qtensor.dequantize(&Device::Cpu).map_err(dequantize_error)?;
     let shape = tensor.dims().to_vec();
-    let values = tensor
-        .flatten_all()
-        .and_then(|t| t.to_vec1::<f32>())
-        .map_err(dequantize_error)?;
+    let values = tensor.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(dequantize_error)?;
     let values = match plan.unpermute_heads {
         None => values,
-        Some(heads) => unpermute_rows(&values, &shape, heads).map_err(|reason| {
-            GgufError::UnsupportedTensor {
-                name: plan.gguf_name.clone(),
-                reason,
-            }
-        })?,
+        Some(heads) => unpermute_rows(&values, &shape, heads)
+            .map_err(|reason| GgufError::UnsupportedTensor { name: plan.gguf_name.clone(), reason })?,
     };
     Ok(DenseTensor { shape, values })
 }
@@ -227,14 +189,10 @@ pub fn load_dense<R: std::io::Read + std::io::Seek>(
 /// last two axes swapped back to Hugging Face's (heads, 2, head_dim/2).
 pub fn unpermute_rows(values: &[f32], shape: &[usize], heads: usize) -> Result<Vec<f32>, String> {
     let [rows, cols] = *shape else {
-        return Err(format!(
-            "expected a 2-d projection to un-permute, found shape {shape:?}"
-        ));
+        return Err(format!("expected a 2-d projection to un-permute, found shape {shape:?}"));
     };
     if heads == 0 || rows % heads != 0 || (rows / heads) % 2 != 0 {
-        return Err(format!(
-            "{rows} rows cannot be split into {heads} heads of even width"
-        ));
+        return Err(format!("{rows} rows cannot be split into {heads} heads of even width"));
     }
     let half = rows / heads / 2;
     let mut out = vec![0.0f32; values.len()];
@@ -255,10 +213,7 @@ pub fn unpermute_rows(values: &[f32], shape: &[usize], heads: usize) -> Result<V
 pub fn encode(values: &[f32], dtype: OutputDtype) -> Vec<u8> {
     match dtype {
         OutputDtype::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        OutputDtype::Bf16 => values
-            .iter()
-            .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
-            .collect(),
+        OutputDtype::Bf16 => values.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect(),
     }
 }
 
@@ -268,34 +223,16 @@ mod tests {
 
     #[test]
     fn names_map_to_hugging_face_llama_names() {
-        assert_eq!(
-            hf_name("token_embd.weight").unwrap().0,
-            "model.embed_tokens.weight"
-        );
+        assert_eq!(hf_name("token_embd.weight").unwrap().0, "model.embed_tokens.weight");
         assert_eq!(hf_name("output.weight").unwrap().0, "lm_head.weight");
-        assert_eq!(
-            hf_name("output_norm.weight").unwrap().0,
-            "model.norm.weight"
-        );
+        assert_eq!(hf_name("output_norm.weight").unwrap().0, "model.norm.weight");
         assert_eq!(
             hf_name("blk.12.attn_q.weight").unwrap(),
-            (
-                "model.layers.12.self_attn.q_proj.weight".to_string(),
-                RowPermutation::QueryHeads
-            )
+            ("model.layers.12.self_attn.q_proj.weight".to_string(), RowPermutation::QueryHeads)
         );
-        assert_eq!(
-            hf_name("blk.0.attn_k.weight").unwrap().1,
-            RowPermutation::KeyValueHeads
-        );
-        assert_eq!(
-            hf_name("blk.3.ffn_norm.weight").unwrap().0,
-            "model.layers.3.post_attention_layernorm.weight"
-        );
-        assert_eq!(
-            hf_name("blk.3.attn_norm.weight").unwrap().0,
-            "model.layers.3.input_layernorm.weight"
-        );
+        assert_eq!(hf_name("blk.0.attn_k.weight").unwrap().1, RowPermutation::KeyValueHeads);
+        assert_eq!(hf_name("blk.3.ffn_norm.weight").unwrap().0, "model.layers.3.post_attention_layernorm.weight");
+        assert_eq!(hf_name("blk.3.attn_norm.weight").unwrap().0, "model.layers.3.input_layernorm.weight");
         assert!(hf_name("rope_freqs.weight").is_none());
         assert!(hf_name("blk.x.attn_q.weight").is_none());
     }
@@ -304,24 +241,16 @@ mod tests {
     fn unpermute_restores_half_split_rotary_order() {
         // One head of width 4: HF rows [r0, r1, r2, r3] are stored by llama.cpp as [r0, r2, r1, r3].
         let gguf = [0.0, 2.0, 1.0, 3.0];
-        assert_eq!(
-            unpermute_rows(&gguf, &[4, 1], 1).unwrap(),
-            vec![0.0, 1.0, 2.0, 3.0]
-        );
+        assert_eq!(unpermute_rows(&gguf, &[4, 1], 1).unwrap(), vec![0.0, 1.0, 2.0, 3.0]);
         // Two heads of width 4, two columns: permutation stays inside each head and moves whole rows.
-        let gguf: Vec<f32> = [0, 2, 1, 3, 4, 6, 5, 7]
-            .iter()
-            .flat_map(|r| [*r as f32, *r as f32 + 0.5])
-            .collect();
+        let gguf: Vec<f32> = [0, 2, 1, 3, 4, 6, 5, 7].iter().flat_map(|r| [*r as f32, *r as f32 + 0.5]).collect();
         let hf: Vec<f32> = (0..8).flat_map(|r| [r as f32, r as f32 + 0.5]).collect();
         assert_eq!(unpermute_rows(&gguf, &[8, 2], 2).unwrap(), hf);
     }
 
     #[test]
     fn unpermute_rejects_odd_head_width() {
-        assert!(unpermute_rows(&[0.0; 6], &[6, 1], 2)
-            .unwrap_err()
-            .contains("6 rows"));
+        assert!(unpermute_rows(&[0.0; 6], &[6, 1], 2).unwrap_err().contains("6 rows"));
     }
 
     #[test]

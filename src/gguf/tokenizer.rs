@@ -37,9 +37,7 @@ pub struct GgufVocab<'a> {
 pub fn read_vocab<'a>(meta: &Metadata<'a>) -> Result<GgufVocab<'a>, GgufError> {
     let model = meta.string("tokenizer.ggml.model")?;
     if model != "gpt2" {
-        return Err(GgufError::UnsupportedTokenizer {
-            found: model.to_string(),
-        });
+        return Err(GgufError::UnsupportedTokenizer { found: model.to_string() });
     }
     let tokens = meta.string_array("tokenizer.ggml.tokens")?;
     let token_types = meta.opt_int_array("tokenizer.ggml.token_type")?;
@@ -58,12 +56,8 @@ pub fn read_vocab<'a>(meta: &Metadata<'a>) -> Result<GgufVocab<'a>, GgufError> {
         eos: checked_id(meta, "tokenizer.ggml.eos_token_id", tokens.len())?,
         unk: checked_id(meta, "tokenizer.ggml.unknown_token_id", tokens.len())?,
         pad: checked_id(meta, "tokenizer.ggml.padding_token_id", tokens.len())?,
-        add_bos: meta
-            .opt_bool("tokenizer.ggml.add_bos_token")?
-            .unwrap_or(true),
-        add_eos: meta
-            .opt_bool("tokenizer.ggml.add_eos_token")?
-            .unwrap_or(false),
+        add_bos: meta.opt_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(true),
+        add_eos: meta.opt_bool("tokenizer.ggml.add_eos_token")?.unwrap_or(false),
         tokens,
     };
     Ok(vocab)
@@ -87,12 +81,8 @@ impl GgufVocab<'_> {
     /// tokenizer.json: BPE model, control tokens as special added tokens, byte-level
     /// pre-tokenizer and the decoder sequence of Hugging Face's GGUF converter.
     pub fn tokenizer_json(&self) -> Value {
-        let vocab: Map<String, Value> = self
-            .tokens
-            .iter()
-            .enumerate()
-            .map(|(id, token)| (token.to_string(), Value::from(id)))
-            .collect();
+        let vocab: Map<String, Value> =
+            self.tokens.iter().enumerate().map(|(id, token)| (token.to_string(), Value::from(id))).collect();
         json!({
             "version": "1.0",
             "truncation": null,
@@ -148,21 +138,15 @@ impl GgufVocab<'_> {
         let mut single = Vec::new();
         let mut pair = Vec::new();
         let mut special = Map::new();
-        let mut add_special = |id: Option<u32>,
-                               wanted: bool,
-                               single: &mut Vec<Value>,
-                               pair: &mut Vec<Value>,
-                               type_id: u32| {
-            if let (true, Some(id)) = (wanted, id) {
-                let token = self.tokens[id as usize];
-                single.push(json!({"SpecialToken": {"id": token, "type_id": 0}}));
-                pair.push(json!({"SpecialToken": {"id": token, "type_id": type_id}}));
-                special.insert(
-                    token.to_string(),
-                    json!({"id": token, "ids": [id], "tokens": [token]}),
-                );
-            }
-        };
+        let mut add_special =
+            |id: Option<u32>, wanted: bool, single: &mut Vec<Value>, pair: &mut Vec<Value>, type_id: u32| {
+                if let (true, Some(id)) = (wanted, id) {
+                    let token = self.tokens[id as usize];
+                    single.push(json!({"SpecialToken": {"id": token, "type_id": 0}}));
+                    pair.push(json!({"SpecialToken": {"id": token, "type_id": type_id}}));
+                    special.insert(token.to_string(), json!({"id": token, "ids": [id], "tokens": [token]}));
+                }
+            };
         add_special(self.bos, self.add_bos, &mut single, &mut pair, 0);
         single.push(json!({"Sequence": {"id": "A", "type_id": 0}}));
         pair.push(json!({"Sequence": {"id": "A", "type_id": 0}}));
@@ -178,12 +162,9 @@ impl GgufVocab<'_> {
         let mut config = Map::new();
         config.insert("add_bos_token".to_string(), Value::Bool(self.add_bos));
         config.insert("add_eos_token".to_string(), Value::Bool(self.add_eos));
-        for (name, id) in [
-            ("bos_token", self.bos),
-            ("eos_token", self.eos),
-            ("unk_token", self.unk),
-            ("pad_token", self.pad),
-        ] {
+        for (name, id) in
+            [("bos_token", self.bos), ("eos_token", self.eos), ("unk_token", self.unk), ("pad_token", self.pad)]
+        {
             if let Some(token) = self.token(id) {
                 config.insert(name.to_string(), Value::from(token));
             }
@@ -191,18 +172,9 @@ impl GgufVocab<'_> {
         if let Some(template) = chat_template {
             config.insert("chat_template".to_string(), Value::from(template));
         }
-        config.insert(
-            "clean_up_tokenization_spaces".to_string(),
-            Value::Bool(false),
-        );
-        config.insert(
-            "model_max_length".to_string(),
-            Value::from(model_max_length),
-        );
-        config.insert(
-            "tokenizer_class".to_string(),
-            Value::from("PreTrainedTokenizerFast"),
-        );
+        config.insert("clean_up_tokenization_spaces".to_string(), Value::Bool(false));
+        config.insert("model_max_length".to_string(), Value::from(model_max_length));
+        config.insert("tokenizer_class".to_string(), Value::from("PreTrainedTokenizerFast"));
         Value::Object(config)
     }
 }

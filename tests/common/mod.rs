@@ -12,24 +12,13 @@ use candle_core::{Device, Tensor};
 pub fn reference_model() -> PathBuf {
     let dir = match std::env::var_os("BIASPRUNE_CACHE") {
         Some(cache) => PathBuf::from(cache),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("target")
-            .join("models"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("models"),
     }
     .join("SmolLM2-135M-Instruct");
-    let complete = [
-        "model.safetensors",
-        "config.json",
-        "tokenizer.json",
-        "tokenizer_config.json",
-    ]
-    .iter()
-    .all(|f| dir.join(f).is_file());
-    assert!(
-        complete,
-        "reference model missing at {}: run scripts/fetch-model.sh first",
-        dir.display()
-    );
+    let complete = ["model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"]
+        .iter()
+        .all(|f| dir.join(f).is_file());
+    assert!(complete, "reference model missing at {}: run scripts/fetch-model.sh first", dir.display());
     dir
 }
 
@@ -44,18 +33,11 @@ pub const LAYERS: usize = 2;
 pub const LLAMA3_TEMPLATE: &str = "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}\n";
 
 /// Control tokens of the tiny vocabulary, appended after the bytes and merges.
-pub const SPECIAL_TOKENS: &[&str] = &[
-    "<|begin_of_text|>",
-    "<|end_of_text|>",
-    "<|start_header_id|>",
-    "<|end_header_id|>",
-    "<|eot_id|>",
-];
+pub const SPECIAL_TOKENS: &[&str] =
+    &["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"];
 
 /// Merges of the tiny vocabulary ("hello" and "Ġworld" become single tokens).
-pub const MERGES: &[&str] = &[
-    "h e", "l l", "he ll", "hell o", "Ġ w", "o r", "Ġw or", "Ġwor l", "Ġworl d",
-];
+pub const MERGES: &[&str] = &["h e", "l l", "he ll", "hell o", "Ġ w", "o r", "Ġw or", "Ġwor l", "Ġworl d"];
 
 /// A tiny Llama as GGUF parts, plus the Hugging Face-layout values each tensor was made from.
 pub struct TinyGguf {
@@ -69,8 +51,7 @@ pub struct TinyGguf {
 
 /// GPT-2's byte-to-character table: the 256 strings a byte-level BPE vocabulary starts with.
 pub fn byte_level_alphabet() -> Vec<String> {
-    let printable =
-        |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+    let printable = |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
     let mut shifted = 0;
     (0u32..256)
         .map(|b| {
@@ -78,9 +59,7 @@ pub fn byte_level_alphabet() -> Vec<String> {
                 char::from_u32(b).expect("latin-1").to_string()
             } else {
                 shifted += 1;
-                char::from_u32(255 + shifted)
-                    .expect("shifted char")
-                    .to_string()
+                char::from_u32(255 + shifted).expect("shifted char").to_string()
             }
         })
         .collect()
@@ -118,8 +97,7 @@ pub fn llama_cpp_permute(values: &[f32], rows: usize, cols: usize, heads: usize)
             for j in 0..d / 2 {
                 let src = h * d + i * (d / 2) + j;
                 let dst = h * d + j * 2 + i;
-                out[dst * cols..(dst + 1) * cols]
-                    .copy_from_slice(&values[src * cols..(src + 1) * cols]);
+                out[dst * cols..(dst + 1) * cols].copy_from_slice(&values[src * cols..(src + 1) * cols]);
             }
         }
     }
@@ -136,85 +114,35 @@ impl TinyGguf {
             *slot = Value::I32(3);
         }
         let special_id = |t: &str| {
-            (vocab - SPECIAL_TOKENS.len()
-                + SPECIAL_TOKENS
-                    .iter()
-                    .position(|s| *s == t)
-                    .expect("special")) as u32
+            (vocab - SPECIAL_TOKENS.len() + SPECIAL_TOKENS.iter().position(|s| *s == t).expect("special")) as u32
         };
         let metadata = vec![
-            (
-                "general.architecture".to_string(),
-                Value::String("llama".to_string()),
-            ),
+            ("general.architecture".to_string(), Value::String("llama".to_string())),
             ("llama.block_count".to_string(), Value::U32(LAYERS as u32)),
             ("llama.context_length".to_string(), Value::U32(2048)),
-            (
-                "llama.embedding_length".to_string(),
-                Value::U32(HIDDEN as u32),
-            ),
-            (
-                "llama.feed_forward_length".to_string(),
-                Value::U32(INTERMEDIATE as u32),
-            ),
-            (
-                "llama.attention.head_count".to_string(),
-                Value::U32(HEADS as u32),
-            ),
-            (
-                "llama.attention.head_count_kv".to_string(),
-                Value::U32(KV_HEADS as u32),
-            ),
+            ("llama.embedding_length".to_string(), Value::U32(HIDDEN as u32)),
+            ("llama.feed_forward_length".to_string(), Value::U32(INTERMEDIATE as u32)),
+            ("llama.attention.head_count".to_string(), Value::U32(HEADS as u32)),
+            ("llama.attention.head_count_kv".to_string(), Value::U32(KV_HEADS as u32)),
             ("llama.rope.freq_base".to_string(), Value::F32(500000.0)),
-            (
-                "llama.attention.layer_norm_rms_epsilon".to_string(),
-                Value::F32(1e-5),
-            ),
+            ("llama.attention.layer_norm_rms_epsilon".to_string(), Value::F32(1e-5)),
             ("llama.vocab_size".to_string(), Value::U32(vocab as u32)),
-            (
-                "tokenizer.ggml.model".to_string(),
-                Value::String("gpt2".to_string()),
-            ),
+            ("tokenizer.ggml.model".to_string(), Value::String("gpt2".to_string())),
             (
                 "tokenizer.ggml.tokens".to_string(),
                 Value::Array(tokens.iter().map(|t| Value::String(t.clone())).collect()),
             ),
-            (
-                "tokenizer.ggml.token_type".to_string(),
-                Value::Array(token_types),
-            ),
+            ("tokenizer.ggml.token_type".to_string(), Value::Array(token_types)),
             (
                 "tokenizer.ggml.merges".to_string(),
-                Value::Array(
-                    MERGES
-                        .iter()
-                        .map(|m| Value::String(m.to_string()))
-                        .collect(),
-                ),
+                Value::Array(MERGES.iter().map(|m| Value::String(m.to_string())).collect()),
             ),
-            (
-                "tokenizer.ggml.bos_token_id".to_string(),
-                Value::U32(special_id("<|begin_of_text|>")),
-            ),
-            (
-                "tokenizer.ggml.eos_token_id".to_string(),
-                Value::U32(special_id("<|end_of_text|>")),
-            ),
-            (
-                "tokenizer.ggml.add_bos_token".to_string(),
-                Value::Bool(true),
-            ),
-            (
-                "tokenizer.chat_template".to_string(),
-                Value::String(LLAMA3_TEMPLATE.to_string()),
-            ),
+            ("tokenizer.ggml.bos_token_id".to_string(), Value::U32(special_id("<|begin_of_text|>"))),
+            ("tokenizer.ggml.eos_token_id".to_string(), Value::U32(special_id("<|end_of_text|>"))),
+            ("tokenizer.ggml.add_bos_token".to_string(), Value::Bool(true)),
+            ("tokenizer.chat_template".to_string(), Value::String(LLAMA3_TEMPLATE.to_string())),
         ];
-        let mut gguf = TinyGguf {
-            metadata,
-            tensors: Vec::new(),
-            originals: BTreeMap::new(),
-            types: BTreeMap::new(),
-        };
+        let mut gguf = TinyGguf { metadata, tensors: Vec::new(), originals: BTreeMap::new(), types: BTreeMap::new() };
         gguf.add("token_embd.weight", &[vocab, HIDDEN], GgmlDType::Q8_0);
         gguf.add("output_norm.weight", &[HIDDEN], GgmlDType::F32);
         if !tied {
@@ -225,56 +153,20 @@ impl TinyGguf {
             gguf.add(
                 &format!("blk.{layer}.attn_q.weight"),
                 &[HEADS * HEAD_DIM, HIDDEN],
-                if exact {
-                    GgmlDType::F32
-                } else {
-                    GgmlDType::Q4K
-                },
+                if exact { GgmlDType::F32 } else { GgmlDType::Q4K },
             );
             gguf.add(
                 &format!("blk.{layer}.attn_k.weight"),
                 &[KV_HEADS * HEAD_DIM, HIDDEN],
-                if exact {
-                    GgmlDType::F32
-                } else {
-                    GgmlDType::Q6K
-                },
+                if exact { GgmlDType::F32 } else { GgmlDType::Q6K },
             );
-            gguf.add(
-                &format!("blk.{layer}.attn_v.weight"),
-                &[KV_HEADS * HEAD_DIM, HIDDEN],
-                GgmlDType::Q4_0,
-            );
-            gguf.add(
-                &format!("blk.{layer}.attn_output.weight"),
-                &[HIDDEN, HEADS * HEAD_DIM],
-                GgmlDType::Q4_1,
-            );
-            gguf.add(
-                &format!("blk.{layer}.ffn_gate.weight"),
-                &[INTERMEDIATE, HIDDEN],
-                GgmlDType::F16,
-            );
-            gguf.add(
-                &format!("blk.{layer}.ffn_up.weight"),
-                &[INTERMEDIATE, HIDDEN],
-                GgmlDType::Q8_0,
-            );
-            gguf.add(
-                &format!("blk.{layer}.ffn_down.weight"),
-                &[HIDDEN, INTERMEDIATE],
-                GgmlDType::Q4K,
-            );
-            gguf.add(
-                &format!("blk.{layer}.attn_norm.weight"),
-                &[HIDDEN],
-                GgmlDType::F32,
-            );
-            gguf.add(
-                &format!("blk.{layer}.ffn_norm.weight"),
-                &[HIDDEN],
-                GgmlDType::F32,
-            );
+            gguf.add(&format!("blk.{layer}.attn_v.weight"), &[KV_HEADS * HEAD_DIM, HIDDEN], GgmlDType::Q4_0);
+            gguf.add(&format!("blk.{layer}.attn_output.weight"), &[HIDDEN, HEADS * HEAD_DIM], GgmlDType::Q4_1);
+            gguf.add(&format!("blk.{layer}.ffn_gate.weight"), &[INTERMEDIATE, HIDDEN], GgmlDType::F16);
+            gguf.add(&format!("blk.{layer}.ffn_up.weight"), &[INTERMEDIATE, HIDDEN], GgmlDType::Q8_0);
+            gguf.add(&format!("blk.{layer}.ffn_down.weight"), &[HIDDEN, INTERMEDIATE], GgmlDType::Q4K);
+            gguf.add(&format!("blk.{layer}.attn_norm.weight"), &[HIDDEN], GgmlDType::F32);
+            gguf.add(&format!("blk.{layer}.ffn_norm.weight"), &[HIDDEN], GgmlDType::F32);
         }
         gguf
     }
@@ -282,9 +174,7 @@ impl TinyGguf {
     /// Adds a tensor of pseudo-random values stored as `dtype` (q/k permuted like llama.cpp).
     pub fn add(&mut self, name: &str, shape: &[usize], dtype: GgmlDType) {
         let n: usize = shape.iter().product();
-        let seed = name.bytes().fold(7u64, |acc, b| {
-            acc.wrapping_mul(31).wrapping_add(u64::from(b))
-        });
+        let seed = name.bytes().fold(7u64, |acc, b| acc.wrapping_mul(31).wrapping_add(u64::from(b)));
         let hf = pseudo_random(seed, n);
         let stored = if name.contains("attn_q") {
             llama_cpp_permute(&hf, shape[0], shape[1], HEADS)
@@ -297,8 +187,7 @@ impl TinyGguf {
         let qtensor = QTensor::quantize(&tensor, dtype).expect("quantize");
         self.tensors.retain(|(n, _)| n != name);
         self.tensors.push((name.to_string(), qtensor));
-        self.originals
-            .insert(name.to_string(), (shape.to_vec(), hf));
+        self.originals.insert(name.to_string(), (shape.to_vec(), hf));
         self.types.insert(name.to_string(), dtype);
     }
 
@@ -322,18 +211,13 @@ impl TinyGguf {
     /// Writes the GGUF file.
     pub fn write(&self, path: &Path) {
         let mut file = std::fs::File::create(path).expect("create gguf");
-        let metadata: Vec<(&str, &Value)> =
-            self.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
-        let tensors: Vec<(&str, &QTensor)> =
-            self.tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let metadata: Vec<(&str, &Value)> = self.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let tensors: Vec<(&str, &QTensor)> = self.tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
         gguf_file::write(&mut file, &metadata, &tensors).expect("write gguf");
     }
 
     /// Id of a token of the tiny vocabulary.
     pub fn token_id(token: &str) -> u32 {
-        tiny_tokens()
-            .iter()
-            .position(|t| t == token)
-            .expect("token in vocabulary") as u32
+        tiny_tokens().iter().position(|t| t == token).expect("token in vocabulary") as u32
     }
 }
