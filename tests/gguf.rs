@@ -340,3 +340,42 @@ fn reference_tokenizer_gives_hugging_face_ids_and_round_trips() {
     }
     assert_eq!(tokenizer.vocab_size(), 49152);
 }
+
+#[test]
+fn imported_checkpoints_pass_the_checkpoint_reader_and_architecture_checks() {
+    use biasprune::arch::Architecture;
+    use biasprune::checkpoint::Checkpoint;
+    let dir = tempfile::tempdir().unwrap();
+    for tied in [true, false] {
+        let sub = dir.path().join(format!("tied-{tied}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        let out = import(&TinyGguf::new(tied), &sub, OutputDtype::Bf16).unwrap();
+        let ckpt = Checkpoint::open(&out).unwrap();
+        let arch = Architecture::of_checkpoint(&ckpt).unwrap();
+        assert_eq!(arch.expected_tensors().len(), ckpt.tensor_names().count(), "tied={tied}");
+        assert_eq!(arch.tie_word_embeddings, tied);
+    }
+    let ckpt = Checkpoint::open(&common::reference_model()).unwrap();
+    let arch = Architecture::of_checkpoint(&ckpt).unwrap();
+    assert_eq!(arch.expected_tensors().len(), ckpt.tensor_names().count());
+    assert_eq!((arch.num_layers, arch.num_heads, arch.num_kv_heads, arch.head_dim), (30, 9, 3, 64));
+}
+
+#[test]
+fn reference_gguf_imports_to_pinned_bytes() {
+    // Pinned after checking the weights bit-exactly against gguf-py 0.19's dequantize followed by
+    // the inverse of convert_hf_to_gguf.py's permute (transformers' reverse_permute_weights).
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().unwrap();
+    let out =
+        import_gguf(&common::reference_gguf(), &dir.path().join("smollm2"), OutputDtype::F32, &NoProgress).unwrap().out;
+    let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
+    assert_eq!(hex::encode(Sha256::digest(&bytes)), REFERENCE_SAFETENSORS_SHA256);
+    let cached = std::fs::read(common::reference_model().join("model.safetensors")).unwrap();
+    assert!(
+        cached == bytes,
+        "the cached reference model differs from a fresh import; rerun scripts/fetch-model.sh after removing it"
+    );
+}
+
+const REFERENCE_SAFETENSORS_SHA256: &str = "a672150fb4f99d7c8f4168cecdd464069c0ef3a37d8113f22ddb9d48031d03cd";

@@ -134,27 +134,36 @@ impl GgufVocab<'_> {
             .collect()
     }
 
+    /// Hugging Face Llama's template: `[bos] $A [eos]` and `[bos] $A [eos] [bos] $B [eos]`,
+    /// each special token present only when the GGUF asks for it.
     fn post_processor(&self) -> Value {
-        let mut single = Vec::new();
-        let mut pair = Vec::new();
-        let mut special = Map::new();
-        let mut add_special =
-            |id: Option<u32>, wanted: bool, single: &mut Vec<Value>, pair: &mut Vec<Value>, type_id: u32| {
-                if let (true, Some(id)) = (wanted, id) {
-                    let token = self.tokens[id as usize];
-                    single.push(json!({"SpecialToken": {"id": token, "type_id": 0}}));
-                    pair.push(json!({"SpecialToken": {"id": token, "type_id": type_id}}));
-                    special.insert(token.to_string(), json!({"id": token, "ids": [id], "tokens": [token]}));
-                }
-            };
-        add_special(self.bos, self.add_bos, &mut single, &mut pair, 0);
-        single.push(json!({"Sequence": {"id": "A", "type_id": 0}}));
-        pair.push(json!({"Sequence": {"id": "A", "type_id": 0}}));
-        add_special(self.eos, self.add_eos, &mut single, &mut pair, 0);
-        add_special(self.bos, self.add_bos, &mut Vec::new(), &mut pair, 1);
-        pair.push(json!({"Sequence": {"id": "B", "type_id": 1}}));
-        add_special(self.eos, self.add_eos, &mut Vec::new(), &mut pair, 1);
-        json!({"type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": special})
+        let bos = self.bos.filter(|_| self.add_bos);
+        let eos = self.eos.filter(|_| self.add_eos);
+        let special =
+            |id: u32, type_id: u32| json!({"SpecialToken": {"id": self.tokens[id as usize], "type_id": type_id}});
+        let piece = |sequence: &str, type_id: u32| -> Vec<Value> {
+            let body = json!({"Sequence": {"id": sequence, "type_id": type_id}});
+            bos.map(|id| special(id, type_id))
+                .into_iter()
+                .chain([body])
+                .chain(eos.map(|id| special(id, type_id)))
+                .collect()
+        };
+        let special_tokens: Map<String, Value> = [bos, eos]
+            .into_iter()
+            .flatten()
+            .map(|id| {
+                let token = self.tokens[id as usize];
+                (token.to_string(), json!({"id": token, "ids": [id], "tokens": [token]}))
+            })
+            .collect();
+        let pair = [piece("A", 0), piece("B", 1)].concat();
+        json!({
+            "type": "TemplateProcessing",
+            "single": piece("A", 0),
+            "pair": pair,
+            "special_tokens": special_tokens,
+        })
     }
 
     /// tokenizer_config.json: special tokens by name, bos/eos flags and the chat template.
@@ -176,5 +185,47 @@ impl GgufVocab<'_> {
         config.insert("model_max_length".to_string(), Value::from(model_max_length));
         config.insert("tokenizer_class".to_string(), Value::from("PreTrainedTokenizerFast"));
         Value::Object(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vocab(add_bos: bool, add_eos: bool) -> GgufVocab<'static> {
+        GgufVocab {
+            tokens: vec!["<s>", "</s>", "a"],
+            merges: vec![],
+            token_types: Some(vec![3, 3, 1]),
+            bos: Some(0),
+            eos: Some(1),
+            unk: None,
+            pad: None,
+            add_bos,
+            add_eos,
+        }
+    }
+
+    #[test]
+    fn post_processor_adds_only_the_requested_special_tokens() {
+        let none = vocab(false, false).post_processor();
+        assert_eq!(none["single"], json!([{"Sequence": {"id": "A", "type_id": 0}}]));
+        assert_eq!(none["special_tokens"], json!({}));
+        let both = vocab(true, true).post_processor();
+        let single: Vec<String> = both["single"].as_array().unwrap().iter().map(|v| v.to_string()).collect();
+        assert_eq!(single.len(), 3);
+        assert!(single[0].contains("<s>") && single[1].contains("\"A\"") && single[2].contains("</s>"));
+        assert_eq!(both["pair"].as_array().unwrap().len(), 6);
+        assert_eq!(both["pair"][3], json!({"SpecialToken": {"id": "<s>", "type_id": 1}}));
+        assert_eq!(both["special_tokens"]["</s>"]["ids"], json!([1]));
+    }
+
+    #[test]
+    fn control_tokens_are_special_added_tokens() {
+        let added = vocab(true, false).added_tokens();
+        assert_eq!(added.len(), 2);
+        assert_eq!(added[1]["content"], "</s>");
+        assert_eq!(added[1]["special"], true);
+        assert_eq!(added[1]["normalized"], false);
     }
 }

@@ -8,13 +8,24 @@ use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 
-/// Directory of the imported SmolLM2-135M-Instruct; panics with the fix when it is missing.
-pub fn reference_model() -> PathBuf {
-    let dir = match std::env::var_os("BIASPRUNE_CACHE") {
+/// The model cache of scripts/fetch-model.sh: $BIASPRUNE_CACHE or <repo>/target/models.
+fn model_cache() -> PathBuf {
+    match std::env::var_os("BIASPRUNE_CACHE") {
         Some(cache) => PathBuf::from(cache),
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("models"),
     }
-    .join("SmolLM2-135M-Instruct");
+}
+
+/// The verified SmolLM2-135M-Instruct GGUF kept by scripts/fetch-model.sh.
+pub fn reference_gguf() -> PathBuf {
+    let file = model_cache().join("downloads").join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(file.is_file(), "reference GGUF missing at {}: run scripts/fetch-model.sh first", file.display());
+    file
+}
+
+/// Directory of the imported SmolLM2-135M-Instruct; panics with the fix when it is missing.
+pub fn reference_model() -> PathBuf {
+    let dir = model_cache().join("SmolLM2-135M-Instruct");
     let complete = ["model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"]
         .iter()
         .all(|f| dir.join(f).is_file());
