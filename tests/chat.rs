@@ -139,3 +139,11 @@ fn reference_model_chat_prompt_renders_and_tokenizes_to_hugging_face_ids() {
     assert_eq!(ids, expected);
     assert_eq!(template.end_of_turn_token_ids(), &[2]);
 }
+
+#[test]
+fn tojson_matches_python_json_dumps() {
+    let source = "{{ messages | tojson }}|{{ messages[0] | tojson(indent=2) }}|{{ messages[0] | tojson(sort_keys=true) }}|{{ messages[1].content | tojson(ensure_ascii=true) }}|{{ [] | tojson }}|{{ {'z': 1.5, 'a': none, 'b': true} | tojson }}";
+    let template = ChatTemplate::new(source, SpecialTokens::default(), vec![]).unwrap();
+    let messages = [Message::user("<b> & 'Zoë' \"€\" 🚲"), Message::assistant("Zoë 🚲\n")];
+    assert_eq!(template.render(&messages, false).unwrap(), "[{\"role\": \"user\", \"content\": \"<b> & 'Zoë' \\\"€\\\" 🚲\"}, {\"role\": \"assistant\", \"content\": \"Zoë 🚲\\n\"}]|{\n  \"role\": \"user\",\n  \"content\": \"<b> & 'Zoë' \\\"€\\\" 🚲\"\n}|{\"content\": \"<b> & 'Zoë' \\\"€\\\" 🚲\", \"role\": \"user\"}|\"Zo\\u00eb \\ud83d\\udeb2\\n\"|[]|{\"z\": 1.5, \"a\": null, \"b\": true}");
+}

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::tokenizer::{Tokenizer, TokenizerError};
 
+mod tojson;
+
 /// Name under which the template is stored in the minijinja environment.
 const TEMPLATE_NAME: &str = "chat_template";
 
@@ -98,14 +100,17 @@ pub struct ChatTemplate {
 }
 
 impl ChatTemplate {
-    /// Compiles `source` with Hugging Face's Jinja settings (trim_blocks, lstrip_blocks, loop
-    /// controls, Python string methods, `raise_exception`).
+    /// Compiles `source` with Hugging Face's Jinja settings: trim_blocks, lstrip_blocks, loop
+    /// controls, Python string methods, `raise_exception` and Python's `tojson`. No
+    /// `strftime_now` is defined, so templates fall back to their fixed date and rendering
+    /// stays deterministic.
     pub fn new(source: &str, special: SpecialTokens, end_of_turn_ids: Vec<u32>) -> Result<Self, ChatError> {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
+        env.add_filter("tojson", tojson::tojson);
         env.add_template_owned(TEMPLATE_NAME, source.to_string()).map_err(ChatError::Compile)?;
         Ok(Self { env, special, end_of_turn_ids })
     }
