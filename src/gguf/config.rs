@@ -29,9 +29,10 @@ impl OutputDtype {
     }
 }
 
-/// A `LlamaForCausalLM` config.json, fields in a fixed order so the bytes are deterministic.
+/// The config.json written for a `LlamaForCausalLM` (fields in a fixed order, so the bytes are
+/// deterministic); `crate::arch` reads it back.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LlamaConfig {
+pub struct ConfigJson {
     /// Always `["LlamaForCausalLM"]`.
     pub architectures: Vec<String>,
     /// Always `"llama"`.
@@ -102,7 +103,7 @@ pub fn llama_config(
     arch: &str,
     facts: &TensorFacts,
     dtype: OutputDtype,
-) -> Result<LlamaConfig, GgufError> {
+) -> Result<ConfigJson, GgufError> {
     let key = |suffix: &str| format!("{arch}.{suffix}");
     let hidden_size = meta.dim(&key("embedding_length"))?;
     let num_attention_heads = meta.dim(&key("attention.head_count"))?;
@@ -120,7 +121,7 @@ pub fn llama_config(
         });
     }
     check_vocab_size(meta, &key("vocab_size"), facts.embedding_rows)?;
-    Ok(LlamaConfig {
+    Ok(ConfigJson {
         architectures: vec!["LlamaForCausalLM".to_string()],
         model_type: "llama".to_string(),
         hidden_size,
@@ -146,7 +147,7 @@ pub fn llama_config(
 }
 
 /// generation_config.json: the token ids generation starts and stops with.
-pub fn generation_config(config: &LlamaConfig) -> BTreeMap<String, serde_json::Value> {
+pub fn generation_config(config: &ConfigJson) -> BTreeMap<String, serde_json::Value> {
     let mut out = BTreeMap::new();
     out.insert("_from_model_config".to_string(), serde_json::Value::Bool(true));
     for (name, id) in [

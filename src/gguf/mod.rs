@@ -18,7 +18,7 @@ use safetensors::Dtype;
 use serde::Serialize;
 
 use crate::progress::{Progress, Unit};
-pub use config::{LlamaConfig, OutputDtype};
+pub use config::{ConfigJson, OutputDtype};
 use metadata::Metadata;
 use output::StagingDir;
 use tensors::TensorPlan;
@@ -211,7 +211,7 @@ fn check_vocab_matches_embedding(tokens: usize, rows: usize) -> Result<(), GgufE
     }
 }
 
-fn check_shapes(content: &Content, plans: &[TensorPlan], llama: &LlamaConfig) -> Result<(), GgufError> {
+fn check_shapes(content: &Content, plans: &[TensorPlan], llama: &ConfigJson) -> Result<(), GgufError> {
     for plan in plans {
         let found = content.tensor_infos[&plan.gguf_name].shape.dims().to_vec();
         let expected = tensors::expected_shape(&plan.hf_name, llama);

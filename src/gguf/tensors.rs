@@ -5,7 +5,7 @@ use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::GgmlDType;
 use candle_core::Device;
 
-use super::config::{LlamaConfig, OutputDtype};
+use super::config::{ConfigJson, OutputDtype};
 use super::GgufError;
 
 /// How one GGUF tensor becomes one Hugging Face tensor.
@@ -142,7 +142,7 @@ fn check_layer_index(gguf_name: &str, layers: usize) -> Result<(), GgufError> {
 }
 
 /// The shape a Hugging Face Llama tensor must have under `config` (outermost first).
-pub fn expected_shape(hf_name: &str, config: &LlamaConfig) -> Vec<usize> {
+pub fn expected_shape(hf_name: &str, config: &ConfigJson) -> Vec<usize> {
     let hidden = config.hidden_size;
     let q_rows = config.num_attention_heads * config.head_dim;
     let kv_rows = config.num_key_value_heads * config.head_dim;
