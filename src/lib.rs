@@ -7,12 +7,15 @@
 //! files as checkpoints; `tokenizer` and `chat` turn chat messages into token ids.
 
 pub mod checkpoint;
+pub mod fsutil;
 pub mod progress;
 
 pub mod arch;
 
 pub mod fixture;
 pub mod inspect;
+pub mod score;
+
 pub mod mask;
 pub mod surgery;
 

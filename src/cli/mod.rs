@@ -8,6 +8,7 @@ mod bars;
 mod fixture;
 mod import_gguf;
 mod inspect;
+mod mask;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -38,6 +39,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Write a copy of a checkpoint with a mask's weights, rows and heads zeroed.
     Apply(apply::Args),
+    /// Build a set-difference prune mask from minority and majority scores.
+    Mask(mask::Args),
     /// Generate a random Llama checkpoint for tests and benchmarks.
     Fixture(fixture::Args),
     /// Convert a GGUF Llama (llama.cpp) into a Hugging Face checkpoint directory.
@@ -84,6 +87,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::ImportGguf(args) => import_gguf::run(args, &bars),
         Command::Inspect(args) => inspect::run(args),
         Command::Apply(args) => apply::run(args, &bars),
+        Command::Mask(args) => mask::run(args),
         Command::Fixture(args) => fixture::run(args),
     }
 }

@@ -74,6 +74,8 @@ struct MaskDescription {
     mlp_units: BTreeMap<usize, BTreeSet<usize>>,
     #[serde(default)]
     heads: BTreeMap<usize, BTreeSet<usize>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provenance: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -118,6 +120,7 @@ pub fn save_mask(dir: &Path, mask: &PruneMask) -> Result<(), MaskFileError> {
         rows: mask.rows.clone(),
         mlp_units: mask.mlp_units.clone(),
         heads: mask.heads.clone(),
+        provenance: mask.provenance.clone(),
     };
     let mut json = serde_json::to_vec_pretty(&description).expect("mask description serialises");
     json.push(b'\n');
@@ -148,6 +151,7 @@ pub fn load_mask(path: &Path) -> Result<PruneMask, MaskFileError> {
         mlp_units: description.mlp_units,
         heads: description.heads,
         head_mode: description.head_mode,
+        provenance: description.provenance,
     })
 }
 
@@ -215,14 +219,7 @@ fn bitmask_bytes(mask: &PruneMask) -> Result<Vec<u8>, safetensors::SafeTensorErr
     safetensors::serialize(views, Some(metadata))
 }
 
-/// Writes `bytes` to `path` through a sibling temporary file, fsync and rename.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), MaskFileError> {
-    use std::io::Write;
-    let io = |source| MaskFileError::Io { path: path.to_path_buf(), source };
-    let parent = path.parent().unwrap_or(Path::new("."));
-    let mut temp = tempfile::NamedTempFile::new_in(parent).map_err(io)?;
-    temp.write_all(bytes).map_err(io)?;
-    temp.as_file().sync_all().map_err(io)?;
-    temp.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), MaskFileError> {
+    crate::fsutil::write_atomically(path, bytes)
+        .map_err(|source| MaskFileError::Io { path: path.to_path_buf(), source })
 }

@@ -4,16 +4,23 @@
 //! `ZeroPlan`: for each affected tensor, the rows, columns and entries that become zero.
 
 mod bitmask;
+mod build;
 mod file;
 mod plan;
+mod regime;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 pub use bitmask::BitMask;
+pub use build::{
+    build_mask, count_for, head_scores, join_masks, set_difference, top_k, BuildError, DifferenceParams, Direction,
+    Granularity, Selection,
+};
 pub use file::{load_mask, save_mask, MaskFileError, BITMASK_FILE, MASK_JSON};
 pub use plan::{resolve, PlanError, TensorZeroing, ZeroPlan};
+pub use regime::{build_regime_mask, Regime, RegimeError};
 
 /// How a pruned attention head is zeroed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -42,6 +49,8 @@ pub struct PruneMask {
     pub heads: BTreeMap<usize, BTreeSet<usize>>,
     /// How heads are zeroed.
     pub head_mode: HeadMode,
+    /// How the mask was made (scores, regime, hyperparameters), kept with it for manifests.
+    pub provenance: Option<serde_json::Value>,
 }
 
 impl PruneMask {

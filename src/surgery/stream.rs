@@ -47,7 +47,7 @@ pub fn write_shard(
         let (recycle, recycled) = channel::<Vec<u8>>();
         let mmap = shard.mmap();
         let hasher = scope.spawn(move || hash_chunks(from_writer, recycle, mmap));
-        let mut sink = Sink { file: &mut file, dst, to_hasher, recycled, progress, mmap, written: 0 };
+        let mut sink = Sink { file: &mut file, dst, to_hasher, recycled, progress, mmap };
         sink.send_mapped(&bytes[..data_start], 0)?;
         for info in shard.header().tensors() {
             let data = shard.tensor_data(info);
@@ -97,14 +97,11 @@ struct Sink<'s, 'a> {
     recycled: Receiver<Vec<u8>>,
     progress: &'s dyn Progress,
     mmap: &'s Mmap,
-    written: u64,
 }
 
 impl<'a> Sink<'_, 'a> {
     fn write(&mut self, bytes: &[u8]) -> Result<(), SurgeryError> {
         self.file.write_all(bytes).map_err(|source| SurgeryError::io(self.dst, source))?;
-        start_writeback(self.file, self.written, bytes.len() as u64);
-        self.written += bytes.len() as u64;
         self.progress.advance(bytes.len() as u64);
         Ok(())
     }
@@ -177,19 +174,6 @@ fn hash_chunks(chunks: Receiver<Chunk<'_>>, recycle: Sender<Vec<u8>>, mmap: &Mma
     }
     hasher.finalize().into()
 }
-
-/// Asks the kernel to start writing a just-written range to disk now, so the final fsync
-/// finds little left to do and disk writes overlap hashing.
-#[cfg(target_os = "linux")]
-fn start_writeback(file: &File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: the descriptor is open for the duration of the call; the flag only schedules
-    // writeback and never changes file contents.
-    let _ = unsafe { libc::sync_file_range(file.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE) };
-}
-
-#[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 
 fn release_pages(mmap: &Mmap, offset: usize, len: usize) {
     // SAFETY: the map is read-only and private to this process's reading; MADV_DONTNEED on a
