@@ -3,4 +3,5 @@
 # every test with optimisations. Safe to rerun; each setup step is a no-op when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+./scripts/fetch-model.sh
 cargo test --release

@@ -1,29 +1,35 @@
 //! biasprune: measure, localize and prune name-based bias in Llama-family checkpoints.
 //!
 //! The modules follow the pipeline, each using only those listed before it:
-//! `checkpoint` and `arch` read and describe a Hugging Face checkpoint; `mask` says what to
-//! zero; `surgery` writes the pruned checkpoint; `cli` is the command-line front end.
-//! `fixture` generates random checkpoints for tests and benchmarks.
-//! `scenario` states use cases as data and parses answers; `metrics` computes bias
-//! statistics of sampled answers; `plot` draws them as SVG.
+//! - `checkpoint` and `arch` read and describe a Hugging Face checkpoint; `gguf` imports
+//!   llama.cpp files as checkpoints; `fixture` generates random ones for tests;
+//! - `tokenizer` and `chat` turn chat messages into token ids;
+//! - `scenario` states use cases as data and parses answers; `metrics` computes bias
+//!   statistics of sampled answers; `plot` draws them as SVG;
+//! - `score` holds per-group weight importance; `mask` turns scores into what to zero and
+//!   `analyze` shows where it sits; `surgery` writes the pruned checkpoint;
+//! - `cli` is the command-line front end.
 
 pub mod checkpoint;
 pub mod fsutil;
 pub mod progress;
 
 pub mod arch;
-
 pub mod fixture;
+pub mod gguf;
 pub mod inspect;
-pub mod score;
 
-pub mod mask;
-
-pub mod analyze;
-pub mod surgery;
+pub mod chat;
+pub mod tokenizer;
 
 pub mod metrics;
 pub mod plot;
 pub mod scenario;
+
+pub mod score;
+
+pub mod analyze;
+pub mod mask;
+pub mod surgery;
 
 pub mod cli;

@@ -7,6 +7,7 @@ mod analyze;
 mod apply;
 mod bars;
 mod fixture;
+mod import_gguf;
 mod inspect;
 mod mask;
 mod scenarios;
@@ -48,6 +49,8 @@ enum Command {
     Fixture(fixture::Args),
     /// List the installed scenarios (and those of --dir).
     Scenarios(scenarios::Args),
+    /// Convert a GGUF Llama (llama.cpp) into a Hugging Face checkpoint directory.
+    ImportGguf(import_gguf::ImportGgufArgs),
 }
 
 /// A command's result: success, or a check that ran and failed (exit code 1).
@@ -98,6 +101,7 @@ fn init_logging() {
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let bars = bars::Bars::new(cli.quiet);
     match cli.command {
+        Command::ImportGguf(args) => import_gguf::run(args, &bars),
         Command::Inspect(args) => inspect::run(args),
         Command::Apply(args) => apply::run(args, &bars),
         Command::Mask(args) => mask::run(args),
