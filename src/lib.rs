@@ -32,4 +32,6 @@ pub mod analyze;
 pub mod mask;
 pub mod surgery;
 
+pub mod manifest;
+
 pub mod cli;

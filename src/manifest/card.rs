@@ -1,0 +1,106 @@
+//! The model card (README.md of a pruned checkpoint) in the Hugging Face style, written from
+//! the manifest so the two never disagree.
+
+use std::fmt::Write;
+
+use super::{EvaluationEvidence, Manifest, MANIFEST_FILE};
+
+/// Renders the model card of a pruned checkpoint from its manifest.
+pub fn model_card(manifest: &Manifest, out_name: &str) -> String {
+    let mut card = String::new();
+    let use_case = &manifest.use_case;
+    let scenarios =
+        if use_case.scenarios.is_empty() { "an unstated use case".to_string() } else { use_case.scenarios.join(", ") };
+    let _ = writeln!(card, "---");
+    let _ = writeln!(card, "base_model: {}", yaml_string(&manifest.base.name));
+    let _ = writeln!(card, "tags:\n- biasprune\n- pruned\n- bias-mitigation\n- use-case-specific");
+    let _ = writeln!(card, "---\n");
+    let _ = writeln!(card, "# {out_name}\n");
+    let _ = writeln!(
+        card,
+        "This checkpoint is `{}` with {} weight entries set to zero by biasprune {} to reduce a \
+         name-based disparity in its answers for **{scenarios}** (regime: {}, direction: {}). \
+         Every other byte of the weight files equals the base; `{MANIFEST_FILE}` lists exactly \
+         what was zeroed, how it was chosen, and the evidence below.\n",
+        manifest.base.name, manifest.pruned.total, manifest.tool.version, use_case.regime, use_case.direction
+    );
+    let _ = writeln!(card, "## What was pruned\n");
+    let _ = writeln!(card, "| component | entries zeroed |\n| --- | ---: |");
+    for (component, n) in &manifest.pruned.per_component {
+        let _ = writeln!(card, "| {component} | {n} |");
+    }
+    let _ = writeln!(card, "| **total** | **{}** |\n", manifest.pruned.total);
+    if !manifest.pruned.heads.is_empty() {
+        let _ = writeln!(card, "Attention heads pruned (layer: heads): {:?}\n", manifest.pruned.heads);
+    }
+    match &manifest.evidence {
+        Some(evidence) => write_evidence(&mut card, &evidence.baseline, &evidence.pruned),
+        None => {
+            let _ = writeln!(card, "## Evidence\n\nNo evaluation was recorded with this checkpoint: its effect on bias and utility is unmeasured.\n");
+        }
+    }
+    let _ = writeln!(card, "## Bias, Risks, and Limitations\n");
+    let _ = writeln!(
+        card,
+        "- The mask is **use-case specific**. It was built and measured for {scenarios} with the \
+         names and prompts recorded in the manifest. Research on this method (Ma, Salinas, \
+         Henderson, Nyarko, *Breaking Down Bias: On the Limits of Generalizable Pruning \
+         Strategies*, 2025) found that such masks transfer poorly to other contexts: do not \
+         assume reduced disparity elsewhere.\n\
+         - Bias is measured as the standardized mean difference (SMD, majority minus minority) of \
+         numeric answers to prompts that differ only in a name associated with a racial group. \
+         It says nothing about other groups, other kinds of harm, or free-text behaviour.\n\
+         - Pruning changes the model: check the inlier ratio and parse rate above, and test the \
+         capabilities your application needs before deploying.\n"
+    );
+    let _ = writeln!(card, "## Verifying this checkpoint\n");
+    let _ = writeln!(
+        card,
+        "```sh\nbiasprune verify . --public-key KEY.pub --base BASE_DIR\nmodel_signing verify key . --signature model.sig --public_key KEY.pub\n```"
+    );
+    card
+}
+
+fn write_evidence(card: &mut String, baseline: &EvaluationEvidence, pruned: &EvaluationEvidence) {
+    let _ = writeln!(card, "## Evidence\n");
+    let _ = writeln!(card, "Scenario `{}`. SMD is majority minus minority with a bootstrap 95% CI.\n", pruned.scenario);
+    let _ = writeln!(card, "| variation | SMD before | SMD after | inliers before | inliers after | parsed after |");
+    let _ = writeln!(card, "| --- | --- | --- | ---: | ---: | ---: |");
+    let variations: std::collections::BTreeSet<&String> =
+        baseline.variations.keys().chain(pruned.variations.keys()).collect();
+    for v in variations {
+        let before = baseline.variations.get(v);
+        let after = pruned.variations.get(v);
+        let _ = writeln!(
+            card,
+            "| {v} | {} | {} | {} | {} | {} |",
+            smd_cell(before),
+            smd_cell(after),
+            percent(before.map(|e| e.inlier_ratio)),
+            percent(after.map(|e| e.inlier_ratio)),
+            percent(after.map(|e| e.parse_rate))
+        );
+    }
+    let _ = writeln!(
+        card,
+        "\nMean |SMD|: {} before, {} after.\n",
+        baseline.mean_abs_smd.map_or("n/a".into(), |v| format!("{v:.3}")),
+        pruned.mean_abs_smd.map_or("n/a".into(), |v| format!("{v:.3}"))
+    );
+}
+
+fn smd_cell(e: Option<&super::VariationEvidence>) -> String {
+    match e.and_then(|e| e.smd.map(|s| (s, e.smd_ci))) {
+        Some((s, Some((lo, hi)))) => format!("{s:.3} [{lo:.3}, {hi:.3}]"),
+        Some((s, None)) => format!("{s:.3}"),
+        None => "n/a".into(),
+    }
+}
+
+fn percent(v: Option<f64>) -> String {
+    v.map_or("n/a".into(), |v| format!("{:.1}%", v * 100.0))
+}
+
+fn yaml_string(s: &str) -> String {
+    serde_json::to_string(s).expect("strings serialise")
+}

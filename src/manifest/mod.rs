@@ -1,0 +1,366 @@
+//! The pruning manifest (`biasprune-manifest.json`): what was pruned from which base, for
+//! which use case, by which method, with which evidence. Deterministic bytes: every map is
+//! sorted and nothing depends on iteration order or the clock unless the creation time,
+//! an explicit input, does.
+
+mod card;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::analyze::distribution;
+use crate::arch::{classify_tensor, linear_weight_name, Architecture, Component};
+use crate::checkpoint::Checkpoint;
+use crate::mask::{HeadMode, PruneMask, ZeroPlan};
+use crate::metrics::Summary;
+
+pub use card::model_card;
+
+/// File name of the manifest inside a pruned checkpoint.
+pub const MANIFEST_FILE: &str = "biasprune-manifest.json";
+/// Folder of the evidence files (records, summaries) inside a pruned checkpoint.
+pub const EVIDENCE_DIR: &str = "evidence";
+/// The manifest format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The whole manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Manifest format version.
+    pub format_version: u32,
+    /// The tool that wrote it.
+    pub tool: Tool,
+    /// Creation time, RFC 3339 UTC (from SOURCE_DATE_EPOCH when set, for reproducible builds).
+    pub created: String,
+    /// The base checkpoint.
+    pub base: BaseIdentity,
+    /// The use case the mask was built for.
+    pub use_case: UseCase,
+    /// How the mask was made (scoring method, p, q, granularity, sampling, seeds).
+    pub method: serde_json::Value,
+    /// What was zeroed.
+    pub pruned: Pruned,
+    /// Bias and utility evidence, when evaluations were run.
+    pub evidence: Option<Evidence>,
+}
+
+/// Tool name and version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tool {
+    /// "biasprune".
+    pub name: String,
+    /// The crate version.
+    pub version: String,
+}
+
+impl Tool {
+    /// This build of biasprune.
+    pub fn current() -> Self {
+        Tool { name: env!("CARGO_PKG_NAME").to_string(), version: env!("CARGO_PKG_VERSION").to_string() }
+    }
+}
+
+/// Identity of the base checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseIdentity {
+    /// Directory name of the base.
+    pub name: String,
+    /// sha256 (hex) of every file of the base, by relative path.
+    pub files: BTreeMap<String, String>,
+    /// The OpenSSF model-signing root digest of the base (sha256 over the concatenated file
+    /// digests in path order, model.sig and VCS files excluded).
+    pub root_digest: String,
+}
+
+/// The use case a mask serves.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UseCase {
+    /// Scenario ids the mask targets.
+    pub scenarios: Vec<String>,
+    /// Variations the mask was evaluated on.
+    pub variations: Vec<String>,
+    /// Variations held out of mask building (within-context).
+    pub held_out: Vec<String>,
+    /// prompt-specific, within-context, cross-context, or "manual" for a hand-made mask.
+    pub regime: String,
+    /// Which group's important weights were pruned.
+    pub direction: String,
+}
+
+/// One tensor's pruning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrunedTensor {
+    /// The shard file holding it.
+    pub file: String,
+    /// Granularities that touched it (weight, row, head).
+    pub granularity: BTreeSet<String>,
+    /// Output rows zeroed entirely.
+    pub rows: Vec<usize>,
+    /// Input columns zeroed entirely.
+    pub columns: Vec<usize>,
+    /// Entries set by the weight-level bitmask (in `bitmask_file` under this tensor's name).
+    pub bitmask_entries: u64,
+    /// Distinct entries zeroed in all.
+    pub zeroed: u64,
+}
+
+/// A file shipped beside the manifest, with its digest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRef {
+    /// Path relative to the checkpoint directory.
+    pub path: String,
+    /// sha256 (hex).
+    pub sha256: String,
+}
+
+/// Everything zeroed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pruned {
+    /// How heads were zeroed.
+    pub head_mode: HeadMode,
+    /// Heads pruned per layer.
+    pub heads: BTreeMap<usize, Vec<usize>>,
+    /// MLP units pruned per layer (gate/up rows and down columns).
+    pub mlp_units: BTreeMap<usize, Vec<usize>>,
+    /// The weight-level bitmask file, when there is one.
+    pub bitmask_file: Option<FileRef>,
+    /// Per tensor.
+    pub tensors: BTreeMap<String, PrunedTensor>,
+    /// Entries zeroed per layer and component.
+    pub per_layer: BTreeMap<usize, BTreeMap<Component, u64>>,
+    /// Entries zeroed per component over all layers.
+    pub per_component: BTreeMap<Component, u64>,
+    /// Entries zeroed in all.
+    pub total: u64,
+}
+
+/// The figures of one variation in one evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariationEvidence {
+    /// Answers sampled.
+    pub answers: usize,
+    /// Majority answers used for the statistics.
+    pub majority_n: usize,
+    /// Minority answers used for the statistics.
+    pub minority_n: usize,
+    /// SMD, majority minus minority.
+    pub smd: Option<f64>,
+    /// Bootstrap 95% CI of the SMD (low, high).
+    pub smd_ci: Option<(f64, f64)>,
+    /// Share of answers that are inliers.
+    pub inlier_ratio: f64,
+    /// Share of answers that parse to a number.
+    pub parse_rate: f64,
+}
+
+/// One evaluation's summary, per variation and overall.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluationEvidence {
+    /// Scenario id.
+    pub scenario: String,
+    /// Per variation.
+    pub variations: BTreeMap<String, VariationEvidence>,
+    /// Mean |SMD| over variations.
+    pub mean_abs_smd: Option<f64>,
+    /// Overall inlier ratio.
+    pub inlier_ratio: f64,
+    /// Overall parse rate.
+    pub parse_rate: f64,
+}
+
+impl EvaluationEvidence {
+    /// The manifest's view of an evaluation summary.
+    pub fn from_summary(summary: &Summary) -> Self {
+        let variations = summary
+            .variations
+            .iter()
+            .map(|(id, v)| {
+                (
+                    id.clone(),
+                    VariationEvidence {
+                        answers: v.answers,
+                        majority_n: v.majority.n,
+                        minority_n: v.minority.n,
+                        smd: v.smd,
+                        smd_ci: v.smd_ci.as_ref().map(|ci| (ci.low, ci.high)),
+                        inlier_ratio: v.inlier_ratio,
+                        parse_rate: v.parse_rate,
+                    },
+                )
+            })
+            .collect();
+        EvaluationEvidence {
+            scenario: summary.scenario.clone(),
+            variations,
+            mean_abs_smd: summary.overall.mean_abs_smd,
+            inlier_ratio: summary.overall.inlier_ratio,
+            parse_rate: summary.overall.parse_rate,
+        }
+    }
+}
+
+/// Baseline and pruned evaluations with the files they came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Evidence {
+    /// The base model's evaluation.
+    pub baseline: EvaluationEvidence,
+    /// The pruned model's evaluation (target and held-out variations).
+    pub pruned: EvaluationEvidence,
+    /// Records and summaries shipped in `evidence/`, with digests.
+    pub files: Vec<FileRef>,
+}
+
+/// Builds the `pruned` section from a mask and its resolution against the base.
+pub fn pruned_section(
+    mask: &PruneMask,
+    plan: &ZeroPlan,
+    ckpt: &Checkpoint,
+    arch: &Architecture,
+    bitmask_file: Option<FileRef>,
+) -> Pruned {
+    let mut tensors = BTreeMap::new();
+    for (name, zeroing) in &plan.tensors {
+        let shard = ckpt.tensor(name).map(|t| t.shard.to_string()).unwrap_or_default();
+        tensors.insert(
+            name.clone(),
+            PrunedTensor {
+                file: shard,
+                granularity: granularities_of(mask, name),
+                rows: zeroing.zero_rows.iter().copied().collect(),
+                columns: zeroing.zero_cols.iter().copied().collect(),
+                bitmask_entries: zeroing.entries.as_ref().map_or(0, |b| b.count()),
+                zeroed: zeroing.zeroed_count(),
+            },
+        );
+    }
+    let dist = distribution(plan, arch);
+    let per_layer: BTreeMap<usize, BTreeMap<Component, u64>> = dist
+        .counts
+        .iter()
+        .enumerate()
+        .filter(|(_, row)| row.iter().any(|&n| n > 0))
+        .map(|(layer, row)| {
+            (layer, Component::ALL.iter().zip(row).filter(|(_, &n)| n > 0).map(|(&c, &n)| (c, n)).collect())
+        })
+        .collect();
+    let mut per_component: BTreeMap<Component, u64> = BTreeMap::new();
+    for counts in per_layer.values() {
+        for (&c, &n) in counts {
+            *per_component.entry(c).or_default() += n;
+        }
+    }
+    let other: u64 = tensors.iter().filter(|(n, _)| classify_tensor(n).is_none()).map(|(_, t)| t.zeroed).sum();
+    Pruned {
+        head_mode: mask.head_mode,
+        heads: mask
+            .heads
+            .iter()
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(&l, h)| (l, h.iter().copied().collect()))
+            .collect(),
+        mlp_units: mask
+            .mlp_units
+            .iter()
+            .filter(|(_, u)| !u.is_empty())
+            .map(|(&l, u)| (l, u.iter().copied().collect()))
+            .collect(),
+        bitmask_file,
+        tensors,
+        per_layer,
+        per_component,
+        total: dist.total + other,
+    }
+}
+
+fn granularities_of(mask: &PruneMask, tensor: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    if mask.weights.contains_key(tensor) {
+        out.insert("weight".to_string());
+    }
+    if mask.rows.contains_key(tensor) {
+        out.insert("row".to_string());
+    }
+    let touched_by = |layers: &BTreeMap<usize, BTreeSet<usize>>, components: &[Component]| {
+        layers.iter().any(|(&l, set)| !set.is_empty() && components.iter().any(|&c| linear_weight_name(l, c) == tensor))
+    };
+    if touched_by(&mask.mlp_units, &[Component::Gate, Component::Up, Component::Down]) {
+        out.insert("row".to_string());
+    }
+    let head_component = match mask.head_mode {
+        HeadMode::OProjColumns => Component::O,
+        HeadMode::QProjRows => Component::Q,
+    };
+    if touched_by(&mask.heads, &[head_component]) {
+        out.insert("head".to_string());
+    }
+    out
+}
+
+/// Serialises a manifest to its canonical bytes (pretty JSON, sorted maps, final newline).
+pub fn to_bytes(manifest: &Manifest) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(manifest).expect("manifest serialises");
+    bytes.push(b'\n');
+    bytes
+}
+
+/// Parses a manifest, refusing unknown fields and other format versions.
+pub fn from_bytes(bytes: &[u8]) -> Result<Manifest, String> {
+    let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if manifest.format_version != FORMAT_VERSION {
+        return Err(format!("format_version {} is not supported (expected {FORMAT_VERSION})", manifest.format_version));
+    }
+    Ok(manifest)
+}
+
+/// The creation time to record: SOURCE_DATE_EPOCH when set (reproducible builds), else now;
+/// RFC 3339 in UTC with whole seconds.
+pub fn creation_time() -> String {
+    let seconds = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.parse::<i64>().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    });
+    rfc3339(seconds)
+}
+
+/// Formats seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn rfc3339(seconds: i64) -> String {
+    let days = seconds.div_euclid(86_400);
+    let secs = seconds.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+}
+
+/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_matches_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_867_199), "2026-11-28T11:59:59Z");
+    }
+}

@@ -1,0 +1,137 @@
+//! The manifest: deterministic bytes, valid against manifests/schema, round trips; the card.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use biasprune::arch::{linear_weight_name, Architecture, Component};
+use biasprune::checkpoint::Checkpoint;
+use biasprune::fixture::FixtureSpec;
+use biasprune::manifest::{
+    from_bytes, model_card, pruned_section, to_bytes, BaseIdentity, EvaluationEvidence, Evidence, FileRef, Manifest,
+    Tool, UseCase, VariationEvidence, FORMAT_VERSION,
+};
+use biasprune::mask::{resolve, BitMask, PruneMask};
+use support::fixture;
+
+/// Validates `value` against the shipped manifest schema, returning every error.
+pub fn schema_errors(value: &serde_json::Value) -> Vec<String> {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../manifests/schema/biasprune-manifest.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    validator.iter_errors(value).map(|e| format!("{} at {}", e, e.instance_path())).collect()
+}
+
+fn evaluation(smd: f64) -> EvaluationEvidence {
+    EvaluationEvidence {
+        scenario: "purchase".into(),
+        variations: BTreeMap::from([(
+            "bicycle".to_string(),
+            VariationEvidence {
+                answers: 400,
+                majority_n: 190,
+                minority_n: 185,
+                smd: Some(smd),
+                smd_ci: Some((smd - 0.1, smd + 0.1)),
+                inlier_ratio: 0.94,
+                parse_rate: 0.97,
+            },
+        )]),
+        mean_abs_smd: Some(smd.abs()),
+        inlier_ratio: 0.94,
+        parse_rate: 0.97,
+    }
+}
+
+fn manifest(with_evidence: bool) -> Manifest {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = fixture(tmp.path(), "base", &FixtureSpec::default());
+    let ckpt = Checkpoint::open(&dir).unwrap();
+    let arch = Architecture::of_checkpoint(&ckpt).unwrap();
+    let mut bits = BitMask::new(64, 64);
+    bits.set(3, 4);
+    bits.set(60, 1);
+    let mask = PruneMask {
+        weights: BTreeMap::from([(linear_weight_name(0, Component::Q), bits)]),
+        heads: BTreeMap::from([(1, BTreeSet::from([2]))]),
+        mlp_units: BTreeMap::from([(0, BTreeSet::from([5]))]),
+        ..PruneMask::default()
+    };
+    let plan = resolve(&mask, &arch, &ckpt).unwrap();
+    let bitmask = FileRef { path: "pruning-mask.safetensors".into(), sha256: "ab".repeat(32) };
+    Manifest {
+        format_version: FORMAT_VERSION,
+        tool: Tool::current(),
+        created: biasprune::manifest::rfc3339(1_795_867_199),
+        base: BaseIdentity {
+            name: "base".into(),
+            files: BTreeMap::from([("config.json".to_string(), "01".repeat(32))]),
+            root_digest: "cd".repeat(32),
+        },
+        use_case: UseCase {
+            scenarios: vec!["purchase".into()],
+            variations: vec!["bicycle".into()],
+            held_out: vec![],
+            regime: "prompt-specific".into(),
+            direction: "minority-minus-majority".into(),
+        },
+        method: serde_json::json!({"scoring": "wanda", "p": 0.15, "q": 0.15}),
+        pruned: pruned_section(&mask, &plan, &ckpt, &arch, Some(bitmask)),
+        evidence: with_evidence.then(|| Evidence {
+            baseline: evaluation(-0.2),
+            pruned: evaluation(-0.05),
+            files: vec![FileRef { path: "evidence/baseline/records.jsonl".into(), sha256: "ef".repeat(32) }],
+        }),
+    }
+}
+
+#[test]
+fn manifest_bytes_are_deterministic_valid_and_round_trip() {
+    for with_evidence in [true, false] {
+        let m = manifest(with_evidence);
+        let bytes = to_bytes(&m);
+        assert_eq!(bytes, to_bytes(&manifest(with_evidence)), "same inputs, same bytes");
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(schema_errors(&value), Vec::<String>::new());
+        assert_eq!(from_bytes(&bytes).unwrap(), m);
+    }
+    let m = manifest(true);
+    let q = &m.pruned.tensors[&linear_weight_name(0, Component::Q)];
+    assert_eq!(q.bitmask_entries, 2);
+    assert_eq!(m.pruned.tensors[&linear_weight_name(1, Component::O)].columns, (32..48).collect::<Vec<_>>());
+    assert_eq!(m.pruned.tensors[&linear_weight_name(0, Component::Down)].columns, vec![5]);
+    assert_eq!(m.pruned.total, 2 + 64 * 16 + 64 * 2 + 64);
+    assert_eq!(m.pruned.per_component[&Component::O], 64 * 16);
+}
+
+#[test]
+fn schema_rejects_what_the_manifest_must_not_say() {
+    let value = serde_json::to_value(manifest(true)).unwrap();
+    let mut extra = value.clone();
+    extra["surprise"] = serde_json::json!(1);
+    assert!(!schema_errors(&extra).is_empty());
+    let mut bad_digest = value.clone();
+    bad_digest["base"]["root_digest"] = serde_json::json!("XYZ");
+    assert!(!schema_errors(&bad_digest).is_empty());
+    let mut bad_ratio = value;
+    bad_ratio["evidence"]["pruned"]["inlier_ratio"] = serde_json::json!(1.5);
+    assert!(!schema_errors(&bad_ratio).is_empty());
+    let mut version = serde_json::to_vec(&manifest(false)).unwrap();
+    let text = String::from_utf8(version.clone()).unwrap().replacen("\"format_version\":1", "\"format_version\":2", 1);
+    version = text.into_bytes();
+    assert!(from_bytes(&version).unwrap_err().contains("format_version 2"));
+}
+
+#[test]
+fn model_card_states_base_evidence_and_limits() {
+    let card = model_card(&manifest(true), "base-purchase");
+    assert!(card.starts_with("---\nbase_model: \"base\"\ntags:\n- biasprune"), "{card}");
+    assert!(card.contains("# base-purchase"));
+    assert!(
+        card.contains("| bicycle | -0.200 [-0.300, -0.100] | -0.050 [-0.150, 0.050] | 94.0% | 94.0% | 97.0% |"),
+        "{card}"
+    );
+    assert!(card.contains("## Bias, Risks, and Limitations") && card.contains("use-case specific"));
+    let without = model_card(&manifest(false), "x");
+    assert!(without.contains("unmeasured"));
+}
