@@ -4,6 +4,7 @@
 //! `checkpoint` and `arch` read and describe a Hugging Face checkpoint; `mask` says what to
 //! zero; `surgery` writes the pruned checkpoint; `cli` is the command-line front end.
 
+pub mod model;
 pub mod progress;
 
 pub mod cli;
