@@ -3,10 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
+use biasprune::checkpoint::Checkpoint;
+use biasprune::fixture::{write_checkpoint, FixtureSpec};
 use biasprune::model::random::{tiny_config, write_random_checkpoint};
 use biasprune::model::{
     Batch, InputSite, LayerwiseRunner, LinearInput, LinearInputHook, LlamaConfig, Llama,
-    LoadOptions, Logits, ModelConfig, ModelError, Projection, RopeScaling, SafetensorsDir,
+    LoadOptions, Logits, ModelConfig, ModelError, Projection, RopeScaling,
     SquaredNormStats,
 };
 use candle_core::{DType, Device, IndexOp, Tensor};
@@ -91,6 +93,14 @@ fn logits_match_candle_transformers_on_tiny_models() {
     }
 }
 
+#[test]
+fn logits_match_candle_transformers_on_the_fixture() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("fixture");
+    write_checkpoint(&dir, &FixtureSpec::default()).unwrap();
+    assert_parity_with_candle_transformers(&dir, &prompts());
+}
+
 /// The reference checkpoint (fetched by scripts/fetch-model.sh) when present; under CI a
 /// missing model is a failure. BIASPRUNE_PARITY_MODEL points the test at another directory.
 #[test]
@@ -163,7 +173,7 @@ fn layer_by_layer_equals_the_full_model_and_sees_the_same_inputs() {
     let mut full_stats = SquaredNormStats::new();
     let expected = model.forward(&batch, Some(&mut full_stats), Logits::All).unwrap();
 
-    let src = SafetensorsDir::open(dir.path()).unwrap();
+    let src = Checkpoint::open(dir.path()).unwrap();
     let cfg = ModelConfig::from_dir(dir.path()).unwrap();
     let runner = LayerwiseRunner::new(&src, cfg.clone(), LoadOptions::cpu_f32(), &batch).unwrap();
     let mut stats = SquaredNormStats::new();

@@ -226,6 +226,14 @@ impl ModelConfig {
         LlamaConfig::from_file(&dir.join("config.json"))?.resolve()
     }
 
+    /// Resolves an already parsed config.json (e.g. `Checkpoint::config`); `dir` names it
+    /// in errors.
+    pub fn from_json(value: &serde_json::Value, dir: &Path) -> Result<Self, ModelError> {
+        let raw: LlamaConfig = serde_json::from_value(value.clone())
+            .map_err(|source| ModelError::ConfigJson { path: dir.join("config.json"), source })?;
+        raw.resolve()
+    }
+
     /// Query heads per key/value head.
     pub fn group_size(&self) -> usize {
         self.num_heads / self.num_kv_heads

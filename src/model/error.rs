@@ -8,6 +8,9 @@ pub enum ModelError {
     /// A tensor operation failed inside candle.
     #[error("tensor operation failed: {0}")]
     Candle(#[from] candle_core::Error),
+    /// The checkpoint directory could not be opened or read.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
     /// A file could not be read.
     #[error("cannot read {path}: {source}")]
     Io {
@@ -34,12 +37,12 @@ pub enum ModelError {
         /// What is supported.
         expected: String,
     },
-    /// A safetensors file could not be parsed.
-    #[error("invalid safetensors file {path}: {message}")]
+    /// A safetensors file could not be written.
+    #[error("cannot write safetensors file {path}: {message}")]
     Safetensors {
         /// The file at fault.
         path: PathBuf,
-        /// What is wrong with it.
+        /// What went wrong.
         message: String,
     },
     /// The checkpoint lacks a tensor the model needs.

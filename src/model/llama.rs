@@ -6,9 +6,10 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 
 use super::hooks::{LinearInputHook, NoHook, Projection};
+use crate::checkpoint::Checkpoint;
 use super::{
     AttentionContext, DecoderLayer, FinalHead, KvCache, LoadOptions, Logits, ModelConfig,
-    ModelError, Rope, SafetensorsDir, TokenEmbedding, WeightSource,
+    ModelError, Rope, TokenEmbedding, WeightSource,
 };
 
 /// Token ids (rows, len) with the number of left-padding tokens of each row.
@@ -76,8 +77,14 @@ impl Llama {
 
     /// Loads a Hugging Face checkpoint directory (config.json + safetensors).
     pub fn load_dir(dir: &Path, opts: LoadOptions) -> Result<Self, ModelError> {
-        let cfg = ModelConfig::from_dir(dir)?;
-        Self::load(&SafetensorsDir::open(dir)?, cfg, opts)
+        let ckpt = Checkpoint::open(dir)?;
+        Self::load_checkpoint(&ckpt, opts)
+    }
+
+    /// Loads an opened checkpoint, reading its config.json.
+    pub fn load_checkpoint(ckpt: &Checkpoint, opts: LoadOptions) -> Result<Self, ModelError> {
+        let cfg = ModelConfig::from_json(ckpt.config(), ckpt.dir())?;
+        Self::load(ckpt, cfg, opts)
     }
 
     /// The resolved configuration.

@@ -33,4 +33,4 @@ pub use layerwise::LayerwiseRunner;
 pub use llama::{Batch, Llama};
 pub use rope::Rope;
 pub use sampling::{Sampler, SamplingParams};
-pub use weights::{SafetensorsDir, WeightSource};
+pub use weights::WeightSource;

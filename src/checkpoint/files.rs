@@ -1,0 +1,86 @@
+//! Listing a checkpoint's files and refusing names that could escape its directory.
+
+use std::path::{Component, Path, PathBuf};
+
+use super::CheckpointError;
+
+/// Resolves `name` (relative, `/`-separated) inside `dir`, refusing absolute names, `..`
+/// components and symbolic links whose target lies outside `dir`.
+pub fn resolve_inside(dir: &Path, name: &str) -> Result<PathBuf, CheckpointError> {
+    let unsafe_path = |reason: &str| CheckpointError::UnsafePath {
+        dir: dir.to_path_buf(),
+        name: name.to_string(),
+        reason: reason.to_string(),
+    };
+    let relative = Path::new(name);
+    if name.is_empty() || relative.is_absolute() || name.starts_with('/') {
+        return Err(unsafe_path("expected a relative file name"));
+    }
+    if relative.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return Err(unsafe_path("must not contain '..' or '.' components"));
+    }
+    let path = dir.join(relative);
+    if path.is_symlink() {
+        let root = dir.canonicalize().map_err(|source| CheckpointError::io(dir, source))?;
+        let target = path.canonicalize().map_err(|source| CheckpointError::io(&path, source))?;
+        if !target.starts_with(&root) {
+            return Err(unsafe_path(&format!(
+                "symbolic link to {} leads outside the checkpoint directory (copy it with `cp -rL` first)",
+                target.display()
+            )));
+        }
+    }
+    Ok(path)
+}
+
+/// Every file under `dir` as a sorted list of relative `/`-separated paths; symbolic links
+/// must stay inside `dir` (they are listed as files), anything else but files and
+/// directories is refused.
+pub fn list_regular_files(dir: &Path) -> Result<Vec<String>, CheckpointError> {
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+fn walk(root: &Path, current: &Path, out: &mut Vec<String>) -> Result<(), CheckpointError> {
+    let entries = std::fs::read_dir(current).map_err(|source| CheckpointError::io(current, source))?;
+    for entry in entries {
+        let entry = entry.map_err(|source| CheckpointError::io(current, source))?;
+        let path = entry.path();
+        let relative = relative_name(root, &path)?;
+        let file_type = entry.file_type().map_err(|source| CheckpointError::io(&path, source))?;
+        if file_type.is_symlink() {
+            let resolved = resolve_inside(root, &relative)?;
+            if resolved.is_dir() {
+                return Err(CheckpointError::UnsafePath {
+                    dir: root.to_path_buf(),
+                    name: relative,
+                    reason: "symbolic links to directories are not supported".into(),
+                });
+            }
+            out.push(relative);
+        } else if file_type.is_dir() {
+            walk(root, &path, out)?;
+        } else if file_type.is_file() {
+            out.push(relative);
+        } else {
+            return Err(CheckpointError::UnsafePath {
+                dir: root.to_path_buf(),
+                name: relative,
+                reason: "not a regular file or directory".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn relative_name(root: &Path, path: &Path) -> Result<String, CheckpointError> {
+    let relative = path.strip_prefix(root).expect("walk stays under root");
+    let parts: Option<Vec<&str>> = relative.components().map(|c| c.as_os_str().to_str()).collect();
+    parts.map(|p| p.join("/")).ok_or_else(|| CheckpointError::UnsafePath {
+        dir: root.to_path_buf(),
+        name: relative.to_string_lossy().into_owned(),
+        reason: "file name is not valid UTF-8".into(),
+    })
+}
