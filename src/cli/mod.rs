@@ -4,6 +4,7 @@
 //! command is a thin wrapper over a library call.
 
 mod bars;
+mod generate;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -29,7 +30,10 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-enum Command {}
+enum Command {
+    /// Sample answers to a prompt from a checkpoint, one answer per line.
+    Generate(generate::GenerateArgs),
+}
 
 /// A command's result: success, or a check that ran and failed (exit code 1).
 pub enum Outcome {
@@ -67,7 +71,9 @@ fn init_logging() {
 
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let bars = bars::Bars::new(cli.quiet);
-    match cli.command {}
+    match cli.command {
+        Command::Generate(args) => generate::run(args, &bars),
+    }
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
