@@ -58,11 +58,20 @@ fn main() {
     let dir = model_dir();
     let load = Instant::now();
     let model = Llama::load_dir(&dir, LoadOptions::cpu_f32()).expect("load model");
-    println!("model {} loaded in {:.2?}; threads {}", dir.display(), load.elapsed(), candle_core::utils::get_num_threads());
+    println!(
+        "model {} loaded in {:.2?}; threads {}",
+        dir.display(),
+        load.elapsed(),
+        candle_core::utils::get_num_threads()
+    );
 
     for rows in [1, 8] {
         let t = time_prefill(&model, rows, 80, repeats.max(3));
-        println!("prefill batch {rows} x 80 tokens: median {:.3?} = {:.0} tokens/s", t, (rows * 80) as f64 / t.as_secs_f64());
+        println!(
+            "prefill batch {rows} x 80 tokens: median {:.3?} = {:.0} tokens/s",
+            t,
+            (rows * 80) as f64 / t.as_secs_f64()
+        );
     }
 
     let vocab = model.config().vocab_size;

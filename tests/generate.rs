@@ -2,7 +2,9 @@
 //! lengths, and greedy decoding through the KV cache against repeated full forward passes.
 
 use biasprune::model::random::{tiny_config, write_random_checkpoint};
-use biasprune::model::{generate, Batch, Completion, FinishReason, GenerateOptions, Llama, LoadOptions, Logits, SamplingParams};
+use biasprune::model::{
+    generate, Batch, Completion, FinishReason, GenerateOptions, Llama, LoadOptions, Logits, SamplingParams,
+};
 use biasprune::progress::NoProgress;
 use candle_core::Device;
 
@@ -82,7 +84,8 @@ fn stop_tokens_end_answers_and_are_not_included() {
 #[test]
 fn greedy_decoding_with_the_cache_equals_repeated_full_forward_passes() {
     let (_dir, model) = model();
-    let opts = GenerateOptions { params: SamplingParams { temperature: 0.0, top_p: 1.0 }, samples: 2, ..options(0, 64) };
+    let opts =
+        GenerateOptions { params: SamplingParams { temperature: 0.0, top_p: 1.0 }, samples: 2, ..options(0, 64) };
     let out = generate(&model, &prompts(), &opts, &NoProgress).unwrap();
     for (prompt, answers) in prompts().iter().zip(&out) {
         let mut seq = prompt.clone();

@@ -7,9 +7,8 @@ use biasprune::checkpoint::Checkpoint;
 use biasprune::fixture::{write_checkpoint, FixtureSpec};
 use biasprune::model::random::{tiny_config, write_random_checkpoint};
 use biasprune::model::{
-    Batch, InputSite, LayerwiseRunner, LinearInput, LinearInputHook, LlamaConfig, Llama,
-    LoadOptions, Logits, ModelConfig, ModelError, Projection, RopeScaling,
-    SquaredNormStats,
+    Batch, InputSite, LayerwiseRunner, LinearInput, LinearInputHook, Llama, LlamaConfig, LoadOptions, Logits,
+    ModelConfig, ModelError, Projection, RopeScaling, SquaredNormStats,
 };
 use candle_core::{DType, Device, IndexOp, Tensor};
 
@@ -56,9 +55,7 @@ fn reference_logits(dir: &Path, ids: &[u32]) -> Tensor {
         .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
         .collect();
     files.sort();
-    let vb = unsafe {
-        candle_nn::VarBuilder::from_mmaped_safetensors(&files, DType::F32, &Device::Cpu).unwrap()
-    };
+    let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&files, DType::F32, &Device::Cpu).unwrap() };
     let model = reference::Llama::load(vb, &cfg).unwrap();
     let mut cache = reference::Cache::new(false, DType::F32, &cfg, &Device::Cpu).unwrap();
     let input = Tensor::new(ids, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
@@ -72,7 +69,7 @@ pub fn assert_parity_with_candle_transformers(dir: &Path, sequences: &[Vec<u32>]
         let opts = LoadOptions { trainable, ..LoadOptions::cpu_f32() };
         let model = Llama::load_dir(dir, opts).unwrap();
         for ids in sequences {
-            let batch = Batch::left_padded(&[ids.clone()], 0, &Device::Cpu).unwrap();
+            let batch = Batch::left_padded(std::slice::from_ref(ids), 0, &Device::Cpu).unwrap();
             let ours = model.forward(&batch, None, Logits::Last).unwrap().squeeze(0).unwrap();
             let err = relative_error(&ours, &reference_logits(dir, ids));
             assert!(err < 1e-4, "trainable={trainable}: relative error {err} for {ids:?}");
@@ -132,7 +129,7 @@ fn left_padded_rows_equal_their_unpadded_runs() {
         let all = model.forward(&batch, None, Logits::All).unwrap();
         let width = batch.ids().dim(1).unwrap();
         for (row, seq) in seqs.iter().enumerate() {
-            let alone = Batch::left_padded(&[seq.clone()], 0, &Device::Cpu).unwrap();
+            let alone = Batch::left_padded(std::slice::from_ref(seq), 0, &Device::Cpu).unwrap();
             let expected = model.forward(&alone, None, Logits::All).unwrap().i(0).unwrap();
             let got = all.i((row, width - seq.len()..width)).unwrap();
             let err = relative_error(&got, &expected);
@@ -226,7 +223,7 @@ fn squared_norm_stats_ignore_padding() {
     model.forward(&batch, Some(&mut batched), Logits::Last).unwrap();
     let mut separate = SquaredNormStats::new();
     for seq in &seqs {
-        let alone = Batch::left_padded(&[seq.clone()], 0, &Device::Cpu).unwrap();
+        let alone = Batch::left_padded(std::slice::from_ref(seq), 0, &Device::Cpu).unwrap();
         model.forward(&alone, Some(&mut separate), Logits::Last).unwrap();
     }
     let tokens: usize = seqs.iter().map(Vec::len).sum();
@@ -309,7 +306,10 @@ fn a_shape_mismatch_names_tensor_and_shapes() {
     let cfg = LlamaConfig { intermediate_size: 100, ..tiny_config() };
     std::fs::write(dir.path().join("config.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
     let err = Llama::load_dir(dir.path(), LoadOptions::cpu_f32()).unwrap_err().to_string();
-    assert!(err.contains("model.layers.0.mlp.gate_proj.weight") && err.contains("[96, 64]") && err.contains("[100, 64]"), "{err}");
+    assert!(
+        err.contains("model.layers.0.mlp.gate_proj.weight") && err.contains("[96, 64]") && err.contains("[100, 64]"),
+        "{err}"
+    );
 }
 
 #[test]

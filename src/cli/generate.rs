@@ -91,7 +91,7 @@ pub fn run(args: GenerateArgs, bars: &Bars) -> anyhow::Result<Outcome> {
         pad_id: 0,
         max_rows: 64,
     };
-    let mut answers = generate(&model, &[ids.clone()], &opts, bars)?;
+    let mut answers = generate(&model, std::slice::from_ref(&ids), &opts, bars)?;
     let answers = answers.pop().unwrap_or_default();
     let answers = decode_all(&tokenizer, answers)?;
     if args.json {
@@ -131,9 +131,8 @@ fn decode_all(tokenizer: &Tokenizer, answers: Vec<Completion>) -> anyhow::Result
     answers
         .into_iter()
         .map(|c| {
-            let text = tokenizer
-                .decode(&c.tokens, true)
-                .map_err(|e| anyhow::anyhow!("cannot decode an answer: {e}"))?;
+            let text =
+                tokenizer.decode(&c.tokens, true).map_err(|e| anyhow::anyhow!("cannot decode an answer: {e}"))?;
             Ok(Answer { text, tokens: c.tokens, finish: c.finish })
         })
         .collect()

@@ -34,9 +34,7 @@ impl AttentionContext {
     ) -> Result<Self, ModelError> {
         let rows = left_pad.len();
         if rows == 0 || new_len == 0 {
-            return Err(ModelError::InvalidArgument(
-                "a batch needs at least one row and one token".into(),
-            ));
+            return Err(ModelError::InvalidArgument("a batch needs at least one row and one token".into()));
         }
         let positions: Vec<u32> = left_pad
             .iter()
@@ -44,23 +42,10 @@ impl AttentionContext {
             .collect();
         let (cos, sin) = rope.cos_sin(&positions, rows, dtype, device)?;
         let padded = left_pad.iter().any(|&p| p > 0);
-        let mask = if padded || new_len > 1 {
-            Some(attention_mask(left_pad, past_len, new_len, device)?)
-        } else {
-            None
-        };
-        let token_mask = if padded {
-            Some(token_mask(left_pad, past_len, new_len, device)?)
-        } else {
-            None
-        };
-        Ok(Self {
-            cos,
-            sin,
-            mask,
-            token_mask,
-            differentiable,
-        })
+        let mask =
+            if padded || new_len > 1 { Some(attention_mask(left_pad, past_len, new_len, device)?) } else { None };
+        let token_mask = if padded { Some(token_mask(left_pad, past_len, new_len, device)?) } else { None };
+        Ok(Self { cos, sin, mask, token_mask, differentiable })
     }
 
     /// (rows, new_len) F32, 1 for real tokens and 0 for padding; None without padding.
@@ -77,12 +62,7 @@ impl AttentionContext {
 /// Additive mask (rows, 1, new_len, past_len + new_len): 0 where slot j is visible from
 /// new token i (causal, not padding), -inf elsewhere. A padding query sees itself so that
 /// no softmax row is empty.
-fn attention_mask(
-    left_pad: &[usize],
-    past_len: usize,
-    new_len: usize,
-    device: &Device,
-) -> Result<Tensor, ModelError> {
+fn attention_mask(left_pad: &[usize], past_len: usize, new_len: usize, device: &Device) -> Result<Tensor, ModelError> {
     let total = past_len + new_len;
     let mut mask = Vec::with_capacity(left_pad.len() * new_len * total);
     for &pad in left_pad {
@@ -101,12 +81,7 @@ fn attention_mask(
     Ok(Tensor::from_vec(mask, (left_pad.len(), 1, new_len, total), device)?)
 }
 
-fn token_mask(
-    left_pad: &[usize],
-    past_len: usize,
-    new_len: usize,
-    device: &Device,
-) -> Result<Tensor, ModelError> {
+fn token_mask(left_pad: &[usize], past_len: usize, new_len: usize, device: &Device) -> Result<Tensor, ModelError> {
     let mask: Vec<f32> = left_pad
         .iter()
         .flat_map(|&pad| (past_len..past_len + new_len).map(move |s| f32::from(u8::from(s >= pad))))
@@ -150,12 +125,7 @@ impl SelfAttention {
         hook: &mut dyn LinearInputHook,
     ) -> Result<Tensor, ModelError> {
         let (rows, len, _) = x.dims3()?;
-        hook.observe(&LinearInput {
-            layer,
-            site: InputSite::QkvInput,
-            x,
-            token_mask: ctx.token_mask(),
-        })?;
+        hook.observe(&LinearInput { layer, site: InputSite::QkvInput, x, token_mask: ctx.token_mask() })?;
         let heads = |t: Tensor, n: usize| -> Result<Tensor, ModelError> {
             Ok(t.reshape((rows, len, n, self.head_dim))?.transpose(1, 2)?)
         };
@@ -170,35 +140,20 @@ impl SelfAttention {
         };
         let y = self.attend(&q, &k, &v, ctx)?;
         let y = y.transpose(1, 2)?.reshape((rows, len, self.num_heads * self.head_dim))?;
-        hook.observe(&LinearInput {
-            layer,
-            site: InputSite::OProjInput,
-            x: &y,
-            token_mask: ctx.token_mask(),
-        })?;
+        hook.observe(&LinearInput { layer, site: InputSite::OProjInput, x: &y, token_mask: ctx.token_mask() })?;
         self.o_proj.forward(&y)
     }
 
     /// softmax(q k^T / sqrt(d) + mask) v without repeating k and v: the query heads that
     /// share a key/value head are stacked along the sequence axis of one matmul.
-    fn attend(
-        &self,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        ctx: &AttentionContext,
-    ) -> Result<Tensor, ModelError> {
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, ctx: &AttentionContext) -> Result<Tensor, ModelError> {
         let (rows, _, len, _) = q.dims4()?;
         let slots = k.dim(2)?;
         let group = self.num_heads / self.num_kv_heads;
-        let q = q
-            .contiguous()?
-            .reshape((rows, self.num_kv_heads, group * len, self.head_dim))?;
+        let q = q.contiguous()?.reshape((rows, self.num_kv_heads, group * len, self.head_dim))?;
         let scores = (q.matmul(&k.t()?)? / (self.head_dim as f64).sqrt())?;
         let dtype = scores.dtype();
-        let scores = scores
-            .to_dtype(DType::F32)?
-            .reshape((rows, self.num_heads, len, slots))?;
+        let scores = scores.to_dtype(DType::F32)?.reshape((rows, self.num_heads, len, slots))?;
         let scores = match &ctx.mask {
             Some(mask) => scores.broadcast_add(mask)?,
             None => scores,
@@ -208,11 +163,7 @@ impl SelfAttention {
         } else {
             candle_nn::ops::softmax_last_dim(&scores)?
         };
-        let probs = probs
-            .to_dtype(dtype)?
-            .reshape((rows, self.num_kv_heads, group * len, slots))?;
-        Ok(probs
-            .matmul(v)?
-            .reshape((rows, self.num_heads, len, self.head_dim))?)
+        let probs = probs.to_dtype(dtype)?.reshape((rows, self.num_kv_heads, group * len, slots))?;
+        Ok(probs.matmul(v)?.reshape((rows, self.num_heads, len, self.head_dim))?)
     }
 }

@@ -16,11 +16,7 @@ pub struct LayerKv {
 
 impl LayerKv {
     fn new(shape: (usize, usize, usize, usize), dtype: DType, device: &Device) -> Result<Self, ModelError> {
-        Ok(Self {
-            k: Tensor::zeros(shape, dtype, device)?,
-            v: Tensor::zeros(shape, dtype, device)?,
-            len: 0,
-        })
+        Ok(Self { k: Tensor::zeros(shape, dtype, device)?, v: Tensor::zeros(shape, dtype, device)?, len: 0 })
     }
 
     /// Filled slots.
@@ -51,11 +47,7 @@ impl LayerKv {
     }
 
     fn select_rows(&self, rows: &Tensor) -> Result<Self, ModelError> {
-        Ok(Self {
-            k: self.k.index_select(rows, 0)?,
-            v: self.v.index_select(rows, 0)?,
-            len: self.len,
-        })
+        Ok(Self { k: self.k.index_select(rows, 0)?, v: self.v.index_select(rows, 0)?, len: self.len })
     }
 }
 
@@ -76,9 +68,7 @@ impl KvCache {
         device: &Device,
     ) -> Result<Self, ModelError> {
         let shape = (left_pad.len(), cfg.num_kv_heads, capacity, cfg.head_dim);
-        let layers = (0..cfg.num_layers)
-            .map(|_| LayerKv::new(shape, dtype, device))
-            .collect::<Result<_, _>>()?;
+        let layers = (0..cfg.num_layers).map(|_| LayerKv::new(shape, dtype, device)).collect::<Result<_, _>>()?;
         Ok(Self { layers, left_pad })
     }
 
@@ -120,11 +110,7 @@ impl KvCache {
         let device = self.layers.first().map_or(Device::Cpu, |l| l.k.device().clone());
         let index = Tensor::from_slice(rows, rows.len(), &device)?;
         Ok(Self {
-            layers: self
-                .layers
-                .iter()
-                .map(|layer| layer.select_rows(&index))
-                .collect::<Result<_, _>>()?,
+            layers: self.layers.iter().map(|layer| layer.select_rows(&index)).collect::<Result<_, _>>()?,
             left_pad: rows.iter().map(|&r| self.left_pad[r as usize]).collect(),
         })
     }

@@ -101,14 +101,9 @@ fn default_act() -> String {
 impl LlamaConfig {
     /// Reads and parses `path` (a config.json).
     pub fn from_file(path: &Path) -> Result<Self, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        serde_json::from_str(&text).map_err(|source| ModelError::ConfigJson {
-            path: path.to_path_buf(),
-            source,
-        })
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
+        serde_json::from_str(&text).map_err(|source| ModelError::ConfigJson { path: path.to_path_buf(), source })
     }
 
     /// Checks the values against what the runtime supports and derives the head layout.

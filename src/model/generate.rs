@@ -88,9 +88,7 @@ fn generate_group(
     let prompt_len = batch.ids().dim(1)?;
     let mut prefill = model.new_cache(batch.left_pad().to_vec(), prompt_len + opts.max_new_tokens)?;
     let prompt_logits = rows_of(&model.step(batch.ids(), &mut prefill, Logits::Last)?)?;
-    let copies: Vec<u32> = (0..prompts.len() as u32)
-        .flat_map(|p| std::iter::repeat_n(p, opts.samples))
-        .collect();
+    let copies: Vec<u32> = (0..prompts.len() as u32).flat_map(|p| std::iter::repeat_n(p, opts.samples)).collect();
     let mut cache = prefill.select_rows(&copies)?;
     drop(prefill);
     let mut rows: Vec<Row> = (0..prompts.len())
@@ -130,10 +128,7 @@ fn generate_group(
     }
     let mut out: Vec<Vec<Completion>> = (0..prompts.len()).map(|_| Vec::with_capacity(opts.samples)).collect();
     for row in rows {
-        out[row.prompt].push(Completion {
-            tokens: row.tokens,
-            finish: row.finish.unwrap_or(FinishReason::Length),
-        });
+        out[row.prompt].push(Completion { tokens: row.tokens, finish: row.finish.unwrap_or(FinishReason::Length) });
     }
     Ok(out)
 }
@@ -156,12 +151,7 @@ fn should_compact(active: usize, still: usize) -> bool {
 }
 
 fn compact(cache: &KvCache, active: &[usize], still: &[usize]) -> Result<KvCache, ModelError> {
-    let keep: Vec<u32> = active
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| still.contains(r))
-        .map(|(i, _)| i as u32)
-        .collect();
+    let keep: Vec<u32> = active.iter().enumerate().filter(|(_, r)| still.contains(r)).map(|(i, _)| i as u32).collect();
     cache.select_rows(&keep)
 }
 

@@ -83,12 +83,8 @@ pub enum InputSite {
 
 impl InputSite {
     /// All four sites in forward order.
-    pub const ALL: [InputSite; 4] = [
-        InputSite::QkvInput,
-        InputSite::OProjInput,
-        InputSite::GateUpInput,
-        InputSite::DownProjInput,
-    ];
+    pub const ALL: [InputSite; 4] =
+        [InputSite::QkvInput, InputSite::OProjInput, InputSite::GateUpInput, InputSite::DownProjInput];
 
     /// The projections that read this input.
     pub fn projections(self) -> &'static [Projection] {
@@ -152,11 +148,7 @@ impl SquaredNormStats {
     }
 
     /// Sum of squares per input feature of `projection` in `layer`, if observed.
-    pub fn squared_norms(
-        &self,
-        layer: usize,
-        projection: Projection,
-    ) -> Result<Option<Vec<f32>>, ModelError> {
+    pub fn squared_norms(&self, layer: usize, projection: Projection) -> Result<Option<Vec<f32>>, ModelError> {
         match self.sums.get(&(layer, projection.site())) {
             Some(sum) => Ok(Some(sum.to_vec1::<f32>()?)),
             None => Ok(None),

@@ -22,11 +22,7 @@ pub struct LoadOptions {
 impl LoadOptions {
     /// F32 on the CPU, no gradients.
     pub fn cpu_f32() -> Self {
-        Self {
-            dtype: DType::F32,
-            device: Device::Cpu,
-            trainable: false,
-        }
+        Self { dtype: DType::F32, device: Device::Cpu, trainable: false }
     }
 
     /// Rejects dtype/device pairs candle cannot run a matmul in.
@@ -58,11 +54,7 @@ pub struct Linear {
 impl Linear {
     fn load(src: &dyn WeightSource, name: &str, shape: [usize; 2], opts: &LoadOptions) -> Result<Self, ModelError> {
         let weight = src.tensor(name, &shape, opts.dtype, &opts.device)?;
-        let weight = if opts.trainable {
-            Var::from_tensor(&weight)?.as_tensor().clone()
-        } else {
-            weight
-        };
+        let weight = if opts.trainable { Var::from_tensor(&weight)?.as_tensor().clone() } else { weight };
         Ok(Self { weight })
     }
 
@@ -74,9 +66,8 @@ impl Linear {
     /// Applies the layer to x (..., in).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor, ModelError> {
         let dims = x.dims().to_vec();
-        let (inner, lead) = dims.split_last().ok_or_else(|| {
-            ModelError::InvalidArgument("linear layer applied to a scalar".into())
-        })?;
+        let (inner, lead) =
+            dims.split_last().ok_or_else(|| ModelError::InvalidArgument("linear layer applied to a scalar".into()))?;
         let rows: usize = lead.iter().product();
         let y = x.reshape((rows, *inner))?.matmul(&self.weight.t()?)?;
         let mut out = lead.to_vec();
@@ -94,10 +85,7 @@ pub struct RmsNorm {
 
 impl RmsNorm {
     fn load(src: &dyn WeightSource, name: &str, cfg: &ModelConfig, opts: &LoadOptions) -> Result<Self, ModelError> {
-        Ok(Self {
-            weight: src.tensor(name, &[cfg.hidden_size], opts.dtype, &opts.device)?,
-            eps: cfg.rms_norm_eps,
-        })
+        Ok(Self { weight: src.tensor(name, &[cfg.hidden_size], opts.dtype, &opts.device)?, eps: cfg.rms_norm_eps })
     }
 
     /// Normalises the last dimension of `x`; `differentiable` uses primitive ops.
@@ -148,7 +136,12 @@ pub struct DecoderLayer {
 
 impl DecoderLayer {
     /// Loads the weights of layer `index` only.
-    pub fn load(src: &dyn WeightSource, cfg: &ModelConfig, index: usize, opts: &LoadOptions) -> Result<Self, ModelError> {
+    pub fn load(
+        src: &dyn WeightSource,
+        cfg: &ModelConfig,
+        index: usize,
+        opts: &LoadOptions,
+    ) -> Result<Self, ModelError> {
         let prefix = format!("model.layers.{index}");
         let q = cfg.num_heads * cfg.head_dim;
         let kv = cfg.num_kv_heads * cfg.head_dim;
@@ -164,7 +157,12 @@ impl DecoderLayer {
             index,
             input_layernorm: RmsNorm::load(src, &format!("{prefix}.input_layernorm.weight"), cfg, opts)?,
             self_attn: SelfAttention::new(cfg, projections),
-            post_attention_layernorm: RmsNorm::load(src, &format!("{prefix}.post_attention_layernorm.weight"), cfg, opts)?,
+            post_attention_layernorm: RmsNorm::load(
+                src,
+                &format!("{prefix}.post_attention_layernorm.weight"),
+                cfg,
+                opts,
+            )?,
             mlp: Mlp {
                 gate_proj: linear(Projection::GateProj, [i, h])?,
                 up_proj: linear(Projection::UpProj, [i, h])?,
@@ -220,9 +218,7 @@ impl TokenEmbedding {
     /// Loads the embedding matrix (vocab, hidden).
     pub fn load(src: &dyn WeightSource, cfg: &ModelConfig, opts: &LoadOptions) -> Result<Self, ModelError> {
         let shape = [cfg.vocab_size, cfg.hidden_size];
-        Ok(Self {
-            weight: src.tensor("model.embed_tokens.weight", &shape, opts.dtype, &opts.device)?,
-        })
+        Ok(Self { weight: src.tensor("model.embed_tokens.weight", &shape, opts.dtype, &opts.device)? })
     }
 
     /// The matrix (vocab, hidden).
@@ -234,10 +230,7 @@ impl TokenEmbedding {
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor, ModelError> {
         let (rows, len) = ids.dims2()?;
         let hidden = self.weight.dim(1)?;
-        Ok(self
-            .weight
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((rows, len, hidden))?)
+        Ok(self.weight.index_select(&ids.flatten_all()?, 0)?.reshape((rows, len, hidden))?)
     }
 }
 
@@ -272,10 +265,7 @@ impl FinalHead {
             (true, None) => TokenEmbedding::load(src, cfg, opts)?.weight,
             (false, _) => src.tensor("lm_head.weight", &shape, opts.dtype, &opts.device)?,
         };
-        Ok(Self {
-            norm: RmsNorm::load(src, "model.norm.weight", cfg, opts)?,
-            lm_head,
-        })
+        Ok(Self { norm: RmsNorm::load(src, "model.norm.weight", cfg, opts)?, lm_head })
     }
 
     /// F32 logits from the last hidden states (rows, len, hidden).

@@ -5,8 +5,8 @@ use candle_core::Tensor;
 
 use super::hooks::{LinearInputHook, NoHook};
 use super::{
-    AttentionContext, Batch, DecoderLayer, FinalHead, LoadOptions, Logits, ModelConfig,
-    ModelError, Rope, TokenEmbedding, WeightSource,
+    AttentionContext, Batch, DecoderLayer, FinalHead, LoadOptions, Logits, ModelConfig, ModelError, Rope,
+    TokenEmbedding, WeightSource,
 };
 
 /// Drives a layer-by-layer pass over one batch: hidden states of layer l + 1 are computed
@@ -20,10 +20,23 @@ pub struct LayerwiseRunner<'a> {
 
 impl<'a> LayerwiseRunner<'a> {
     /// Prepares the attention context of `batch`; nothing is loaded yet.
-    pub fn new(src: &'a dyn WeightSource, cfg: ModelConfig, opts: LoadOptions, batch: &Batch) -> Result<Self, ModelError> {
+    pub fn new(
+        src: &'a dyn WeightSource,
+        cfg: ModelConfig,
+        opts: LoadOptions,
+        batch: &Batch,
+    ) -> Result<Self, ModelError> {
         opts.check()?;
         let len = batch.ids().dim(1)?;
-        let ctx = AttentionContext::new(&Rope::new(&cfg), batch.left_pad(), 0, len, opts.dtype, &opts.device, opts.trainable)?;
+        let ctx = AttentionContext::new(
+            &Rope::new(&cfg),
+            batch.left_pad(),
+            0,
+            len,
+            opts.dtype,
+            &opts.device,
+            opts.trainable,
+        )?;
         Ok(Self { src, cfg, opts, ctx })
     }
 
@@ -49,7 +62,12 @@ impl<'a> LayerwiseRunner<'a> {
     }
 
     /// Runs a loaded layer on `hidden` (rows, len, hidden), showing its inputs to `hook`.
-    pub fn run_layer(&self, layer: &DecoderLayer, hidden: &Tensor, hook: Option<&mut dyn LinearInputHook>) -> Result<Tensor, ModelError> {
+    pub fn run_layer(
+        &self,
+        layer: &DecoderLayer,
+        hidden: &Tensor,
+        hook: Option<&mut dyn LinearInputHook>,
+    ) -> Result<Tensor, ModelError> {
         let mut none = NoHook;
         let hook: &mut dyn LinearInputHook = match hook {
             Some(hook) => hook,
@@ -59,7 +77,12 @@ impl<'a> LayerwiseRunner<'a> {
     }
 
     /// Loads, runs and drops layer `index`.
-    pub fn layer(&self, index: usize, hidden: &Tensor, hook: Option<&mut dyn LinearInputHook>) -> Result<Tensor, ModelError> {
+    pub fn layer(
+        &self,
+        index: usize,
+        hidden: &Tensor,
+        hook: Option<&mut dyn LinearInputHook>,
+    ) -> Result<Tensor, ModelError> {
         let layer = self.load_layer(index)?;
         self.run_layer(&layer, hidden, hook)
     }

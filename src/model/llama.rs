@@ -6,11 +6,11 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 
 use super::hooks::{LinearInputHook, NoHook, Projection};
-use crate::checkpoint::Checkpoint;
 use super::{
-    AttentionContext, DecoderLayer, FinalHead, KvCache, LoadOptions, Logits, ModelConfig,
-    ModelError, Rope, TokenEmbedding, WeightSource,
+    AttentionContext, DecoderLayer, FinalHead, KvCache, LoadOptions, Logits, ModelConfig, ModelError, Rope,
+    TokenEmbedding, WeightSource,
 };
+use crate::checkpoint::Checkpoint;
 
 /// Token ids (rows, len) with the number of left-padding tokens of each row.
 #[derive(Debug, Clone)]
@@ -68,9 +68,8 @@ impl Llama {
     pub fn load(src: &dyn WeightSource, cfg: ModelConfig, opts: LoadOptions) -> Result<Self, ModelError> {
         opts.check()?;
         let embed_tokens = TokenEmbedding::load(src, &cfg, &opts)?;
-        let layers = (0..cfg.num_layers)
-            .map(|index| DecoderLayer::load(src, &cfg, index, &opts))
-            .collect::<Result<_, _>>()?;
+        let layers =
+            (0..cfg.num_layers).map(|index| DecoderLayer::load(src, &cfg, index, &opts)).collect::<Result<_, _>>()?;
         let head = FinalHead::load(src, &cfg, &opts, Some(&embed_tokens))?;
         Ok(Self { rope: Rope::new(&cfg), cfg, opts, embed_tokens, layers, head })
     }
@@ -109,7 +108,12 @@ impl Llama {
 
     /// Full forward pass without a cache: logits (F32) at the last or every position.
     /// The hook sees every linear input; ops are differentiable when loaded trainable.
-    pub fn forward(&self, batch: &Batch, hook: Option<&mut dyn LinearInputHook>, which: Logits) -> Result<Tensor, ModelError> {
+    pub fn forward(
+        &self,
+        batch: &Batch,
+        hook: Option<&mut dyn LinearInputHook>,
+        which: Logits,
+    ) -> Result<Tensor, ModelError> {
         let mut none = NoHook;
         let hook: &mut dyn LinearInputHook = match hook {
             Some(hook) => hook,

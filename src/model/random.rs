@@ -111,16 +111,12 @@ pub fn write_random_checkpoint(dir: &Path, cfg: &LlamaConfig, seed: u64, dtype: 
         })
         .collect::<Result<_, ModelError>>()?;
     let weights = dir.join("model.safetensors");
-    let bytes = safetensors::serialize(views, None).map_err(|e| ModelError::Safetensors {
-        path: weights.clone(),
-        message: e.to_string(),
-    })?;
+    let bytes = safetensors::serialize(views, None)
+        .map_err(|e| ModelError::Safetensors { path: weights.clone(), message: e.to_string() })?;
     write_atomically(&weights, &bytes).map_err(io(&weights))?;
     let config = dir.join("config.json");
-    let json = serde_json::to_vec_pretty(cfg).map_err(|source| ModelError::ConfigJson {
-        path: config.clone(),
-        source,
-    })?;
+    let json =
+        serde_json::to_vec_pretty(cfg).map_err(|source| ModelError::ConfigJson { path: config.clone(), source })?;
     write_atomically(&config, &json).map_err(io(&config))
 }
 
@@ -129,11 +125,7 @@ fn random_values(rng: &mut ChaCha8Rng, name: &str, shape: &[usize]) -> Vec<f32> 
     if name.ends_with("norm.weight") {
         return (0..count).map(|_| 1.0 + rng.random_range(-0.2f32..0.2)).collect();
     }
-    let scale = if name == "model.embed_tokens.weight" {
-        1.0
-    } else {
-        (3.0 / shape[1] as f32).sqrt()
-    };
+    let scale = if name == "model.embed_tokens.weight" { 1.0 } else { (3.0 / shape[1] as f32).sqrt() };
     (0..count).map(|_| rng.random_range(-scale..scale)).collect()
 }
 

@@ -18,23 +18,16 @@ impl Rope {
     pub fn new(cfg: &ModelConfig) -> Self {
         let dim = cfg.head_dim;
         let theta = cfg.rope_theta as f32;
-        let base: Vec<f32> = (0..dim)
-            .step_by(2)
-            .map(|i| 1f32 / theta.powf(i as f32 / dim as f32))
-            .collect();
+        let base: Vec<f32> = (0..dim).step_by(2).map(|i| 1f32 / theta.powf(i as f32 / dim as f32)).collect();
         let inv_freq = match &cfg.rope_scaling {
             Some(s) if s.rope_type == "llama3" => {
                 let factor = s.factor as f32;
                 let low = s.low_freq_factor.unwrap_or(1.0) as f32;
                 let high = s.high_freq_factor.unwrap_or(4.0) as f32;
                 let original = s.original_max_position_embeddings.unwrap_or(8192) as f32;
-                base.into_iter()
-                    .map(|f| llama3_scaled(f, factor, low, high, original))
-                    .collect()
+                base.into_iter().map(|f| llama3_scaled(f, factor, low, high, original)).collect()
             }
-            Some(s) if s.rope_type == "linear" => {
-                base.into_iter().map(|f| f / s.factor as f32).collect()
-            }
+            Some(s) if s.rope_type == "linear" => base.into_iter().map(|f| f / s.factor as f32).collect(),
             _ => base,
         };
         Self { inv_freq }
@@ -88,12 +81,7 @@ fn llama3_scaled(freq: f32, factor: f32, low: f32, high: f32, original: f32) -> 
 /// Rotates `x` (batch, heads, len, head_dim) by cos/sin (batch, len, head_dim / 2), in the
 /// Hugging Face half-split layout. `differentiable` picks primitive ops with backward steps
 /// over candle's fused kernel (which records none).
-pub fn apply_rope(
-    x: &Tensor,
-    cos: &Tensor,
-    sin: &Tensor,
-    differentiable: bool,
-) -> Result<Tensor, ModelError> {
+pub fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor, differentiable: bool) -> Result<Tensor, ModelError> {
     if !differentiable {
         return Ok(candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin)?);
     }

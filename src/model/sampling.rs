@@ -72,11 +72,7 @@ impl Sampler {
     /// many are needed to reach `threshold`; sorts only a growing prefix, not the vocabulary.
     fn nucleus(&mut self, threshold: f64) -> usize {
         let weights = &self.weights;
-        let by_weight = |a: &u32, b: &u32| {
-            weights[*b as usize]
-                .total_cmp(&weights[*a as usize])
-                .then(a.cmp(b))
-        };
+        let by_weight = |a: &u32, b: &u32| weights[*b as usize].total_cmp(&weights[*a as usize]).then(a.cmp(b));
         self.order.clear();
         self.order.extend(0..weights.len() as u32);
         let mut k = 64.min(weights.len());

@@ -10,13 +10,7 @@ use crate::checkpoint::Checkpoint;
 /// so that a layer's weights are read only when that layer is built.
 pub trait WeightSource {
     /// Reads tensor `name`, checks it has `shape`, and returns it on `device` as `dtype`.
-    fn tensor(
-        &self,
-        name: &str,
-        shape: &[usize],
-        dtype: DType,
-        device: &Device,
-    ) -> Result<Tensor, ModelError>;
+    fn tensor(&self, name: &str, shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor, ModelError>;
 }
 
 impl WeightSource for Checkpoint {
