@@ -2,7 +2,8 @@
 //!
 //! `cargo bench --bench generate` uses $BIASPRUNE_BENCH_MODEL, else
 //! target/models/SmolLM2-135M-Instruct, else a random checkpoint of SmolLM2-135M's shape
-//! (written once to target/bench-models/). Prints medians over $BENCH_REPEATS runs (default 3).
+//! (written once to target/bench-models/). Prints medians over $BENCH_REPEATS runs (default 3);
+//! $BENCH_PROMPTS (default 40) and $BENCH_MAX_ROWS (default 80) change the workload.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -55,6 +56,7 @@ fn time_prefill(model: &Llama, rows: usize, len: usize, repeats: usize) -> Durat
 fn main() {
     let repeats: usize = std::env::var("BENCH_REPEATS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let max_rows: usize = std::env::var("BENCH_MAX_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(80);
+    let num_prompts: usize = std::env::var("BENCH_PROMPTS").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
     let dir = model_dir();
     let load = Instant::now();
     let model = Llama::load_dir(&dir, LoadOptions::cpu_f32()).expect("load model");
@@ -75,7 +77,7 @@ fn main() {
     }
 
     let vocab = model.config().vocab_size;
-    let prompts: Vec<Vec<u32>> = (0..40).map(|p| prompt(p, 60 + p % 21, vocab)).collect();
+    let prompts: Vec<Vec<u32>> = (0..num_prompts).map(|p| prompt(p, 60 + p % 21, vocab)).collect();
     let opts = GenerateOptions {
         samples: 10,
         max_new_tokens: 16,
@@ -91,15 +93,15 @@ fn main() {
             let out = generate(&model, &prompts, &opts, &NoProgress).expect("generate");
             let elapsed = start.elapsed();
             let tokens: usize = out.iter().flatten().map(|c| c.tokens.len()).sum();
-            assert_eq!(tokens, 40 * 10 * 16);
+            assert_eq!(tokens, num_prompts * 10 * 16);
             println!("  run: {elapsed:.2?}");
             elapsed
         })
         .collect();
     let t = median(runs);
     println!(
-        "generate 40 prompts (60-80 tokens) x 10 samples x 16 new tokens, max_rows {max_rows}: median {:.2?} = {:.0} generated tokens/s",
+        "generate {num_prompts} prompts (60-80 tokens) x 10 samples x 16 new tokens, max_rows {max_rows}: median {:.2?} = {:.0} generated tokens/s",
         t,
-        6400.0 / t.as_secs_f64()
+        (num_prompts * 160) as f64 / t.as_secs_f64()
     );
 }

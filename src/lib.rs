@@ -7,11 +7,17 @@
 //! `fixture` generates random checkpoints for tests and benchmarks.
 
 pub mod checkpoint;
+pub mod fsutil;
 pub mod model;
 pub mod progress;
 
 pub mod arch;
 
 pub mod fixture;
+pub mod inspect;
+pub mod score;
+
+pub mod mask;
+pub mod surgery;
 
 pub mod cli;

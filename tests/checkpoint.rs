@@ -29,7 +29,7 @@ fn generated_fixture_opens_with_expected_layout() {
 fn generator_is_deterministic_and_seed_sensitive() {
     let tmp = tempfile::tempdir().unwrap();
     let bytes_of = |name: &str, seed: u64, shards: usize| {
-        let dir = tmp.path().join(format!("{name}"));
+        let dir = tmp.path().join(name);
         write_checkpoint(&dir, &FixtureSpec { seed, num_shards: shards, ..FixtureSpec::default() }).unwrap();
         let ckpt = Checkpoint::open(&dir).unwrap();
         ckpt.tensor("model.layers.0.mlp.down_proj.weight").unwrap().data.to_vec()
@@ -44,4 +44,43 @@ fn dtype_size(dtype: FixtureDtype) -> usize {
         FixtureDtype::F32 => 4,
         FixtureDtype::BF16 | FixtureDtype::F16 => 2,
     }
+}
+
+#[test]
+fn inspect_prints_correct_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ckpt");
+    let spec = FixtureSpec { num_layers: 3, tie_word_embeddings: true, ..FixtureSpec::default() };
+    write_checkpoint(&dir, &spec).unwrap();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_biasprune"))
+        .args(["inspect", dir.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let (h, i, kv) = (64u64, 128u64, 2 * 16u64);
+    let per_layer = [h * h, kv * h, kv * h, h * h, i * h, i * h, h * i];
+    for layer in 0..3 {
+        let components = &report["layers"][layer]["components"];
+        let got: Vec<u64> =
+            ["q", "k", "v", "o", "gate", "up", "down"].iter().map(|c| components[c].as_u64().unwrap()).collect();
+        assert_eq!(got, per_layer);
+        assert_eq!(report["layers"][layer]["total"], per_layer.iter().sum::<u64>());
+    }
+    let vocab = spec.vocab_size as u64;
+    assert_eq!(report["other_parameters"], vocab * h + 3 * 2 * h + h, "tied: embedding, norms, final norm");
+    assert_eq!(report["total_parameters"], 3 * per_layer.iter().sum::<u64>() + vocab * h + 7 * h);
+    assert_eq!(report["architecture"]["num_kv_heads"], 2);
+    assert_eq!(report["tensors"].as_array().unwrap().len(), 1 + 3 * 9 + 1);
+    let text = std::process::Command::new(env!("CARGO_BIN_EXE_biasprune"))
+        .args(["inspect", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("LlamaForCausalLM: 3 layers"), "{text}");
+    let total_line = text.lines().find(|l| l.starts_with("total parameters")).expect("a total line");
+    assert_eq!(
+        total_line.split_whitespace().last().unwrap(),
+        (3 * per_layer.iter().sum::<u64>() + vocab * h + 7 * h).to_string()
+    );
 }

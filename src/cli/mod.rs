@@ -3,8 +3,12 @@
 //! Only this module (and `main.rs`) touches clap, anyhow, indicatif and stdout; every
 //! command is a thin wrapper over a library call.
 
+mod apply;
 mod bars;
+mod fixture;
 mod generate;
+mod inspect;
+mod mask;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -33,6 +37,14 @@ pub struct Cli {
 enum Command {
     /// Sample answers to a prompt from a checkpoint, one answer per line.
     Generate(generate::GenerateArgs),
+    /// Validate a checkpoint and print its architecture, tensors and parameter counts.
+    Inspect(inspect::Args),
+    /// Write a copy of a checkpoint with a mask's weights, rows and heads zeroed.
+    Apply(apply::Args),
+    /// Build a set-difference prune mask from minority and majority scores.
+    Mask(mask::Args),
+    /// Generate a random Llama checkpoint for tests and benchmarks.
+    Fixture(fixture::Args),
 }
 
 /// A command's result: success, or a check that ran and failed (exit code 1).
@@ -58,7 +70,7 @@ pub fn main() -> ExitCode {
         Ok(Outcome::CheckFailed) => ExitCode::from(EXIT_CHECK_FAILED),
         Err(err) if is_broken_pipe(&err) => ExitCode::from(EXIT_OK),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_chain(&err));
             ExitCode::from(EXIT_BAD_INPUT)
         }
     }
@@ -73,7 +85,27 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let bars = bars::Bars::new(cli.quiet);
     match cli.command {
         Command::Generate(args) => generate::run(args, &bars),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Apply(args) => apply::run(args, &bars),
+        Command::Mask(args) => mask::run(args),
+        Command::Fixture(args) => fixture::run(args),
     }
+}
+
+/// The error and its causes joined by ": ", skipping causes the message already contains.
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

@@ -1,0 +1,225 @@
+//! Mask files: `mask.json` (what is pruned, in user units) plus `pruning-mask.safetensors`
+//! (packed U8 bitmasks of weight-level masks), written atomically and checked on load.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use safetensors::{Dtype, SafeTensors};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{BitMask, HeadMode, PruneMask};
+
+/// File name of the mask description inside a mask directory.
+pub const MASK_JSON: &str = "mask.json";
+/// File name of the packed bitmasks inside a mask directory.
+pub const BITMASK_FILE: &str = "pruning-mask.safetensors";
+const FORMAT: &str = "biasprune-mask";
+const VERSION: u32 = 1;
+
+/// A mask file could not be written, read or trusted.
+#[derive(Debug, thiserror::Error)]
+pub enum MaskFileError {
+    /// An operating-system error on a path.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// mask.json does not parse or has the wrong shape.
+    #[error("{}: {reason}", path.display())]
+    BadDescription {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The bitmask file is damaged or does not match mask.json.
+    #[error("{}: tensor {tensor}: {reason}", path.display())]
+    BadBitmask {
+        /// The bitmask file.
+        path: PathBuf,
+        /// The tensor concerned.
+        tensor: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The bitmask file's sha256 differs from the one mask.json records.
+    #[error("{}: sha256 {found} differs from {expected} recorded in mask.json", path.display())]
+    DigestMismatch {
+        /// The bitmask file.
+        path: PathBuf,
+        /// The digest recorded.
+        expected: String,
+        /// The digest found.
+        found: String,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MaskDescription {
+    format: String,
+    version: u32,
+    head_mode: HeadMode,
+    #[serde(default)]
+    weights: BTreeMap<String, WeightEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bitmask_file: Option<FileRef>,
+    #[serde(default)]
+    rows: BTreeMap<String, BTreeSet<usize>>,
+    #[serde(default)]
+    mlp_units: BTreeMap<usize, BTreeSet<usize>>,
+    #[serde(default)]
+    heads: BTreeMap<usize, BTreeSet<usize>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provenance: Option<serde_json::Value>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WeightEntry {
+    shape: [usize; 2],
+    count: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRef {
+    path: String,
+    sha256: String,
+}
+
+/// Writes `mask` into directory `dir` (created if needed) as mask.json and, when it has
+/// weight-level entries, pruning-mask.safetensors; each file appears atomically.
+pub fn save_mask(dir: &Path, mask: &PruneMask) -> Result<(), MaskFileError> {
+    std::fs::create_dir_all(dir).map_err(|source| MaskFileError::Io { path: dir.to_path_buf(), source })?;
+    let bitmask_file = if mask.weights.is_empty() {
+        None
+    } else {
+        let bytes = bitmask_bytes(mask).map_err(|e| MaskFileError::BadBitmask {
+            path: dir.join(BITMASK_FILE),
+            tensor: String::new(),
+            reason: e.to_string(),
+        })?;
+        write_atomically(&dir.join(BITMASK_FILE), &bytes)?;
+        Some(FileRef { path: BITMASK_FILE.to_string(), sha256: hex::encode(Sha256::digest(&bytes)) })
+    };
+    let description = MaskDescription {
+        format: FORMAT.to_string(),
+        version: VERSION,
+        head_mode: mask.head_mode,
+        weights: mask
+            .weights
+            .iter()
+            .map(|(name, bits)| (name.clone(), WeightEntry { shape: [bits.rows(), bits.cols()], count: bits.count() }))
+            .collect(),
+        bitmask_file,
+        rows: mask.rows.clone(),
+        mlp_units: mask.mlp_units.clone(),
+        heads: mask.heads.clone(),
+        provenance: mask.provenance.clone(),
+    };
+    let mut json = serde_json::to_vec_pretty(&description).expect("mask description serialises");
+    json.push(b'\n');
+    write_atomically(&dir.join(MASK_JSON), &json)
+}
+
+/// Reads a mask from a directory holding mask.json, or from a mask.json path.
+pub fn load_mask(path: &Path) -> Result<PruneMask, MaskFileError> {
+    let json_path = if path.is_dir() { path.join(MASK_JSON) } else { path.to_path_buf() };
+    let text = std::fs::read(&json_path).map_err(|source| MaskFileError::Io { path: json_path.clone(), source })?;
+    let bad = |reason: String| MaskFileError::BadDescription { path: json_path.clone(), reason };
+    let description: MaskDescription = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
+    if description.format != FORMAT || description.version != VERSION {
+        return Err(bad(format!(
+            "expected format {FORMAT:?} version {VERSION}, found {:?} version {}",
+            description.format, description.version
+        )));
+    }
+    let base = json_path.parent().unwrap_or(Path::new("."));
+    let weights = match (&description.bitmask_file, description.weights.is_empty()) {
+        (_, true) => BTreeMap::new(),
+        (None, false) => return Err(bad("weight entries are listed but bitmask_file is missing".into())),
+        (Some(file), false) => load_bitmasks(base, file, &description.weights)?,
+    };
+    Ok(PruneMask {
+        weights,
+        rows: description.rows,
+        mlp_units: description.mlp_units,
+        heads: description.heads,
+        head_mode: description.head_mode,
+        provenance: description.provenance,
+    })
+}
+
+fn load_bitmasks(
+    base: &Path,
+    file: &FileRef,
+    entries: &BTreeMap<String, WeightEntry>,
+) -> Result<BTreeMap<String, BitMask>, MaskFileError> {
+    let path = crate::checkpoint::resolve_inside(base, &file.path).map_err(|e| MaskFileError::BadDescription {
+        path: base.join(MASK_JSON),
+        reason: format!("bitmask_file: {e}"),
+    })?;
+    let bytes = std::fs::read(&path).map_err(|source| MaskFileError::Io { path: path.clone(), source })?;
+    let found = hex::encode(Sha256::digest(&bytes));
+    if found != file.sha256 {
+        return Err(MaskFileError::DigestMismatch { path, expected: file.sha256.clone(), found });
+    }
+    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| MaskFileError::BadBitmask {
+        path: path.clone(),
+        tensor: String::new(),
+        reason: e.to_string(),
+    })?;
+    if tensors.len() != entries.len() {
+        return Err(MaskFileError::BadBitmask {
+            path: path.clone(),
+            tensor: String::new(),
+            reason: format!("holds {} bitmasks, mask.json lists {}", tensors.len(), entries.len()),
+        });
+    }
+    let mut out = BTreeMap::new();
+    for (name, entry) in entries {
+        let bad = |reason: String| MaskFileError::BadBitmask { path: path.clone(), tensor: name.clone(), reason };
+        let view = tensors.tensor(name).map_err(|_| bad("listed in mask.json but absent".into()))?;
+        let [rows, cols] = entry.shape;
+        if view.dtype() != Dtype::U8 || view.shape() != [rows, cols.div_ceil(8)] {
+            return Err(bad(format!(
+                "expected U8 [{rows}, {}], found {:?} {:?}",
+                cols.div_ceil(8),
+                view.dtype(),
+                view.shape()
+            )));
+        }
+        let bits = BitMask::from_bytes(rows, cols, view.data().to_vec()).map_err(bad)?;
+        if bits.count() != entry.count {
+            return Err(bad(format!("mask.json declares {} entries, the bitmask sets {}", entry.count, bits.count())));
+        }
+        out.insert(name.clone(), bits);
+    }
+    Ok(out)
+}
+
+fn bitmask_bytes(mask: &PruneMask) -> Result<Vec<u8>, safetensors::SafeTensorError> {
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = mask
+        .weights
+        .iter()
+        .map(|(name, bits)| {
+            let shape = vec![bits.rows(), bits.cols().div_ceil(8)];
+            safetensors::tensor::TensorView::new(Dtype::U8, shape, bits.as_bytes()).map(|view| (name.clone(), view))
+        })
+        .collect::<Result<_, _>>()?;
+    let metadata = HashMap::from([
+        ("format".to_string(), "biasprune-bitmask".to_string()),
+        ("bit_order".to_string(), "column c of a row is bit c%8 (least significant first) of byte c/8".to_string()),
+    ]);
+    safetensors::serialize(views, Some(metadata))
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), MaskFileError> {
+    crate::fsutil::write_atomically(path, bytes)
+        .map_err(|source| MaskFileError::Io { path: path.to_path_buf(), source })
+}

@@ -1,0 +1,64 @@
+//! Prune masks at three granularities (weight entries, rows, attention heads) and their files.
+//!
+//! A `PruneMask` says what to zero in the units users think in; `resolve` turns it into a
+//! `ZeroPlan`: for each affected tensor, the rows, columns and entries that become zero.
+
+mod bitmask;
+mod build;
+mod file;
+mod plan;
+mod regime;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+pub use bitmask::BitMask;
+pub use build::{
+    build_mask, count_for, head_scores, join_masks, set_difference, top_k, BuildError, DifferenceParams, Direction,
+    Granularity, Selection,
+};
+pub use file::{load_mask, save_mask, MaskFileError, BITMASK_FILE, MASK_JSON};
+pub use plan::{resolve, PlanError, TensorZeroing, ZeroPlan};
+pub use regime::{build_regime_mask, Regime, RegimeError};
+
+/// How a pruned attention head is zeroed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeadMode {
+    /// Zero columns h*d..(h+1)*d of o_proj: the head's contribution to the residual stream
+    /// is removed exactly.
+    #[default]
+    OProjColumns,
+    /// Zero rows h*d..(h+1)*d of q_proj: the head's attention becomes uniform (the authors'
+    /// ablation); it is not silenced.
+    QProjRows,
+}
+
+/// What to prune, in the units of the three granularities; empty by default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PruneMask {
+    /// Weight granularity: arbitrary entries of 2-D weights, as packed bitmasks per tensor.
+    pub weights: BTreeMap<String, BitMask>,
+    /// Row granularity: output rows of a linear layer, per tensor.
+    pub rows: BTreeMap<String, BTreeSet<usize>>,
+    /// Row granularity for MLP units: unit j of a layer is row j of gate_proj and up_proj
+    /// and column j of down_proj.
+    pub mlp_units: BTreeMap<usize, BTreeSet<usize>>,
+    /// Head granularity: attention heads per layer.
+    pub heads: BTreeMap<usize, BTreeSet<usize>>,
+    /// How heads are zeroed.
+    pub head_mode: HeadMode,
+    /// How the mask was made (scores, regime, hyperparameters), kept with it for manifests.
+    pub provenance: Option<serde_json::Value>,
+}
+
+impl PruneMask {
+    /// Whether the mask selects nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.weights.values().all(|b| b.count() == 0)
+            && self.rows.values().all(BTreeSet::is_empty)
+            && self.mlp_units.values().all(BTreeSet::is_empty)
+            && self.heads.values().all(BTreeSet::is_empty)
+    }
+}

@@ -1,0 +1,300 @@
+//! `biasprune mask` from score directories: regimes, joins, provenance and refusals.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use biasprune::arch::{Architecture, Component};
+use biasprune::checkpoint::Checkpoint;
+use biasprune::fixture::FixtureSpec;
+use biasprune::mask::{
+    build_mask, join_masks, load_mask, DifferenceParams, Direction, Granularity, HeadMode, Selection,
+};
+use biasprune::score::{checkpoint_fingerprint, load_scores, save_scores, Group, ScoreInfo, ScoreMatrix, ScoreSet};
+use rand::{Rng, SeedableRng};
+use support::{assert_bad_input, biasprune, fixture, stderr};
+
+fn scores(
+    arch: &Architecture,
+    fingerprint: &str,
+    group: Group,
+    scenario: &str,
+    variation: &str,
+    seed: u64,
+) -> ScoreSet {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut weights = BTreeMap::new();
+    for layer in 0..arch.num_layers {
+        for c in Component::ALL {
+            let [rows, cols] = arch.linear_shape(c);
+            let values = (0..rows * cols).map(|_| rng.random_range(0..50) as f32 / 7.0).collect();
+            weights.insert(biasprune::arch::linear_weight_name(layer, c), ScoreMatrix { rows, cols, values });
+        }
+    }
+    let mut info = ScoreInfo::new("wanda", group, scenario, vec![variation.to_string()]);
+    info.checkpoint_fingerprint = fingerprint.to_string();
+    ScoreSet { info, weights, heads: BTreeMap::new() }
+}
+
+struct Setup {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    ckpt: PathBuf,
+    arch: Architecture,
+}
+
+fn setup() -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    let ckpt = fixture(&root, "ckpt", &FixtureSpec::default());
+    let opened = Checkpoint::open(&ckpt).unwrap();
+    let arch = Architecture::of_checkpoint(&opened).unwrap();
+    let fp = checkpoint_fingerprint(&opened);
+    for (i, (scenario, variation)) in
+        [("purchase", "car"), ("purchase", "bicycle"), ("purchase", "house"), ("finance", "childcare")]
+            .iter()
+            .enumerate()
+    {
+        for group in [Group::Minority, Group::Majority] {
+            let set = scores(&arch, &fp, group, scenario, variation, i as u64 * 2 + group as u64);
+            save_scores(&root.join(format!("{scenario}-{variation}-{group}")), &set, false).unwrap();
+        }
+    }
+    Setup { _tmp: tmp, root, ckpt, arch }
+}
+
+fn dir(s: &Setup, name: &str) -> String {
+    s.root.join(name).to_str().unwrap().to_string()
+}
+
+fn run_mask(s: &Setup, extra: &[&str]) -> std::process::Output {
+    let ckpt = s.ckpt.to_str().unwrap().to_string();
+    let mut args = vec!["mask", "--checkpoint", &ckpt];
+    args.extend_from_slice(extra);
+    biasprune(&args)
+}
+
+fn params() -> DifferenceParams {
+    DifferenceParams {
+        q: 0.15,
+        p: 0.15,
+        granularity: Granularity::Weight,
+        direction: Direction::default(),
+        selection: Selection::default(),
+        head_mode: HeadMode::default(),
+    }
+}
+
+#[test]
+fn scores_round_trip_exactly_in_f32_and_closely_in_f16() {
+    let s = setup();
+    let set = load_scores(Path::new(&dir(&s, "purchase-car-minority"))).unwrap();
+    let copy = s.root.join("copy");
+    save_scores(&copy, &set, false).unwrap();
+    assert_eq!(load_scores(&copy).unwrap(), set);
+    let half = s.root.join("half");
+    save_scores(&half, &set, true).unwrap();
+    let back = load_scores(&half).unwrap();
+    assert_eq!(back.info.dtype, "F16");
+    for (name, m) in &set.weights {
+        for (a, b) in m.values.iter().zip(&back.weights[name].values) {
+            assert!((a - b).abs() <= 1e-3 * a.abs().max(1.0), "{name}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn prompt_specific_and_within_context_masks_equal_the_library_joins() {
+    let s = setup();
+    let out = dir(&s, "mask-ps");
+    let run = run_mask(
+        &s,
+        &[
+            "--minority",
+            &dir(&s, "purchase-car-minority"),
+            "--majority",
+            &dir(&s, "purchase-car-majority"),
+            "--out",
+            &out,
+        ],
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let load = |n: &str| load_scores(Path::new(&dir(&s, n))).unwrap();
+    let expected =
+        build_mask(&load("purchase-car-minority"), &load("purchase-car-majority"), &s.arch, &params()).unwrap();
+    let got = load_mask(Path::new(&out)).unwrap();
+    assert_eq!(got.weights, expected.weights);
+    assert_eq!(got.provenance.as_ref().unwrap()["regime"]["regime"], "prompt-specific");
+
+    let out = dir(&s, "mask-wc");
+    let run = run_mask(
+        &s,
+        &[
+            "--regime",
+            "within-context",
+            "--held-out",
+            "house",
+            "--minority",
+            &dir(&s, "purchase-car-minority"),
+            &dir(&s, "purchase-bicycle-minority"),
+            "--majority",
+            &dir(&s, "purchase-bicycle-majority"),
+            &dir(&s, "purchase-car-majority"),
+            "--out",
+            &out,
+        ],
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let car = build_mask(&load("purchase-car-minority"), &load("purchase-car-majority"), &s.arch, &params()).unwrap();
+    let bicycle =
+        build_mask(&load("purchase-bicycle-minority"), &load("purchase-bicycle-majority"), &s.arch, &params()).unwrap();
+    let got = load_mask(Path::new(&out)).unwrap();
+    assert_eq!(got.weights, join_masks(&[car.clone(), bicycle.clone()], 2).unwrap().weights);
+    assert_eq!(got.provenance.as_ref().unwrap()["masks_joined"], 2);
+
+    let out = dir(&s, "mask-cc");
+    let run = run_mask(
+        &s,
+        &[
+            "--regime",
+            "cross-context",
+            "--target-scenario",
+            "finance",
+            "--min-count",
+            "1",
+            "--minority",
+            &dir(&s, "purchase-car-minority"),
+            &dir(&s, "purchase-bicycle-minority"),
+            "--majority",
+            &dir(&s, "purchase-bicycle-majority"),
+            &dir(&s, "purchase-car-majority"),
+            "--out",
+            &out,
+            "--json",
+        ],
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let got = load_mask(Path::new(&out)).unwrap();
+    assert_eq!(got.weights, join_masks(&[car, bicycle], 1).unwrap().weights);
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let count: u64 = got.weights.values().map(|b| b.count()).sum();
+    assert_eq!(summary["entries"], count);
+}
+
+#[test]
+fn regime_misuse_is_refused_with_a_reason() {
+    let s = setup();
+    let out = dir(&s, "never");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "--minority".into(),
+                dir(&s, "purchase-car-minority"),
+                dir(&s, "purchase-bicycle-minority"),
+                "--majority".into(),
+                dir(&s, "purchase-car-majority"),
+                dir(&s, "purchase-bicycle-majority"),
+            ],
+            "prompt-specific takes one",
+        ),
+        (
+            vec![
+                "--regime".into(),
+                "within-context".into(),
+                "--held-out".into(),
+                "car".into(),
+                "--minority".into(),
+                dir(&s, "purchase-car-minority"),
+                "--majority".into(),
+                dir(&s, "purchase-car-majority"),
+            ],
+            "held-out variation \"car\"",
+        ),
+        (
+            vec![
+                "--regime".into(),
+                "within-context".into(),
+                "--minority".into(),
+                dir(&s, "purchase-car-minority"),
+                dir(&s, "finance-childcare-minority"),
+                "--majority".into(),
+                dir(&s, "purchase-car-majority"),
+                dir(&s, "finance-childcare-majority"),
+            ],
+            "one scenario",
+        ),
+        (
+            vec![
+                "--regime".into(),
+                "cross-context".into(),
+                "--target-scenario".into(),
+                "purchase".into(),
+                "--minority".into(),
+                dir(&s, "purchase-car-minority"),
+                "--majority".into(),
+                dir(&s, "purchase-car-majority"),
+            ],
+            "other than \"purchase\"",
+        ),
+        (
+            vec![
+                "--minority".into(),
+                dir(&s, "purchase-car-majority"),
+                "--majority".into(),
+                dir(&s, "purchase-car-majority"),
+            ],
+            "given as minority",
+        ),
+        (
+            vec![
+                "--minority".into(),
+                dir(&s, "purchase-car-minority"),
+                "--majority".into(),
+                dir(&s, "purchase-bicycle-majority"),
+            ],
+            "no majority scores for purchase/car",
+        ),
+        (
+            vec![
+                "--q".into(),
+                "1.5".into(),
+                "--minority".into(),
+                dir(&s, "purchase-car-minority"),
+                "--majority".into(),
+                dir(&s, "purchase-car-majority"),
+            ],
+            "q = 1.5",
+        ),
+        (
+            vec![
+                "--layers".into(),
+                "5-2".into(),
+                "--minority".into(),
+                dir(&s, "purchase-car-minority"),
+                "--majority".into(),
+                dir(&s, "purchase-car-majority"),
+            ],
+            "--layers",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let mut args: Vec<&str> = extra.iter().map(String::as_str).collect();
+        args.extend(["--out", &out]);
+        assert_bad_input(&run_mask(&s, &args), &[needle]);
+        assert!(!Path::new(&out).exists());
+    }
+    let other = fixture(&s.root, "other", &FixtureSpec { seed: 1, num_layers: 3, ..FixtureSpec::default() });
+    let run = biasprune(&[
+        "mask",
+        "--checkpoint",
+        other.to_str().unwrap(),
+        "--minority",
+        &dir(&s, "purchase-car-minority"),
+        "--majority",
+        &dir(&s, "purchase-car-majority"),
+        "--out",
+        &out,
+    ]);
+    assert_bad_input(&run, &["purchase-car-minority", "another checkpoint"]);
+}
