@@ -125,7 +125,7 @@ where
 }
 
 /// A hook that does nothing (the forward pass uses it when no hook is given).
-pub(crate) struct NoHook;
+pub struct NoHook;
 
 impl LinearInputHook for NoHook {
     fn observe(&mut self, _input: &LinearInput<'_>) -> Result<(), ModelError> {
