@@ -60,13 +60,24 @@ pub fn generate(
     }
     let group = (opts.max_rows / opts.samples).max(1);
     progress.start("generating", prompts.len() as u64, Unit::Items);
-    let mut results = Vec::with_capacity(prompts.len());
-    for (chunk_index, chunk) in prompts.chunks(group).enumerate() {
-        results.extend(generate_group(model, chunk, chunk_index * group, opts)?);
-        progress.advance(chunk.len() as u64);
+    let mut results: Vec<Vec<Completion>> = vec![Vec::new(); prompts.len()];
+    for indices in by_length(prompts).chunks(group) {
+        let answers = generate_group(model, prompts, indices, opts)?;
+        for (&index, prompt_answers) in indices.iter().zip(answers) {
+            results[index] = prompt_answers;
+        }
+        progress.advance(indices.len() as u64);
     }
     progress.finish();
     Ok(results)
+}
+
+/// Prompt indices ordered by length (then index), so that batched prompts need little
+/// padding; answers do not depend on the grouping since every sample has its own stream.
+fn by_length(prompts: &[Vec<u32>]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..prompts.len()).collect();
+    order.sort_by_key(|&i| (prompts[i].len(), i));
+    order
 }
 
 /// The decoding state of one answer.
@@ -77,14 +88,16 @@ struct Row {
     finish: Option<FinishReason>,
 }
 
+/// Generates the answers of `prompts[indices]`, returned in the order of `indices`.
 fn generate_group(
     model: &Llama,
-    prompts: &[Vec<u32>],
-    first_prompt: usize,
+    all_prompts: &[Vec<u32>],
+    indices: &[usize],
     opts: &GenerateOptions,
 ) -> Result<Vec<Vec<Completion>>, ModelError> {
     let device = &model.options().device;
-    let batch = Batch::left_padded(prompts, opts.pad_id, device)?;
+    let prompts: Vec<&[u32]> = indices.iter().map(|&i| all_prompts[i].as_slice()).collect();
+    let batch = Batch::left_padded(&prompts, opts.pad_id, device)?;
     let prompt_len = batch.ids().dim(1)?;
     let mut prefill = model.new_cache(batch.left_pad().to_vec(), prompt_len + opts.max_new_tokens)?;
     let prompt_logits = rows_of(&model.step(batch.ids(), &mut prefill, Logits::Last)?)?;
@@ -95,7 +108,7 @@ fn generate_group(
         .flat_map(|p| {
             (0..opts.samples).map(move |s| Row {
                 prompt: p,
-                sampler: Sampler::new(opts.seed, first_prompt + p, s),
+                sampler: Sampler::new(opts.seed, indices[p], s),
                 tokens: Vec::with_capacity(opts.max_new_tokens),
                 finish: None,
             })
