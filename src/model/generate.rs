@@ -1,4 +1,5 @@
-//! Many short answers at once: prompts are prefilled in left-padded groups, each prompt's
+//! Many short answers at once: prompts, grouped by length, are prefilled in left-padded
+//! batches; each prompt's
 //! KV cache is copied once per sample, and all samples of the group decode as one batch,
 //! dropping rows from the batch as they finish.
 
@@ -47,7 +48,8 @@ pub struct Completion {
 }
 
 /// Generates `opts.samples` answers for every prompt (token ids, already templated);
-/// result[p][s] is sample s of prompt p. Same seed and `max_rows` give the same tokens.
+/// result[p][s] is sample s of prompt p. Same seed and `max_rows` give the same tokens;
+/// sample s of prompt p draws from its own stream keyed by (seed, p, s).
 pub fn generate(
     model: &Llama,
     prompts: &[Vec<u32>],
