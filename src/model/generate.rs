@@ -1,7 +1,6 @@
 //! Many short answers at once: prompts, grouped by length, are prefilled in left-padded
-//! batches; each prompt's
-//! KV cache is copied once per sample, and all samples of the group decode as one batch,
-//! dropping rows from the batch as they finish.
+//! batches; each prompt's KV cache is copied once per sample, and all samples of the group
+//! decode as one batch, dropping rows from the batch as they finish.
 
 use candle_core::Tensor;
 
