@@ -3,7 +3,8 @@
 //! The modules follow the pipeline, each using only those listed before it:
 //! - `checkpoint` and `arch` read and describe a Hugging Face checkpoint; `gguf` imports
 //!   llama.cpp files as checkpoints; `fixture` generates random ones for tests;
-//! - `tokenizer` and `chat` turn chat messages into token ids;
+//! - `tokenizer` and `chat` turn chat messages into token ids; `model` runs Llama-family
+//!   checkpoints (forward, hooks, gradients, layer by layer, batched generation);
 //! - `scenario` states use cases as data and parses answers; `metrics` computes bias
 //!   statistics of sampled answers; `plot` draws them as SVG;
 //! - `score` holds per-group weight importance; `mask` turns scores into what to zero and
@@ -20,6 +21,7 @@ pub mod gguf;
 pub mod inspect;
 
 pub mod chat;
+pub mod model;
 pub mod tokenizer;
 
 pub mod metrics;

@@ -7,6 +7,7 @@ mod analyze;
 mod apply;
 mod bars;
 mod fixture;
+mod generate;
 mod import_gguf;
 mod inspect;
 mod mask;
@@ -37,6 +38,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Sample answers to a prompt from a checkpoint, one answer per line.
+    Generate(generate::GenerateArgs),
     /// Validate a checkpoint and print its architecture, tensors and parameter counts.
     Inspect(inspect::Args),
     /// Write a copy of a checkpoint with a mask's weights, rows and heads zeroed.
@@ -102,6 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let bars = bars::Bars::new(cli.quiet);
     match cli.command {
         Command::ImportGguf(args) => import_gguf::run(args, &bars),
+        Command::Generate(args) => generate::run(args, &bars),
         Command::Inspect(args) => inspect::run(args),
         Command::Apply(args) => apply::run(args, &bars),
         Command::Mask(args) => mask::run(args),

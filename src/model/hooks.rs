@@ -1,0 +1,186 @@
+//! Observing the inputs of every linear layer during a forward pass, and the Wanda
+//! statistic (per input feature, the sum over tokens of the squared activation) built on it.
+
+use std::collections::BTreeMap;
+
+use candle_core::{DType, Tensor};
+
+use super::ModelError;
+
+/// One of the seven linear layers of a decoder layer, named as in the checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Projection {
+    /// self_attn.q_proj
+    QProj,
+    /// self_attn.k_proj
+    KProj,
+    /// self_attn.v_proj
+    VProj,
+    /// self_attn.o_proj
+    OProj,
+    /// mlp.gate_proj
+    GateProj,
+    /// mlp.up_proj
+    UpProj,
+    /// mlp.down_proj
+    DownProj,
+}
+
+impl Projection {
+    /// All seven, in checkpoint order within a layer.
+    pub const ALL: [Projection; 7] = [
+        Projection::QProj,
+        Projection::KProj,
+        Projection::VProj,
+        Projection::OProj,
+        Projection::GateProj,
+        Projection::UpProj,
+        Projection::DownProj,
+    ];
+
+    /// The module path inside a decoder layer, e.g. `self_attn.q_proj`.
+    pub fn module_path(self) -> &'static str {
+        match self {
+            Projection::QProj => "self_attn.q_proj",
+            Projection::KProj => "self_attn.k_proj",
+            Projection::VProj => "self_attn.v_proj",
+            Projection::OProj => "self_attn.o_proj",
+            Projection::GateProj => "mlp.gate_proj",
+            Projection::UpProj => "mlp.up_proj",
+            Projection::DownProj => "mlp.down_proj",
+        }
+    }
+
+    /// The checkpoint tensor name of this projection's weight in `layer`.
+    pub fn weight_name(self, layer: usize) -> String {
+        format!("model.layers.{layer}.{}.weight", self.module_path())
+    }
+
+    /// The input site this projection reads.
+    pub fn site(self) -> InputSite {
+        match self {
+            Projection::QProj | Projection::KProj | Projection::VProj => InputSite::QkvInput,
+            Projection::OProj => InputSite::OProjInput,
+            Projection::GateProj | Projection::UpProj => InputSite::GateUpInput,
+            Projection::DownProj => InputSite::DownProjInput,
+        }
+    }
+}
+
+/// A distinct linear-layer input: q/k/v read one tensor and gate/up read one, so a hook
+/// sees four inputs per layer, not seven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum InputSite {
+    /// The normed residual read by q_proj, k_proj and v_proj.
+    QkvInput,
+    /// The attention output read by o_proj.
+    OProjInput,
+    /// The normed residual read by gate_proj and up_proj.
+    GateUpInput,
+    /// silu(gate) * up, read by down_proj.
+    DownProjInput,
+}
+
+impl InputSite {
+    /// All four sites in forward order.
+    pub const ALL: [InputSite; 4] =
+        [InputSite::QkvInput, InputSite::OProjInput, InputSite::GateUpInput, InputSite::DownProjInput];
+
+    /// The projections that read this input.
+    pub fn projections(self) -> &'static [Projection] {
+        match self {
+            InputSite::QkvInput => &[Projection::QProj, Projection::KProj, Projection::VProj],
+            InputSite::OProjInput => &[Projection::OProj],
+            InputSite::GateUpInput => &[Projection::GateProj, Projection::UpProj],
+            InputSite::DownProjInput => &[Projection::DownProj],
+        }
+    }
+}
+
+/// What a hook sees: the input of the projections at `site` in decoder layer `layer`.
+pub struct LinearInput<'a> {
+    /// Decoder layer index.
+    pub layer: usize,
+    /// Which input of the layer.
+    pub site: InputSite,
+    /// The activations, shape (batch, len, in_features), in the compute dtype.
+    pub x: &'a Tensor,
+    /// (batch, len) F32, 1 for real tokens and 0 for left padding; None when no padding.
+    pub token_mask: Option<&'a Tensor>,
+}
+
+/// Receives every linear-layer input of a forward pass, in forward order.
+pub trait LinearInputHook {
+    /// Called once per layer and site with the activations of the current batch.
+    fn observe(&mut self, input: &LinearInput<'_>) -> Result<(), ModelError>;
+}
+
+impl<F> LinearInputHook for F
+where
+    F: FnMut(&LinearInput<'_>) -> Result<(), ModelError>,
+{
+    fn observe(&mut self, input: &LinearInput<'_>) -> Result<(), ModelError> {
+        self(input)
+    }
+}
+
+/// A hook that does nothing (the forward pass uses it when no hook is given).
+pub struct NoHook;
+
+impl LinearInputHook for NoHook {
+    fn observe(&mut self, _input: &LinearInput<'_>) -> Result<(), ModelError> {
+        Ok(())
+    }
+}
+
+/// Wanda's activation statistic: for every layer, site and input feature j, the sum over
+/// real (non-padding) tokens of x_j^2, accumulated in F32 without keeping activations.
+#[derive(Debug, Default)]
+pub struct SquaredNormStats {
+    sums: BTreeMap<(usize, InputSite), Tensor>,
+    tokens: BTreeMap<(usize, InputSite), u64>,
+}
+
+impl SquaredNormStats {
+    /// An empty accumulator.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sum of squares per input feature of `projection` in `layer`, if observed.
+    pub fn squared_norms(&self, layer: usize, projection: Projection) -> Result<Option<Vec<f32>>, ModelError> {
+        match self.sums.get(&(layer, projection.site())) {
+            Some(sum) => Ok(Some(sum.to_vec1::<f32>()?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Number of real tokens accumulated at `site` of `layer`.
+    pub fn token_count(&self, layer: usize, site: InputSite) -> u64 {
+        self.tokens.get(&(layer, site)).copied().unwrap_or(0)
+    }
+}
+
+impl LinearInputHook for SquaredNormStats {
+    fn observe(&mut self, input: &LinearInput<'_>) -> Result<(), ModelError> {
+        let x = input.x.detach().to_dtype(DType::F32)?;
+        let (batch, len, _) = x.dims3()?;
+        let squares = x.sqr()?;
+        let (squares, count) = match input.token_mask {
+            Some(mask) => {
+                let count = mask.sum_all()?.to_scalar::<f32>()? as u64;
+                (squares.broadcast_mul(&mask.unsqueeze(2)?)?, count)
+            }
+            None => (squares, (batch * len) as u64),
+        };
+        let batch_sum = squares.sum((0, 1))?;
+        let key = (input.layer, input.site);
+        let total = match self.sums.remove(&key) {
+            Some(sum) => (sum + batch_sum)?,
+            None => batch_sum,
+        };
+        self.sums.insert(key, total);
+        *self.tokens.entry(key).or_insert(0) += count;
+        Ok(())
+    }
+}

@@ -1,0 +1,284 @@
+//! The building blocks of a Llama checkpoint, each loadable on its own: token embedding,
+//! decoder layer (attention + MLP + norms), and the final norm with lm_head.
+
+use candle_core::{DType, Device, Tensor, Var, D};
+
+use super::attention::{AttentionContext, SelfAttention};
+use super::hooks::{InputSite, LinearInput, LinearInputHook, Projection};
+use super::{LayerKv, ModelConfig, ModelError, WeightSource};
+
+/// How weights are loaded: compute dtype, device, and whether the seven projection
+/// weights of every layer become trainable `Var`s (which also selects differentiable ops).
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Compute dtype (F32 on CPU; BF16/F16 where the device supports matmul in it).
+    pub dtype: DType,
+    /// Where tensors live.
+    pub device: Device,
+    /// Make projection weights `Var`s so gradients reach them.
+    pub trainable: bool,
+}
+
+impl LoadOptions {
+    /// F32 on the CPU, no gradients.
+    pub fn cpu_f32() -> Self {
+        Self { dtype: DType::F32, device: Device::Cpu, trainable: false }
+    }
+
+    /// Rejects dtype/device pairs candle cannot run a matmul in.
+    pub fn check(&self) -> Result<(), ModelError> {
+        let supported = match self.device {
+            Device::Cpu => matches!(self.dtype, DType::F32 | DType::F16 | DType::F64),
+            _ => matches!(self.dtype, DType::F32 | DType::F16 | DType::BF16),
+        };
+        if supported {
+            Ok(())
+        } else {
+            Err(ModelError::Unsupported {
+                key: "compute dtype".into(),
+                found: format!("{:?} on {:?}", self.dtype, self.device),
+                expected: "F32 or F16 on the CPU (candle's CPU matmul has no BF16 kernel), \
+                           F32, F16 or BF16 on a GPU"
+                    .into(),
+            })
+        }
+    }
+}
+
+/// A bias-free linear layer y = x W^T with W stored as in the checkpoint (out, in).
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+}
+
+impl Linear {
+    fn load(src: &dyn WeightSource, name: &str, shape: [usize; 2], opts: &LoadOptions) -> Result<Self, ModelError> {
+        let weight = src.tensor(name, &shape, opts.dtype, &opts.device)?;
+        let weight = if opts.trainable { Var::from_tensor(&weight)?.as_tensor().clone() } else { weight };
+        Ok(Self { weight })
+    }
+
+    /// The weight (out, in).
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// Applies the layer to x (..., in).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor, ModelError> {
+        let dims = x.dims().to_vec();
+        let (inner, lead) =
+            dims.split_last().ok_or_else(|| ModelError::InvalidArgument("linear layer applied to a scalar".into()))?;
+        let rows: usize = lead.iter().product();
+        let y = x.reshape((rows, *inner))?.matmul(&self.weight.t()?)?;
+        let mut out = lead.to_vec();
+        out.push(self.weight.dim(0)?);
+        Ok(y.reshape(out)?)
+    }
+}
+
+/// Root-mean-square norm with a learned scale, computed in F32.
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    fn load(src: &dyn WeightSource, name: &str, cfg: &ModelConfig, opts: &LoadOptions) -> Result<Self, ModelError> {
+        Ok(Self { weight: src.tensor(name, &[cfg.hidden_size], opts.dtype, &opts.device)?, eps: cfg.rms_norm_eps })
+    }
+
+    /// Normalises the last dimension of `x`; `differentiable` uses primitive ops.
+    pub fn forward(&self, x: &Tensor, differentiable: bool) -> Result<Tensor, ModelError> {
+        if !differentiable {
+            return Ok(candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32)?);
+        }
+        let dtype = x.dtype();
+        let x = x.to_dtype(DType::F32)?;
+        let mean_square = x.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = x.broadcast_div(&(mean_square + self.eps)?.sqrt()?)?;
+        Ok(normed.to_dtype(dtype)?.broadcast_mul(&self.weight)?)
+    }
+}
+
+/// The `mlp` block: down_proj(silu(gate_proj(x)) * up_proj(x)).
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+impl Mlp {
+    fn forward(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        token_mask: Option<&Tensor>,
+        hook: &mut dyn LinearInputHook,
+    ) -> Result<Tensor, ModelError> {
+        hook.observe(&LinearInput { layer, site: InputSite::GateUpInput, x, token_mask })?;
+        let h = (self.gate_proj.forward(x)?.silu()? * self.up_proj.forward(x)?)?;
+        hook.observe(&LinearInput { layer, site: InputSite::DownProjInput, x: &h, token_mask })?;
+        self.down_proj.forward(&h)
+    }
+}
+
+/// One decoder layer, `model.layers.{index}`.
+#[derive(Debug, Clone)]
+pub struct DecoderLayer {
+    index: usize,
+    input_layernorm: RmsNorm,
+    self_attn: SelfAttention,
+    post_attention_layernorm: RmsNorm,
+    mlp: Mlp,
+}
+
+impl DecoderLayer {
+    /// Loads the weights of layer `index` only.
+    pub fn load(
+        src: &dyn WeightSource,
+        cfg: &ModelConfig,
+        index: usize,
+        opts: &LoadOptions,
+    ) -> Result<Self, ModelError> {
+        let prefix = format!("model.layers.{index}");
+        let q = cfg.num_heads * cfg.head_dim;
+        let kv = cfg.num_kv_heads * cfg.head_dim;
+        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+        let linear = |p: Projection, shape: [usize; 2]| Linear::load(src, &p.weight_name(index), shape, opts);
+        let projections = [
+            linear(Projection::QProj, [q, h])?,
+            linear(Projection::KProj, [kv, h])?,
+            linear(Projection::VProj, [kv, h])?,
+            linear(Projection::OProj, [h, q])?,
+        ];
+        Ok(Self {
+            index,
+            input_layernorm: RmsNorm::load(src, &format!("{prefix}.input_layernorm.weight"), cfg, opts)?,
+            self_attn: SelfAttention::new(cfg, projections),
+            post_attention_layernorm: RmsNorm::load(
+                src,
+                &format!("{prefix}.post_attention_layernorm.weight"),
+                cfg,
+                opts,
+            )?,
+            mlp: Mlp {
+                gate_proj: linear(Projection::GateProj, [i, h])?,
+                up_proj: linear(Projection::UpProj, [i, h])?,
+                down_proj: linear(Projection::DownProj, [h, i])?,
+            },
+        })
+    }
+
+    /// The layer's index in the checkpoint.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The weight (out, in) of one projection; a `Var` when loaded trainable, so
+    /// `grads.get(weight)` finds its gradient after `backward`.
+    pub fn projection_weight(&self, projection: Projection) -> &Tensor {
+        let linear = match projection {
+            Projection::QProj => &self.self_attn.q_proj,
+            Projection::KProj => &self.self_attn.k_proj,
+            Projection::VProj => &self.self_attn.v_proj,
+            Projection::OProj => &self.self_attn.o_proj,
+            Projection::GateProj => &self.mlp.gate_proj,
+            Projection::UpProj => &self.mlp.up_proj,
+            Projection::DownProj => &self.mlp.down_proj,
+        };
+        linear.weight()
+    }
+
+    /// Runs the layer on hidden states (rows, len, hidden), appending to `kv` if given.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        ctx: &AttentionContext,
+        kv: Option<&mut LayerKv>,
+        hook: &mut dyn LinearInputHook,
+    ) -> Result<Tensor, ModelError> {
+        let differentiable = ctx.differentiable();
+        let normed = self.input_layernorm.forward(x, differentiable)?;
+        let x = (self.self_attn.forward(self.index, &normed, ctx, kv, hook)? + x)?;
+        let normed = self.post_attention_layernorm.forward(&x, differentiable)?;
+        let y = self.mlp.forward(self.index, &normed, ctx.token_mask(), hook)?;
+        Ok((y + x)?)
+    }
+}
+
+/// `model.embed_tokens`.
+#[derive(Debug, Clone)]
+pub struct TokenEmbedding {
+    weight: Tensor,
+}
+
+impl TokenEmbedding {
+    /// Loads the embedding matrix (vocab, hidden).
+    pub fn load(src: &dyn WeightSource, cfg: &ModelConfig, opts: &LoadOptions) -> Result<Self, ModelError> {
+        let shape = [cfg.vocab_size, cfg.hidden_size];
+        Ok(Self { weight: src.tensor("model.embed_tokens.weight", &shape, opts.dtype, &opts.device)? })
+    }
+
+    /// The matrix (vocab, hidden).
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// Looks up ids (rows, len) and returns hidden states (rows, len, hidden).
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor, ModelError> {
+        let (rows, len) = ids.dims2()?;
+        let hidden = self.weight.dim(1)?;
+        Ok(self.weight.index_select(&ids.flatten_all()?, 0)?.reshape((rows, len, hidden))?)
+    }
+}
+
+/// Which positions get logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// Only the last position: (rows, vocab).
+    Last,
+    /// Every position: (rows, len, vocab), e.g. for losses.
+    All,
+}
+
+/// `model.norm` followed by `lm_head` (the embedding matrix when tied).
+#[derive(Debug, Clone)]
+pub struct FinalHead {
+    norm: RmsNorm,
+    lm_head: Tensor,
+}
+
+impl FinalHead {
+    /// Loads the final norm and lm_head; with tied embeddings `embedding` is reused if
+    /// given, else read again from the checkpoint.
+    pub fn load(
+        src: &dyn WeightSource,
+        cfg: &ModelConfig,
+        opts: &LoadOptions,
+        embedding: Option<&TokenEmbedding>,
+    ) -> Result<Self, ModelError> {
+        let shape = [cfg.vocab_size, cfg.hidden_size];
+        let lm_head = match (cfg.tie_word_embeddings, embedding) {
+            (true, Some(embedding)) => embedding.weight().clone(),
+            (true, None) => TokenEmbedding::load(src, cfg, opts)?.weight,
+            (false, _) => src.tensor("lm_head.weight", &shape, opts.dtype, &opts.device)?,
+        };
+        Ok(Self { norm: RmsNorm::load(src, "model.norm.weight", cfg, opts)?, lm_head })
+    }
+
+    /// F32 logits from the last hidden states (rows, len, hidden).
+    pub fn forward(&self, x: &Tensor, which: Logits, differentiable: bool) -> Result<Tensor, ModelError> {
+        let x = match which {
+            Logits::Last => {
+                let len = x.dim(1)?;
+                x.narrow(1, len - 1, 1)?.squeeze(1)?
+            }
+            Logits::All => x.clone(),
+        };
+        let x = self.norm.forward(&x, differentiable)?;
+        let head = Linear { weight: self.lm_head.clone() };
+        Ok(head.forward(&x)?.to_dtype(DType::F32)?)
+    }
+}

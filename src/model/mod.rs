@@ -1,0 +1,36 @@
+//! Llama-family forward pass on candle: configuration, weight loading, decoder layers with
+//! linear-input hooks, a differentiable path, layer-by-layer execution, KV cache and
+//! batched sampling.
+//!
+//! Module map: `config` resolves config.json; `weights` reads tensors from a checkpoint;
+//! `rope`, `attention` and `layer` build one decoder layer; `llama` stacks them;
+//! `layerwise` runs a checkpoint one layer at a time; `cache` keeps keys and values;
+//! `hooks` observes linear inputs; `sampling` and `generate` produce answers;
+//! `random` writes small random checkpoints for tests and benchmarks.
+
+mod attention;
+mod cache;
+mod config;
+mod error;
+mod generate;
+mod hooks;
+mod layer;
+mod layerwise;
+mod llama;
+pub mod random;
+mod rope;
+mod sampling;
+mod weights;
+
+pub use attention::AttentionContext;
+pub use cache::{KvCache, LayerKv};
+pub use config::{EosTokens, LlamaConfig, ModelConfig, RopeScaling};
+pub use error::ModelError;
+pub use generate::{generate, Completion, FinishReason, GenerateOptions};
+pub use hooks::{InputSite, LinearInput, LinearInputHook, NoHook, Projection, SquaredNormStats};
+pub use layer::{DecoderLayer, FinalHead, Linear, LoadOptions, Logits, RmsNorm, TokenEmbedding};
+pub use layerwise::LayerwiseRunner;
+pub use llama::{Batch, Llama};
+pub use rope::Rope;
+pub use sampling::{Sampler, SamplingParams};
+pub use weights::WeightSource;
