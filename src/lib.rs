@@ -6,4 +6,7 @@
 
 pub mod progress;
 
+pub mod sign;
+pub mod verify;
+
 pub mod cli;

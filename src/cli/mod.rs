@@ -4,6 +4,9 @@
 //! command is a thin wrapper over a library call.
 
 mod bars;
+mod keygen;
+mod sign;
+mod verify;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -29,7 +32,14 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-enum Command {}
+enum Command {
+    /// Generate an ECDSA key pair (PEM) for signing checkpoints.
+    Keygen(keygen::KeygenArgs),
+    /// Sign a model directory: writes DIR/model.sig (OpenSSF model-signing format).
+    Sign(sign::SignArgs),
+    /// Verify a signed model directory; each check is reported by name (exit 1 on failure).
+    Verify(verify::VerifyArgs),
+}
 
 /// A command's result: success, or a check that ran and failed (exit code 1).
 pub enum Outcome {
@@ -67,14 +77,16 @@ fn init_logging() {
 
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let bars = bars::Bars::new(cli.quiet);
-    match cli.command {}
+    match cli.command {
+        Command::Keygen(args) => keygen::run(args),
+        Command::Sign(args) => sign::run(args, &bars),
+        Command::Verify(args) => verify::run(args, &bars),
+    }
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
 
