@@ -1,1 +1,141 @@
-fn main() {}
+//! Signing and verification throughput on a generated checkpoint-sized directory.
+//!
+//! Times, over a directory of `BENCH_MIB` MiB (default 1024) split into `BENCH_FILES` files
+//! (default 4) plus two small JSON files, with a warm page cache:
+//! writing the files (the baseline for "apply's time"), sha256 of every file on one core,
+//! `digest_directory` (parallel), `sign_directory` with precomputed digests and without,
+//! and `verify_signature`. Prints medians of `BENCH_REPS` runs (default 5), MB/s (10^6 B/s)
+//! and the ratios the issue sets targets for. Run: `cargo bench --bench sign`.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use biasprune::progress::NoProgress;
+use biasprune::sign::{digest_directory, keygen, sign_directory, Curve};
+use biasprune::verify::verify_signature;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+
+const CHUNK: usize = 16 << 20;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Writes `files` shards totalling `total` bytes (distinct contents) plus two JSON files.
+fn write_checkpoint(dir: &Path, total: usize, files: usize, chunk: &mut [u8]) {
+    let per_file = total / files;
+    for i in 0..files {
+        let mut file = File::create(dir.join(format!("model-{:05}-of-{files:05}.safetensors", i + 1))).unwrap();
+        let mut left = per_file;
+        let mut counter = (i as u64) << 32;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            chunk[..8].copy_from_slice(&counter.to_le_bytes());
+            counter += 1;
+            file.write_all(&chunk[..n]).unwrap();
+            left -= n;
+        }
+    }
+    fs::write(dir.join("config.json"), br#"{"architectures":["LlamaForCausalLM"]}"#).unwrap();
+    fs::write(dir.join("biasprune-manifest.json"), vec![b' '; 40_000]).unwrap();
+}
+
+/// Baseline: sha256 of every file in sequence on the calling thread.
+fn sha256_one_core(dir: &Path) -> u64 {
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    let mut names: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    names.sort();
+    for path in names.iter().filter(|p| p.file_name().is_some_and(|n| n != "model.sig")) {
+        let mut file = File::open(path).unwrap();
+        let mut hasher = Sha256::new();
+        loop {
+            let n = file.read(&mut buffer).unwrap();
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+            bytes += n as u64;
+        }
+        std::hint::black_box(hasher.finalize());
+    }
+    bytes
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn time_reps(reps: usize, mut f: impl FnMut()) -> Duration {
+    median(
+        (0..reps)
+            .map(|_| {
+                let start = Instant::now();
+                f();
+                start.elapsed()
+            })
+            .collect(),
+    )
+}
+
+fn report(label: &str, time: Duration, bytes: u64) {
+    let rate = bytes as f64 / time.as_secs_f64() / 1e6;
+    println!("{label:<40} median {:>9.1} ms  {rate:>8.0} MB/s", time.as_secs_f64() * 1e3);
+}
+
+fn main() {
+    let total = env_usize("BENCH_MIB", 1024) << 20;
+    let files = env_usize("BENCH_FILES", 4);
+    let reps = env_usize("BENCH_REPS", 5);
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("bench-model");
+    fs::create_dir(&dir).unwrap();
+    let mut chunk = vec![0u8; CHUNK];
+    ChaCha8Rng::seed_from_u64(7).fill_bytes(&mut chunk);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "{} MiB in {files} shards + 2 small files, {reps} reps, {threads} threads, loadavg {}",
+        total >> 20,
+        load.trim()
+    );
+
+    let write = time_reps(reps, || write_checkpoint(&dir, total, files, &mut chunk));
+    let bytes = sha256_one_core(&dir);
+    let one_core = time_reps(reps, || assert_eq!(sha256_one_core(&dir), bytes));
+    let digest = time_reps(reps, || {
+        digest_directory(&dir, &NoProgress).unwrap();
+    });
+    let pair = keygen(Curve::P256).unwrap();
+    let digests = digest_directory(&dir, &NoProgress).unwrap();
+    let sign_reused = time_reps(reps, || {
+        sign_directory(&dir, &pair.private_pem, Some(&digests), &NoProgress).unwrap();
+    });
+    let sign_hashing = time_reps(reps, || {
+        sign_directory(&dir, &pair.private_pem, None, &NoProgress).unwrap();
+    });
+    let verify = time_reps(reps, || {
+        let checks = verify_signature(&dir, &pair.public_pem, &NoProgress).unwrap();
+        assert!(checks.iter().all(|c| c.passed));
+    });
+
+    report("write checkpoint (baseline, no fsync)", write, bytes);
+    report("sha256 one core (baseline)", one_core, bytes);
+    report("digest_directory (parallel)", digest, bytes);
+    report("sign, precomputed digests", sign_reused, bytes);
+    report("sign, hashing the files", sign_hashing, bytes);
+    report("verify_signature", verify, bytes);
+    let pct = |a: Duration, b: Duration| 100.0 * a.as_secs_f64() / b.as_secs_f64();
+    println!("sign with reused digests / write time:   {:.2}% (target < 10%)", pct(sign_reused, write));
+    println!("sign hashing again / write time:          {:.1}%", pct(sign_hashing, write));
+    println!("digest_directory speed-up vs one core:    {:.2}x", one_core.as_secs_f64() / digest.as_secs_f64());
+    println!(
+        "verify speed vs one-core sha256:          {:.2}x (target >= 1)",
+        one_core.as_secs_f64() / verify.as_secs_f64()
+    );
+}

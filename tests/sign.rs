@@ -340,3 +340,12 @@ fn biasprune_verifies_directories_signed_by_the_reference_tool() {
         assert_eq!(code, 0, "{curve}: biasprune sign with a SEC1 key:\n{text}");
     }
 }
+
+#[test]
+fn symlink_planted_after_signing_fails_the_listing_check() {
+    let (_root, dir, _private, public) = signed_model();
+    std::os::unix::fs::symlink("/etc/hostname", dir.join("planted")).unwrap();
+    let (code, text) = verify(&dir, &public);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("FAIL files.listing") && text.contains("planted"), "{text}");
+}

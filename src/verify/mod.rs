@@ -112,3 +112,22 @@ pub fn verify_signature(dir: &Path, public_key_pem: &str, progress: &dyn Progres
     files::check_files(dir, &statement, progress, &mut checks);
     Ok(checks)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_passes_only_when_non_empty_and_all_checks_pass() {
+        let mut report = Report::default();
+        assert!(!report.passed(), "an empty report proves nothing");
+        report.checks.push(Check::pass(names::KEY_HINT, "ok"));
+        assert!(report.passed());
+        report.checks.push(Check::fail(names::FILE_SHA256, "differs").with_file("a.bin"));
+        assert!(!report.passed());
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["passed"], false);
+        assert_eq!(json["checks"][1]["file"], "a.bin");
+        assert!(json["checks"][0].get("file").is_none());
+    }
+}
