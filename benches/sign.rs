@@ -1,12 +1,13 @@
 //! Signing and verification throughput on a generated checkpoint-sized directory.
 //!
-//! Times, over a directory of `BENCH_MIB` MiB (default 1024) split into `BENCH_FILES` files
-//! (default 4) plus two small JSON files, with a warm page cache:
-//! writing the files (the baseline for "apply's time"), sha256 of every file on one core,
-//! `digest_directory` (parallel), `sign_directory` with precomputed digests and without,
-//! and `verify_signature`. Prints medians of `BENCH_REPS` runs (default 5), MB/s (10^6 B/s)
-//! and the ratios the issue sets targets for, each the median of per-round ratios (phases
-//! of a round run back to back, so load from other processes hits them alike). Run: `cargo bench --bench sign`.
+//! Over a directory of `BENCH_MIB` MiB (default 1024) in `BENCH_FILES` shards (default 4)
+//! plus two small JSON files, with a warm page cache, each round times: writing the files
+//! (the baseline for "apply's time"), sha256 of every file on one core, `digest_directory`
+//! (parallel), `sign_directory` with precomputed digests and without, `verify_signature`.
+//! Prints medians over `BENCH_REPS` rounds (default 5): wall time, MB/s (10^6 B/s), cores
+//! kept busy (process CPU time / wall time), and the target ratios as medians of per-round
+//! ratios (a round's phases run back to back, so load from other processes hits them
+//! alike). Run: `cargo bench --bench sign`.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -72,32 +73,45 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// Seconds taken by `f`.
-fn seconds(f: impl FnOnce()) -> f64 {
+/// Wall seconds taken by `f`, and the CPU seconds this process spent meanwhile.
+fn seconds(f: impl FnOnce()) -> (f64, f64) {
+    let cpu = cpu_seconds();
     let start = Instant::now();
     f();
-    start.elapsed().as_secs_f64()
+    (start.elapsed().as_secs_f64(), cpu_seconds() - cpu)
+}
+
+/// User + system CPU time of this process (all threads) from /proc/self/stat, in the
+/// kernel's fixed user-space clock of 100 ticks per second (USER_HZ).
+fn cpu_seconds() -> f64 {
+    let stat = fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(") ").map_or(vec![], |(_, rest)| rest.split(' ').collect());
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Per-phase times of each round.
 #[derive(Default)]
 struct Rounds {
-    write: Vec<f64>,
-    one_core: Vec<f64>,
-    digest: Vec<f64>,
-    sign_reused: Vec<f64>,
-    sign_hashing: Vec<f64>,
-    verify: Vec<f64>,
+    write: Vec<(f64, f64)>,
+    one_core: Vec<(f64, f64)>,
+    digest: Vec<(f64, f64)>,
+    sign_reused: Vec<(f64, f64)>,
+    sign_hashing: Vec<(f64, f64)>,
+    verify: Vec<(f64, f64)>,
 }
 
-fn report(label: &str, times: &[f64], bytes: u64) {
-    let time = median(times.to_vec());
-    println!("{label:<40} median {:>9.1} ms  {:>8.0} MB/s", time * 1e3, bytes as f64 / time / 1e6);
+/// Prints the median wall time, throughput and cores used (CPU time / wall time).
+fn report(label: &str, times: &[(f64, f64)], bytes: u64) {
+    let wall = median(times.iter().map(|t| t.0).collect());
+    let cores = median(times.iter().map(|t| t.1 / t.0).collect());
+    let rate = bytes as f64 / wall / 1e6;
+    println!("{label:<40} median {:>9.1} ms  {rate:>8.0} MB/s  {cores:>5.2} cores", wall * 1e3);
 }
 
-/// Median over rounds of `numerator / denominator` taken within the same round.
-fn paired_ratio(numerator: &[f64], denominator: &[f64]) -> f64 {
-    median(numerator.iter().zip(denominator).map(|(n, d)| n / d).collect())
+/// Median over rounds of `numerator / denominator` wall times taken within the same round.
+fn paired_ratio(numerator: &[(f64, f64)], denominator: &[(f64, f64)]) -> f64 {
+    median(numerator.iter().zip(denominator).map(|(n, d)| n.0 / d.0).collect())
 }
 
 fn main() {
