@@ -38,6 +38,10 @@ enum Command {
     /// Sign a model directory: writes DIR/model.sig (OpenSSF model-signing format).
     Sign(sign::SignArgs),
     /// Verify a signed model directory; each check is reported by name (exit 1 on failure).
+    ///
+    /// Exit status: 0 every check passed, 1 a check failed, 2 unusable input (unreadable or
+    /// malformed public key, DIR not a directory). Accepts signatures made by
+    /// `model_signing sign key` (OpenSSF model-signing 1.1.1).
     Verify(verify::VerifyArgs),
 }
 
