@@ -36,4 +36,7 @@ pub mod surgery;
 
 pub mod manifest;
 
+pub mod sign;
+pub mod verify;
+
 pub mod cli;

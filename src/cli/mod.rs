@@ -10,8 +10,11 @@ mod fixture;
 mod generate;
 mod import_gguf;
 mod inspect;
+mod keygen;
 mod mask;
 mod scenarios;
+mod sign;
+mod verify;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -54,6 +57,16 @@ enum Command {
     Scenarios(scenarios::Args),
     /// Convert a GGUF Llama (llama.cpp) into a Hugging Face checkpoint directory.
     ImportGguf(import_gguf::ImportGgufArgs),
+    /// Generate an ECDSA key pair (PEM) for signing checkpoints.
+    Keygen(keygen::KeygenArgs),
+    /// Sign a model directory: writes DIR/model.sig (OpenSSF model-signing format).
+    Sign(sign::SignArgs),
+    /// Verify a signed model directory; each check is reported by name (exit 1 on failure).
+    ///
+    /// Exit status: 0 every check passed, 1 a check failed, 2 unusable input (unreadable or
+    /// malformed public key, DIR not a directory). Accepts signatures made by
+    /// `model_signing sign key` (OpenSSF model-signing 1.1.1).
+    Verify(verify::VerifyArgs),
 }
 
 /// A command's result: success, or a check that ran and failed (exit code 1).
@@ -112,6 +125,9 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Analyze(args) => analyze::run(args),
         Command::Fixture(args) => fixture::run(args),
         Command::Scenarios(args) => scenarios::run(args),
+        Command::Keygen(args) => keygen::run(args),
+        Command::Sign(args) => sign::run(args, &bars),
+        Command::Verify(args) => verify::run(args, &bars),
     }
 }
 

@@ -1,0 +1,133 @@
+//! Verification of a signed model directory, reported as a list of named checks.
+//!
+//! `verify_signature` runs the signature checks (bundle, key hint, DSSE signature,
+//! statement, root digest) and the file checks (digests, unsigned and missing files).
+//! Other checks (manifest, base comparison) add their own `Check`s to the same `Report`.
+
+mod files;
+mod signature;
+
+use std::path::Path;
+
+use serde::ser::SerializeStruct;
+use serde::Serialize;
+
+use crate::progress::Progress;
+use crate::sign::{PublicKey, SignError};
+
+/// Check names, stable for scripts reading `--json` output.
+pub mod names {
+    /// model.sig is a Sigstore bundle v0.3 with one DSSE signature.
+    pub const BUNDLE_FORMAT: &str = "signature.bundle_format";
+    /// The bundle's key hint names the given public key.
+    pub const KEY_HINT: &str = "signature.key_hint";
+    /// The DSSE signature over the PAE verifies with the given public key.
+    pub const DSSE_SIGNATURE: &str = "signature.dsse";
+    /// The payload is an in-toto statement with the model-signing predicate.
+    pub const STATEMENT_SHAPE: &str = "statement.shape";
+    /// The subject's root digest equals the digest of the listed resources.
+    pub const ROOT_DIGEST: &str = "statement.root_digest";
+    /// The directory could be listed (no symbolic links or special files).
+    pub const FILES_LISTING: &str = "files.listing";
+    /// Every signed file's sha256 equals the statement's.
+    pub const FILE_SHA256: &str = "files.sha256";
+    /// No file in the directory is missing from the statement.
+    pub const UNSIGNED_FILES: &str = "files.unsigned";
+    /// No file listed by the statement is missing from the directory.
+    pub const MISSING_FILES: &str = "files.missing";
+}
+
+/// One named verification check and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// Stable dotted name, e.g. `signature.dsse` (see `names`).
+    pub name: String,
+    /// Whether the check passed.
+    pub passed: bool,
+    /// What was found: the evidence on success, the reason on failure.
+    pub detail: String,
+    /// The file the check concerns, when it concerns one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+impl Check {
+    /// A passed check.
+    pub fn pass(name: &str, detail: impl Into<String>) -> Self {
+        Check { name: name.to_string(), passed: true, detail: detail.into(), file: None }
+    }
+
+    /// A failed check.
+    pub fn fail(name: &str, detail: impl Into<String>) -> Self {
+        Check { name: name.to_string(), passed: false, detail: detail.into(), file: None }
+    }
+
+    /// The same check, about `file`.
+    pub fn with_file(mut self, file: impl Into<String>) -> Self {
+        self.file = Some(file.into());
+        self
+    }
+}
+
+/// All checks of one verification; serialises as `{"passed": bool, "checks": [...]}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Checks in the order they ran.
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    /// True when there is at least one check and every check passed.
+    pub fn passed(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(|c| c.passed)
+    }
+
+    /// The checks that failed.
+    pub fn failures(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| !c.passed)
+    }
+}
+
+impl Serialize for Report {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("Report", 2)?;
+        s.serialize_field("passed", &self.passed())?;
+        s.serialize_field("checks", &self.checks)?;
+        s.end()
+    }
+}
+
+/// Verifies `dir/model.sig` against the files of `dir` with a PEM public key. Failures of
+/// the signature or files come back as failed checks; `Err` means unusable input (a
+/// public key that cannot be parsed, a path that is not a directory).
+pub fn verify_signature(dir: &Path, public_key_pem: &str, progress: &dyn Progress) -> Result<Vec<Check>, SignError> {
+    let key = PublicKey::from_pem(public_key_pem)?;
+    if !dir.is_dir() {
+        return Err(SignError::NotADirectory { path: dir.to_path_buf() });
+    }
+    let mut checks = Vec::new();
+    let Some(statement) = signature::check_signature(dir, &key, &mut checks) else {
+        return Ok(checks);
+    };
+    files::check_files(dir, &statement, progress, &mut checks);
+    Ok(checks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_passes_only_when_non_empty_and_all_checks_pass() {
+        let mut report = Report::default();
+        assert!(!report.passed(), "an empty report proves nothing");
+        report.checks.push(Check::pass(names::KEY_HINT, "ok"));
+        assert!(report.passed());
+        report.checks.push(Check::fail(names::FILE_SHA256, "differs").with_file("a.bin"));
+        assert!(!report.passed());
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["passed"], false);
+        assert_eq!(json["checks"][1]["file"], "a.bin");
+        assert!(json["checks"][0].get("file").is_none());
+    }
+}

@@ -1,0 +1,189 @@
+//! Signature checks: bundle format, key hint, DSSE signature, statement shape, root digest.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+use super::names::{BUNDLE_FORMAT, DSSE_SIGNATURE, KEY_HINT, ROOT_DIGEST, STATEMENT_SHAPE};
+use super::Check;
+use crate::sign::{
+    pae, root_digest, Bundle, PublicKey, Statement, BUNDLE_MEDIA_TYPE, PAYLOAD_TYPE, PREDICATE_TYPE, SIGNATURE_FILE,
+    STATEMENT_TYPE,
+};
+
+/// The bundle's decoded parts that the later checks need.
+struct Envelope {
+    hint: String,
+    payload: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+/// Runs the signature checks in order, appending to `checks`; returns the statement when it
+/// is authentic (signature verified) and well formed, so the file checks can use it.
+pub(super) fn check_signature(dir: &Path, key: &PublicKey, checks: &mut Vec<Check>) -> Option<Statement> {
+    let envelope = match read_envelope(dir) {
+        Ok(envelope) => envelope,
+        Err(reason) => {
+            checks.push(Check::fail(BUNDLE_FORMAT, reason).with_file(SIGNATURE_FILE));
+            return None;
+        }
+    };
+    checks.push(
+        Check::pass(BUNDLE_FORMAT, format!("Sigstore bundle {BUNDLE_MEDIA_TYPE} with one DSSE signature"))
+            .with_file(SIGNATURE_FILE),
+    );
+    checks.push(check_hint(&envelope.hint, key));
+    let signature_ok = check_dsse(&envelope, key, checks);
+    if !signature_ok {
+        return None;
+    }
+    let statement = match parse_statement(&envelope.payload) {
+        Ok(statement) => statement,
+        Err(reason) => {
+            checks.push(Check::fail(STATEMENT_SHAPE, reason).with_file(SIGNATURE_FILE));
+            return None;
+        }
+    };
+    checks.push(Check::pass(
+        STATEMENT_SHAPE,
+        format!(
+            "in-toto statement, predicate {PREDICATE_TYPE}, method files, sha256, {} resources",
+            statement.predicate.resources.len()
+        ),
+    ));
+    checks.push(check_root_digest(&statement));
+    Some(statement)
+}
+
+fn read_envelope(dir: &Path) -> Result<Envelope, String> {
+    let path = dir.join(SIGNATURE_FILE);
+    let text = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bundle: Bundle =
+        serde_json::from_slice(&text).map_err(|e| format!("{SIGNATURE_FILE} is not a Sigstore bundle in JSON: {e}"))?;
+    if bundle.media_type != BUNDLE_MEDIA_TYPE {
+        return Err(format!("mediaType is {:?}, expected {BUNDLE_MEDIA_TYPE:?}", bundle.media_type));
+    }
+    let envelope = bundle.dsse_envelope;
+    if envelope.payload_type != PAYLOAD_TYPE {
+        return Err(format!("payloadType is {:?}, expected {PAYLOAD_TYPE:?}", envelope.payload_type));
+    }
+    let [signature] = envelope.signatures.as_slice() else {
+        return Err(format!("expected exactly one DSSE signature, found {}", envelope.signatures.len()));
+    };
+    let payload = STANDARD.decode(&envelope.payload).map_err(|e| format!("payload is not base64: {e}"))?;
+    let signature = STANDARD.decode(&signature.sig).map_err(|e| format!("signature is not base64: {e}"))?;
+    Ok(Envelope { hint: bundle.verification_material.public_key.hint, payload, signature })
+}
+
+fn check_hint(hint: &str, key: &PublicKey) -> Check {
+    let expected = key.hint();
+    if hint.is_empty() {
+        Check::pass(KEY_HINT, "bundle has no key hint (older format); the DSSE signature decides")
+    } else if hint == expected {
+        Check::pass(KEY_HINT, format!("hint {hint} is the sha256 of the given public key"))
+    } else {
+        Check::fail(
+            KEY_HINT,
+            format!("bundle was made for the key with hint {hint}, the given public key's hint is {expected}"),
+        )
+        .with_file(SIGNATURE_FILE)
+    }
+}
+
+fn check_dsse(envelope: &Envelope, key: &PublicKey, checks: &mut Vec<Check>) -> bool {
+    let message = pae(PAYLOAD_TYPE, &envelope.payload);
+    match key.verify_der(&message, &envelope.signature) {
+        Ok(()) => {
+            checks.push(Check::pass(
+                DSSE_SIGNATURE,
+                format!("ECDSA {} signature over the DSSE PAE verifies", key.curve()),
+            ));
+            true
+        }
+        Err(reason) => {
+            checks.push(Check::fail(DSSE_SIGNATURE, reason).with_file(SIGNATURE_FILE));
+            false
+        }
+    }
+}
+
+fn parse_statement(payload: &[u8]) -> Result<Statement, String> {
+    let statement: Statement =
+        serde_json::from_slice(payload).map_err(|e| format!("payload is not an in-toto statement: {e}"))?;
+    let expect = |what: &str, found: &str, expected: &str| {
+        if found == expected {
+            Ok(())
+        } else {
+            Err(format!("{what} is {found:?}, expected {expected:?}"))
+        }
+    };
+    expect("_type", &statement.statement_type, STATEMENT_TYPE)?;
+    expect("predicateType", &statement.predicate_type, PREDICATE_TYPE)?;
+    let serialization = &statement.predicate.serialization;
+    expect("serialization method", &serialization.method, "files")?;
+    expect("serialization hash_type", &serialization.hash_type, "sha256")?;
+    if statement.subject.len() != 1 {
+        return Err(format!("expected one subject, found {}", statement.subject.len()));
+    }
+    if !is_hex_digest(statement.subject_digest()) {
+        return Err(format!("subject sha256 is {:?}, expected 64 hex digits", statement.subject_digest()));
+    }
+    check_resources(&statement)?;
+    Ok(statement)
+}
+
+fn check_resources(statement: &Statement) -> Result<(), String> {
+    let mut seen = BTreeSet::new();
+    for resource in &statement.predicate.resources {
+        if resource.algorithm != "sha256" || !is_hex_digest(&resource.digest) {
+            return Err(format!(
+                "resource {:?}: expected a sha256 hex digest, found {} {:?}",
+                resource.name, resource.algorithm, resource.digest
+            ));
+        }
+        if !is_relative_posix_path(&resource.name) {
+            return Err(format!(
+                "resource {:?}: expected a relative path without '.' or '..' components",
+                resource.name
+            ));
+        }
+        if !seen.insert(resource.name.as_str()) {
+            return Err(format!("resource {:?} is listed twice", resource.name));
+        }
+    }
+    Ok(())
+}
+
+fn check_root_digest(statement: &Statement) -> Check {
+    let digests: Vec<[u8; 32]> = statement
+        .predicate
+        .resources
+        .iter()
+        .map(|r| decode_digest(&r.digest).expect("resource digests were validated"))
+        .collect();
+    let computed = hex::encode(root_digest(&digests));
+    let claimed = statement.subject_digest();
+    if computed == claimed.to_ascii_lowercase() {
+        Check::pass(ROOT_DIGEST, format!("root digest {computed} matches the listed resources"))
+    } else {
+        Check::fail(ROOT_DIGEST, format!("subject digest is {claimed}, but the listed resources hash to {computed}"))
+            .with_file(SIGNATURE_FILE)
+    }
+}
+
+/// Decodes a 64-digit hex sha256.
+pub(super) fn decode_digest(hex_digest: &str) -> Option<[u8; 32]> {
+    hex::decode(hex_digest).ok()?.try_into().ok()
+}
+
+fn is_hex_digest(text: &str) -> bool {
+    text.len() == 64 && decode_digest(text).is_some()
+}
+
+fn is_relative_posix_path(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('/')
+        && name.split('/').all(|part| !part.is_empty() && part != "." && part != "..")
+}
