@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod plot;
 pub mod scenario;
 
+pub mod eval;
 pub mod score;
 
 pub mod analyze;

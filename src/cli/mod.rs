@@ -6,6 +6,7 @@
 mod analyze;
 mod apply;
 mod bars;
+mod eval;
 mod fixture;
 mod generate;
 mod import_gguf;
@@ -43,6 +44,8 @@ pub struct Cli {
 enum Command {
     /// Sample answers to a prompt from a checkpoint, one answer per line.
     Generate(generate::GenerateArgs),
+    /// Sample answers to a scenario's prompts and measure the disparity (SMD, inlier ratio).
+    Eval(eval::Args),
     /// Validate a checkpoint and print its architecture, tensors and parameter counts.
     Inspect(inspect::Args),
     /// Write a copy of a checkpoint with a mask's weights, rows and heads zeroed.
@@ -119,6 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::ImportGguf(args) => import_gguf::run(args, &bars),
         Command::Generate(args) => generate::run(args, &bars),
+        Command::Eval(args) => eval::run(args, &bars),
         Command::Inspect(args) => inspect::run(args),
         Command::Apply(args) => apply::run(args, &bars),
         Command::Mask(args) => mask::run(args),
