@@ -83,7 +83,7 @@ fn eval_writes_reproducible_outputs_and_resumes_after_sigkill() {
     for variation in ["bicycle", "car"] {
         let v = &summary["variations"][variation];
         assert_eq!(v["answers"], 200);
-        assert_eq!(v["majority"]["n"].as_u64().unwrap() + v["minority"]["n"].as_u64().unwrap() > 0, true);
+        assert!(v["majority"]["n"].as_u64().unwrap() + v["minority"]["n"].as_u64().unwrap() > 0);
         assert!(v["parse_rate"].as_f64().unwrap() > 0.0);
     }
     eprintln!("summary: {}", serde_json::to_string(&summary["overall"]).unwrap());
