@@ -24,7 +24,14 @@ fn main() {
         scenario: Catalog::installed().unwrap().get("purchase").unwrap().clone(),
         context: ContextLevel::Low,
         variations: Some(vec!["bicycle".to_string()]),
-        sampling: SamplingSettings { samples: 10, max_new_tokens: 16, temperature: 0.6, top_p: 0.9, seed: 0, max_rows: 400 },
+        sampling: SamplingSettings {
+            samples: 10,
+            max_new_tokens: 16,
+            temperature: 0.6,
+            top_p: 0.9,
+            seed: 0,
+            max_rows: 400,
+        },
         inlier_rule: InlierRule::default(),
         summary: SummarySettings::default(),
     };

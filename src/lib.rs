@@ -34,6 +34,7 @@ pub mod score;
 pub mod analyze;
 pub mod mask;
 pub mod surgery;
+pub mod sweep;
 
 pub mod manifest;
 

@@ -25,6 +25,26 @@ use crate::scenario::{Catalog, ContextLevel};
 pub struct Args {
     /// Checkpoint directory.
     pub checkpoint: PathBuf,
+    /// What to evaluate and how.
+    #[command(flatten)]
+    pub eval: EvalOptions,
+    /// Evaluate with this mask applied in memory (no checkpoint is written).
+    #[arg(long)]
+    pub mask: Option<PathBuf>,
+    /// Also draw SVG plots into OUT/plots.
+    #[arg(long)]
+    pub plots: bool,
+    /// Output directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Print a JSON result instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The scenario, sampling and statistics options shared by `eval` and `sweep`.
+#[derive(clap::Args, Debug)]
+pub struct EvalOptions {
     /// Scenario id (see `biasprune scenarios`).
     #[arg(long)]
     pub scenario: String,
@@ -64,31 +84,52 @@ pub struct Args {
     /// Bootstrap resamples of the SMD's confidence interval.
     #[arg(long, default_value_t = 2000)]
     pub bootstrap: usize,
-    /// Evaluate with this mask applied in memory (no checkpoint is written).
-    #[arg(long)]
-    pub mask: Option<PathBuf>,
-    /// Also draw SVG plots into OUT/plots.
-    #[arg(long)]
-    pub plots: bool,
-    /// Output directory.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Print a JSON result instead of the table.
-    #[arg(long)]
-    pub json: bool,
+}
+
+/// Baseline records with the sha256 of their file.
+pub type Baseline = (Vec<crate::metrics::AnswerRecord>, String);
+
+impl EvalOptions {
+    /// The evaluation spec and the baseline records these options describe.
+    pub fn spec(&self) -> anyhow::Result<(EvalSpec, Option<Baseline>)> {
+        let catalog = Catalog::load(self.scenarios_dir.as_deref())?;
+        let scenario = catalog.get(&self.scenario)?.clone();
+        let context = ContextLevel::parse(&self.context)
+            .with_context(|| format!("--context {:?}: expected low, high or numeric", self.context))?;
+        if self.samples == 0 {
+            bail!("--samples must be at least 1");
+        }
+        let spec = EvalSpec {
+            scenario,
+            context,
+            variations: (!self.variations.is_empty()).then(|| self.variations.clone()),
+            sampling: SamplingSettings {
+                samples: self.samples,
+                max_new_tokens: self.max_new_tokens,
+                temperature: self.temperature,
+                top_p: self.top_p,
+                seed: self.seed,
+                max_rows: self.max_rows,
+            },
+            inlier_rule: InlierRule::parse(&self.inlier_rule)?,
+            summary: SummarySettings {
+                bootstrap: BootstrapSettings {
+                    resamples: self.bootstrap,
+                    seed: self.seed,
+                    ..BootstrapSettings::default()
+                },
+                ..SummarySettings::default()
+            },
+        };
+        let baseline = self.baseline.as_deref().map(load_baseline).transpose()?;
+        Ok((spec, baseline))
+    }
 }
 
 /// Runs `eval`.
 pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
-    let catalog = Catalog::load(args.scenarios_dir.as_deref())?;
-    let scenario = catalog.get(&args.scenario)?.clone();
-    let context = ContextLevel::parse(&args.context)
-        .with_context(|| format!("--context {:?}: expected low, high or numeric", args.context))?;
-    if args.samples == 0 {
-        bail!("--samples must be at least 1");
-    }
-    let inlier_rule = InlierRule::parse(&args.inlier_rule)?;
-    let baseline = args.baseline.as_deref().map(load_baseline).transpose()?;
+    let (spec, baseline) = args.eval.spec()?;
+    let (scenario, context) = (spec.scenario.clone(), spec.context);
     let ckpt = Checkpoint::open(&args.checkpoint)?;
     let mut masks_applied = Vec::new();
     let session = match &args.mask {
@@ -101,26 +142,7 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
             ChatSession::load_from(&ckpt, &MaskedWeights::new(&ckpt, &plan), LoadOptions::cpu_f32())?
         }
     };
-    let identity =
-        CheckpointIdentity { name: dir_name(&args.checkpoint), files: file_digests(&args.checkpoint)?, masks_applied };
-    let spec = EvalSpec {
-        scenario: scenario.clone(),
-        context,
-        variations: (!args.variations.is_empty()).then(|| args.variations.clone()),
-        sampling: SamplingSettings {
-            samples: args.samples,
-            max_new_tokens: args.max_new_tokens,
-            temperature: args.temperature,
-            top_p: args.top_p,
-            seed: args.seed,
-            max_rows: args.max_rows,
-        },
-        inlier_rule,
-        summary: SummarySettings {
-            bootstrap: BootstrapSettings { resamples: args.bootstrap, seed: args.seed, ..BootstrapSettings::default() },
-            ..SummarySettings::default()
-        },
-    };
+    let identity = checkpoint_identity(&args.checkpoint, masks_applied)?;
     let baseline_ref = baseline.as_ref().map(|(records, digest)| (records.as_slice(), digest.clone()));
     let output = run_eval(&session, &spec, identity, baseline_ref, &args.out, bars)?;
     if args.plots {
@@ -151,6 +173,11 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Ok)
+}
+
+/// The identity recorded with a run: directory name, file digests, masks applied in memory.
+pub fn checkpoint_identity(dir: &Path, masks_applied: Vec<String>) -> anyhow::Result<CheckpointIdentity> {
+    Ok(CheckpointIdentity { name: dir_name(dir), files: file_digests(dir)?, masks_applied })
 }
 
 fn load_baseline(path: &Path) -> anyhow::Result<(Vec<crate::metrics::AnswerRecord>, String)> {

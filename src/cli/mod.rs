@@ -15,6 +15,7 @@ mod keygen;
 mod mask;
 mod scenarios;
 mod sign;
+mod sweep;
 mod verify;
 
 use std::io::Write;
@@ -52,6 +53,8 @@ enum Command {
     Apply(apply::Args),
     /// Build a set-difference prune mask from minority and majority scores.
     Mask(mask::Args),
+    /// Evaluate set-difference masks over a (p, q) grid, applied in memory.
+    Sweep(sweep::Args),
     /// Show where masks prune (layers x components) and how much they overlap.
     Analyze(analyze::Args),
     /// Generate a random Llama checkpoint for tests and benchmarks.
@@ -126,6 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Inspect(args) => inspect::run(args),
         Command::Apply(args) => apply::run(args, &bars),
         Command::Mask(args) => mask::run(args),
+        Command::Sweep(args) => sweep::run(args, &bars),
         Command::Analyze(args) => analyze::run(args),
         Command::Fixture(args) => fixture::run(args),
         Command::Scenarios(args) => scenarios::run(args),
