@@ -36,6 +36,7 @@ pub mod surgery;
 
 pub mod manifest;
 
+pub mod release;
 pub mod sign;
 pub mod verify;
 
