@@ -17,7 +17,7 @@ use crate::manifest::{
     Tool, UseCase, EVIDENCE_DIR, FORMAT_VERSION, MANIFEST_FILE,
 };
 use crate::mask::{bitmask_source, load_mask, resolve, MaskFileError, PruneMask, BITMASK_FILE};
-use crate::progress::Progress;
+use crate::progress::{NoProgress, Progress};
 use crate::sign::{digest_directory, root_digest, sign_directory_as, SignError, SignOutcome, SIGNATURE_FILE};
 use crate::surgery::{sync_dir, write_pruned_then, ApplyOptions, ApplyReport, FileDigest, OutputTarget, SurgeryError};
 
@@ -127,15 +127,19 @@ pub fn release(
     let ckpt = Checkpoint::open(checkpoint).map_err(SurgeryError::from)?;
     let arch = Architecture::of_checkpoint(&ckpt).map_err(SurgeryError::from)?;
     let plan = resolve(&mask, &arch, &ckpt).map_err(SurgeryError::from)?;
-    let base = base_identity(&ckpt, progress)?;
-    let base_root_digest = base.root_digest.clone();
-    let context = Context { mask: &mask, bitmask, ckpt: &ckpt, arch: &arch, base, options };
+    let context = Context { mask: &mask, bitmask, ckpt: &ckpt, arch: &arch, options };
     let mut finished = None;
-    let apply = write_pruned_then(&ckpt, &plan, out, options.apply, progress, |target, report| {
-        finished = Some(context.finalize(target, report, &plan, progress)?);
-        Ok::<(), ReleaseError>(())
+    let apply = std::thread::scope(|scope| {
+        // The base is hashed while surgery writes, on its own thread: surgery waits on the
+        // disk (writes, fsync) often enough that this hides most of the base's hashing.
+        let base_job = scope.spawn(|| base_identity(&ckpt, &NoProgress));
+        write_pruned_then(&ckpt, &plan, out, options.apply, progress, |target, report| {
+            let base = base_job.join().expect("base hashing does not panic")?;
+            finished = Some(context.finalize(target, report, base, &plan, progress)?);
+            Ok::<(), ReleaseError>(())
+        })
     })?;
-    let (manifest_sha256, signature) = finished.expect("finalize ran before publishing");
+    let (manifest_sha256, base_root_digest, signature) = finished.expect("finalize ran before publishing");
     Ok(ReleaseReport { apply, manifest_sha256, base_root_digest, signature })
 }
 
@@ -157,7 +161,6 @@ struct Context<'a> {
     bitmask: Option<PathBuf>,
     ckpt: &'a Checkpoint,
     arch: &'a Architecture,
-    base: BaseIdentity,
     options: &'a ReleaseOptions,
 }
 
@@ -167,9 +170,10 @@ impl Context<'_> {
         &self,
         target: &OutputTarget,
         report: &mut ApplyReport,
+        base: BaseIdentity,
         plan: &crate::mask::ZeroPlan,
         progress: &dyn Progress,
-    ) -> Result<(String, Option<SignOutcome>), ReleaseError> {
+    ) -> Result<(String, String, Option<SignOutcome>), ReleaseError> {
         let temp = &target.temp;
         let out_name = target.out.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         drop_base_signature(temp, report)?;
@@ -187,7 +191,7 @@ impl Context<'_> {
             format_version: FORMAT_VERSION,
             tool: Tool::current(),
             created: creation_time(),
-            base: self.base.clone(),
+            base,
             use_case,
             method,
             pruned: pruned_section(self.mask, plan, self.ckpt, self.arch, bitmask_ref),
@@ -201,7 +205,7 @@ impl Context<'_> {
             Some(pem) => Some(sign_temp(temp, &out_name, pem, report, progress)?),
             None => None,
         };
-        Ok((manifest_ref.sha256, signature))
+        Ok((manifest_ref.sha256, manifest.base.root_digest, signature))
     }
 
     fn copy_evidence(&self, temp: &Path, report: &mut ApplyReport) -> Result<Option<Evidence>, ReleaseError> {

@@ -67,7 +67,9 @@ fn parse(path: &Path) -> Result<Manifest, String> {
     from_bytes(&bytes).map_err(|e| format!("{MANIFEST_FILE}: {e}"))
 }
 
-fn sha256_hex(path: &Path) -> Result<String, String> {
+/// sha256 of a file the manifest names, refusing paths that leave `dir`.
+fn sha256_hex(dir: &Path, relative: &str) -> Result<String, String> {
+    let path = crate::checkpoint::resolve_inside(dir, relative).map_err(|e| e.to_string())?;
     std::fs::read(path).map(|bytes| hex::encode(Sha256::digest(bytes))).map_err(|e| e.to_string())
 }
 
@@ -298,7 +300,7 @@ fn check_card(dir: &Path, manifest: &Manifest, checks: &mut Vec<Check>) {
         checks.push(Check::pass(MANIFEST_CARD, "the manifest records no model card"));
         return;
     };
-    checks.push(match sha256_hex(&dir.join(&card.path)) {
+    checks.push(match sha256_hex(dir, &card.path) {
         Ok(found) if found == card.sha256 => {
             Check::pass(MANIFEST_CARD, format!("{} sha256 matches the manifest", card.path))
         }
@@ -314,7 +316,7 @@ fn check_evidence(dir: &Path, manifest: &Manifest, checks: &mut Vec<Check>) {
     let before = checks.len();
     let listed: Vec<&FileRef> = manifest.evidence.iter().flat_map(|e| &e.files).collect();
     for file in &listed {
-        match sha256_hex(&dir.join(&file.path)) {
+        match sha256_hex(dir, &file.path) {
             Ok(found) if found == file.sha256 => {}
             Ok(found) => checks.push(
                 Check::fail(
