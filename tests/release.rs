@@ -353,3 +353,69 @@ fn reference_verifier_accepts_a_signed_release() {
     assert_eq!(out.status.code(), Some(0), "model_signing verify refused:\n{text}");
     assert!(text.contains("Verification succeeded"), "{text}");
 }
+
+#[test]
+fn use_case_file_is_recorded_and_a_bad_one_or_a_bad_key_leaves_no_output() {
+    let r = released();
+    let good = r.root.path().join("use-case.json");
+    fs::write(&good, r#"{"scenarios": ["purchase"], "variations": ["bicycle"], "held_out": [], "regime": "prompt-specific", "direction": "minority-minus-majority"}"#).unwrap();
+    let out = r.root.path().join("with-use-case");
+    let run = |use_case: &Path, key: &str, out: &Path| {
+        biasprune(&[
+            "apply",
+            s(&r.base),
+            "--mask",
+            s(&r.root.path().join("mask")),
+            "--out",
+            s(out),
+            "--use-case-file",
+            s(use_case),
+            "--sign-key",
+            key,
+            "--quiet",
+        ])
+    };
+    let done = run(&good, &r.private, &out);
+    assert_eq!(done.status.code(), Some(0), "{}", String::from_utf8_lossy(&done.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&fs::read(out.join(MANIFEST)).unwrap()).unwrap();
+    assert_eq!(m["use_case"]["scenarios"], serde_json::json!(["purchase"]));
+    assert_eq!(m["use_case"]["regime"], "prompt-specific");
+    assert_eq!(schema_errors(&m), Vec::<String>::new());
+    let bad = r.root.path().join("bad-use-case.json");
+    fs::write(
+        &bad,
+        r#"{"scenarios": [], "variations": [], "held_out": [], "regime": "whatever", "direction": "manual"}"#,
+    )
+    .unwrap();
+    let refused = run(&bad, &r.private, &r.root.path().join("never"));
+    support::assert_bad_input(&refused, &["bad-use-case.json", "regime \"whatever\""]);
+    let refused = run(&good, &r.public, &r.root.path().join("never"));
+    assert_eq!(refused.status.code(), Some(2), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(!r.root.path().join("never").exists());
+    let partial =
+        fs::read_dir(r.root.path()).unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with(".never"));
+    assert!(!partial, "no partial directory is left");
+}
+
+#[test]
+fn manifest_only_release_has_no_signature_and_keeps_the_base_card() {
+    let r = released();
+    let out = r.root.path().join("unsigned");
+    let done = biasprune(&[
+        "apply",
+        s(&r.base),
+        "--mask",
+        s(&r.root.path().join("mask")),
+        "--out",
+        s(&out),
+        "--manifest",
+        "--quiet",
+    ]);
+    assert_eq!(done.status.code(), Some(0), "{}", String::from_utf8_lossy(&done.stderr));
+    assert!(!out.join("model.sig").exists());
+    assert!(out.join(MANIFEST).is_file() && out.join("README.base.md").is_file());
+    assert!(!out.join("evidence").exists());
+    let m: serde_json::Value = serde_json::from_slice(&fs::read(out.join(MANIFEST)).unwrap()).unwrap();
+    assert_eq!(m["evidence"], serde_json::Value::Null);
+    assert_eq!(schema_errors(&m), Vec::<String>::new());
+}

@@ -122,6 +122,9 @@ pub fn release(
     options: &ReleaseOptions,
     progress: &dyn Progress,
 ) -> Result<ReleaseReport, ReleaseError> {
+    if let Some(pem) = &options.sign_key_pem {
+        crate::sign::PrivateKey::from_pem(pem)?;
+    }
     let mask = load_mask(mask_path)?;
     let bitmask = bitmask_source(mask_path)?;
     let ckpt = Checkpoint::open(checkpoint).map_err(SurgeryError::from)?;
