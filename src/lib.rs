@@ -38,6 +38,7 @@ pub mod sweep;
 
 pub mod manifest;
 
+pub mod release;
 pub mod sign;
 pub mod verify;
 

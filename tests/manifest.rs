@@ -78,10 +78,11 @@ fn manifest(with_evidence: bool) -> Manifest {
         method: serde_json::json!({"scoring": "wanda", "p": 0.15, "q": 0.15}),
         pruned: pruned_section(&mask, &plan, &ckpt, &arch, Some(bitmask)),
         evidence: with_evidence.then(|| Evidence {
-            baseline: evaluation(-0.2),
-            pruned: evaluation(-0.05),
+            baseline: Some(evaluation(-0.2)),
+            pruned: Some(evaluation(-0.05)),
             files: vec![FileRef { path: "evidence/baseline/records.jsonl".into(), sha256: "ef".repeat(32) }],
         }),
+        card: with_evidence.then(|| FileRef { path: "README.md".into(), sha256: "12".repeat(32) }),
     }
 }
 

@@ -2,8 +2,11 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 use super::{bars::Bars, print_json, Outcome};
 use crate::mask::load_mask;
+use crate::release::{read_use_case, release, EvidenceInput, ReleaseOptions};
 use crate::surgery::{apply_mask, ApplyOptions};
 
 /// Write a copy of CHECKPOINT to OUT with the entries, rows and heads selected by MASK set
@@ -23,6 +26,23 @@ pub struct Args {
     /// Replace an existing OUT; the swap is still atomic.
     #[arg(long)]
     pub force: bool,
+    /// Also write biasprune-manifest.json, the model card README.md (a base README.md is
+    /// kept as README.base.md) and pruning-mask.safetensors for weight-level masks, inside
+    /// the temporary directory before OUT appears.
+    #[arg(long)]
+    pub manifest: bool,
+    /// Sign OUT (implies --manifest): writes OUT/model.sig in the OpenSSF model-signing
+    /// format with this ECDSA private key (PEM), reusing the digests computed while writing.
+    #[arg(long, value_name = "KEY.priv")]
+    pub sign_key: Option<PathBuf>,
+    /// Copy every file under DIR to OUT/evidence/ and list their sha256 in the manifest
+    /// (implies --manifest).
+    #[arg(long, value_name = "DIR")]
+    pub evidence_dir: Option<PathBuf>,
+    /// JSON file with the manifest's use_case object (scenarios, variations, held_out,
+    /// regime, direction), replacing the one derived from the mask (implies --manifest).
+    #[arg(long, value_name = "FILE")]
+    pub use_case_file: Option<PathBuf>,
     /// Print the report (files with sha256 and size, entries zeroed per tensor) as JSON.
     #[arg(long)]
     pub json: bool,
@@ -30,6 +50,9 @@ pub struct Args {
 
 /// Runs `apply`.
 pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
+    if args.manifest || args.sign_key.is_some() || args.evidence_dir.is_some() || args.use_case_file.is_some() {
+        return run_release(args, bars);
+    }
     let mask = load_mask(&args.mask)?;
     let report = apply_mask(&args.checkpoint, &mask, &args.out, ApplyOptions { force: args.force }, bars)?;
     if args.json {
@@ -42,6 +65,37 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
             report.bytes_written,
             report.total_zeroed,
             report.zeroed.len()
+        );
+    }
+    Ok(Outcome::Ok)
+}
+
+fn run_release(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
+    let sign_key_pem = match &args.sign_key {
+        Some(path) => {
+            Some(std::fs::read_to_string(path).with_context(|| format!("reading the private key {}", path.display()))?)
+        }
+        None => None,
+    };
+    let options = ReleaseOptions {
+        apply: ApplyOptions { force: args.force },
+        sign_key_pem,
+        use_case: args.use_case_file.as_deref().map(read_use_case).transpose()?,
+        evidence: args.evidence_dir.as_deref().map(EvidenceInput::from_dir).transpose()?,
+    };
+    let report = release(&args.checkpoint, &args.mask, &args.out, &options, bars)?;
+    if args.json {
+        print_json(&report)?;
+    } else {
+        println!(
+            "wrote {} ({} files, {} bytes); zeroed {} entries in {} tensors; manifest sha256 {}{}",
+            report.apply.out_dir.display(),
+            report.apply.files.len(),
+            report.apply.bytes_written,
+            report.apply.total_zeroed,
+            report.apply.zeroed.len(),
+            report.manifest_sha256,
+            report.signature.as_ref().map_or(String::new(), |s| format!("; signed, root digest {}", s.root_digest))
         );
     }
     Ok(Outcome::Ok)

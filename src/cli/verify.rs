@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::Outcome;
 use crate::progress::Progress;
-use crate::verify::{verify_signature, Report};
+use crate::verify::{verify_directory, Report};
 
 /// Arguments of `biasprune verify`.
 #[derive(Args, Debug)]
@@ -18,6 +18,10 @@ pub struct VerifyArgs {
     /// The signer's public key in PEM (SubjectPublicKeyInfo "PUBLIC KEY").
     #[arg(long, value_name = "KEY.pub")]
     public_key: PathBuf,
+    /// The base checkpoint the manifest names: also check its digests against the manifest
+    /// and that every byte not declared pruned equals it (needs biasprune-manifest.json).
+    #[arg(long, value_name = "BASE")]
+    base: Option<PathBuf>,
     /// Print the report as JSON: {"passed": bool, "checks": [{name, passed, detail, file}]}.
     #[arg(long)]
     json: bool,
@@ -27,9 +31,8 @@ pub struct VerifyArgs {
 pub fn run(args: VerifyArgs, progress: &dyn Progress) -> anyhow::Result<Outcome> {
     let pem = std::fs::read_to_string(&args.public_key)
         .with_context(|| format!("reading the public key {}", args.public_key.display()))?;
-    let checks = verify_signature(&args.dir, &pem, progress)
+    let report = verify_directory(&args.dir, &pem, args.base.as_deref(), progress)
         .with_context(|| format!("verifying {} with {}", args.dir.display(), args.public_key.display()))?;
-    let report = Report { checks };
     if args.json {
         super::print_json(&report)?;
     } else {

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::{EvaluationEvidence, Manifest, MANIFEST_FILE};
+use super::{EvaluationEvidence, Evidence, Manifest, MANIFEST_FILE};
 
 /// Renders the model card of a pruned checkpoint from its manifest.
 pub fn model_card(manifest: &Manifest, out_name: &str) -> String {
@@ -34,7 +34,17 @@ pub fn model_card(manifest: &Manifest, out_name: &str) -> String {
         let _ = writeln!(card, "Attention heads pruned (layer: heads): {:?}\n", manifest.pruned.heads);
     }
     match &manifest.evidence {
-        Some(evidence) => write_evidence(&mut card, &evidence.baseline, &evidence.pruned),
+        Some(Evidence { baseline: Some(baseline), pruned: Some(pruned), .. }) => {
+            write_evidence(&mut card, baseline, pruned)
+        }
+        Some(evidence) => {
+            let _ = writeln!(
+                card,
+                "## Evidence\n\n{} evidence files are shipped in `evidence/` (digests in `{MANIFEST_FILE}`), \
+                 but no baseline and pruned evaluation summary was recorded.\n",
+                evidence.files.len()
+            );
+        }
         None => {
             let _ = writeln!(card, "## Evidence\n\nNo evaluation was recorded with this checkpoint: its effect on bias and utility is unmeasured.\n");
         }

@@ -42,8 +42,11 @@ pub struct Manifest {
     pub method: serde_json::Value,
     /// What was zeroed.
     pub pruned: Pruned,
-    /// Bias and utility evidence, when evaluations were run.
+    /// Bias and utility evidence, when evaluations were run or evidence files shipped.
     pub evidence: Option<Evidence>,
+    /// The model card (README.md) shipped beside the manifest, with its sha256; the card is
+    /// rendered from the manifest without this field, then the field is set.
+    pub card: Option<FileRef>,
 }
 
 /// Tool name and version.
@@ -213,10 +216,10 @@ impl EvaluationEvidence {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Evidence {
-    /// The base model's evaluation.
-    pub baseline: EvaluationEvidence,
-    /// The pruned model's evaluation (target and held-out variations).
-    pub pruned: EvaluationEvidence,
+    /// The base model's evaluation, when one was summarised.
+    pub baseline: Option<EvaluationEvidence>,
+    /// The pruned model's evaluation (target and held-out variations), when summarised.
+    pub pruned: Option<EvaluationEvidence>,
     /// Records and summaries shipped in `evidence/`, with digests.
     pub files: Vec<FileRef>,
 }

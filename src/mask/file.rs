@@ -155,6 +155,21 @@ pub fn load_mask(path: &Path) -> Result<PruneMask, MaskFileError> {
     })
 }
 
+/// The path of the bitmask file that the mask at `path` (a mask directory or mask.json)
+/// references, or None for a mask without weight-level entries; used to ship the very bytes
+/// whose sha256 mask.json records.
+pub fn bitmask_source(path: &Path) -> Result<Option<PathBuf>, MaskFileError> {
+    let json_path = if path.is_dir() { path.join(MASK_JSON) } else { path.to_path_buf() };
+    let text = std::fs::read(&json_path).map_err(|source| MaskFileError::Io { path: json_path.clone(), source })?;
+    let description: MaskDescription = serde_json::from_slice(&text)
+        .map_err(|e| MaskFileError::BadDescription { path: json_path.clone(), reason: e.to_string() })?;
+    let Some(file) = description.bitmask_file.filter(|_| !description.weights.is_empty()) else { return Ok(None) };
+    let base = json_path.parent().unwrap_or(Path::new("."));
+    crate::checkpoint::resolve_inside(base, &file.path)
+        .map(Some)
+        .map_err(|e| MaskFileError::BadDescription { path: json_path.clone(), reason: format!("bitmask_file: {e}") })
+}
+
 fn load_bitmasks(
     base: &Path,
     file: &FileRef,

@@ -56,11 +56,23 @@ pub fn sign_directory(
     precomputed: Option<&BTreeMap<String, FileDigest>>,
     progress: &dyn Progress,
 ) -> Result<SignOutcome, SignError> {
+    sign_directory_as(dir, &directory_name(dir)?, private_key_pem, precomputed, progress)
+}
+
+/// `sign_directory` with an explicit statement subject name, for a directory that is signed
+/// under a temporary name and renamed into place afterwards (apply --sign-key).
+pub fn sign_directory_as(
+    dir: &Path,
+    subject_name: &str,
+    private_key_pem: &str,
+    precomputed: Option<&BTreeMap<String, FileDigest>>,
+    progress: &dyn Progress,
+) -> Result<SignOutcome, SignError> {
     let key = PrivateKey::from_pem(private_key_pem)?;
     let ignore: Vec<String> = IGNORE_PATHS.iter().map(|p| p.to_string()).collect();
     let listed = list_files(dir, &ignore)?;
     let (digests, reused, hashed_bytes) = collect_digests(dir, &listed, precomputed, progress)?;
-    let statement = Statement::for_directory(&directory_name(dir)?, &digests, &ignore);
+    let statement = Statement::for_directory(subject_name, &digests, &ignore);
     let payload = serde_json::to_vec_pretty(&statement).map_err(SignError::Json)?;
     let bundle_json = bundle::sign_payload_with(&key, &payload)?;
     let signature = dir.join(SIGNATURE_FILE);

@@ -137,9 +137,25 @@ pub fn write_pruned(
     options: ApplyOptions,
     progress: &dyn Progress,
 ) -> Result<ApplyReport, SurgeryError> {
-    let others = ckpt.other_files()?;
+    write_pruned_then(ckpt, plan, out, options, progress, |_, _| Ok(()))
+}
+
+/// `write_pruned` with a hook that runs on the complete temporary directory before it is
+/// published: it may add files (recording their digests in the report) and sign them; an
+/// error from it discards the temporary directory, so OUT appears complete or not at all.
+pub fn write_pruned_then<E: From<SurgeryError>>(
+    ckpt: &Checkpoint,
+    plan: &ZeroPlan,
+    out: &Path,
+    options: ApplyOptions,
+    progress: &dyn Progress,
+    finalize: impl FnOnce(&OutputTarget, &mut ApplyReport) -> Result<(), E>,
+) -> Result<ApplyReport, E> {
+    let others = ckpt.other_files().map_err(SurgeryError::from)?;
     let target = prepare_output(ckpt.dir(), out, options.force)?;
-    let result = write_all(ckpt, plan, &others, &target, progress).and_then(|report| {
+    let result = write_all(ckpt, plan, &others, &target, progress).map_err(E::from).and_then(|mut report| {
+        finalize(&target, &mut report)?;
+        report.bytes_written = report.files.values().map(|f| f.size).sum();
         publish(&target)?;
         Ok(report)
     });

@@ -4,7 +4,9 @@
 //! statement, root digest) and the file checks (digests, unsigned and missing files).
 //! Other checks (manifest, base comparison) add their own `Check`s to the same `Report`.
 
+mod base;
 mod files;
+mod manifest;
 mod signature;
 
 use std::path::Path;
@@ -35,6 +37,24 @@ pub mod names {
     pub const UNSIGNED_FILES: &str = "files.unsigned";
     /// No file listed by the statement is missing from the directory.
     pub const MISSING_FILES: &str = "files.missing";
+    /// biasprune-manifest.json is JSON, fits the schema and has a supported format version.
+    pub const MANIFEST_PARSE: &str = "manifest.parse";
+    /// Every row, column and bitmask entry the manifest declares is zero, counts add up.
+    pub const MANIFEST_PRUNED_ZERO: &str = "manifest.pruned_zero";
+    /// The bitmask file's sha256 and per-tensor counts match the manifest.
+    pub const MANIFEST_BITMASK: &str = "manifest.bitmask";
+    /// The model card's sha256 matches the manifest.
+    pub const MANIFEST_CARD: &str = "manifest.card";
+    /// Each evidence file's sha256 matches the manifest; evidence/ holds no unlisted file.
+    pub const MANIFEST_EVIDENCE: &str = "manifest.evidence";
+    /// The base's per-file sha256 and root digest equal the manifest's.
+    pub const BASE_IDENTITY: &str = "base.identity";
+    /// Every byte not declared pruned equals the base; no file added or lost.
+    pub const BASE_UNCHANGED: &str = "base.unchanged";
+    /// No entry is zero here, non-zero in the base and undeclared.
+    pub const BASE_UNDECLARED_ZEROING: &str = "base.undeclared_zeroing";
+    /// No declared entry still holds the base's non-zero value.
+    pub const BASE_OVERDECLARED: &str = "base.overdeclared";
 }
 
 /// One named verification check and its outcome.
@@ -111,6 +131,27 @@ pub fn verify_signature(dir: &Path, public_key_pem: &str, progress: &dyn Progres
     };
     files::check_files(dir, &statement, progress, &mut checks);
     Ok(checks)
+}
+
+/// The auditor's verification: the signature and file checks, then the manifest checks
+/// when DIR holds a manifest (required with `base`), then the base checks against `base`.
+/// `Err` means unusable input (bad public key, DIR or BASE not a directory).
+pub fn verify_directory(
+    dir: &Path,
+    public_key_pem: &str,
+    base: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<Report, SignError> {
+    if let Some(base) = base.filter(|b| !b.is_dir()) {
+        return Err(SignError::NotADirectory { path: base.to_path_buf() });
+    }
+    let mut checks = verify_signature(dir, public_key_pem, progress)?;
+    if let Some(declared) = manifest::check_manifest(dir, base.is_some(), &mut checks) {
+        if let Some(base) = base {
+            base::check_base(dir, base, &declared, progress, &mut checks);
+        }
+    }
+    Ok(Report { checks })
 }
 
 #[cfg(test)]

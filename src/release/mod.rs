@@ -1,0 +1,307 @@
+//! Release: a pruned checkpoint together with its manifest, model card, bitmask, evidence
+//! files and signature, all assembled in surgery's temporary directory before the atomic
+//! publish, so OUT appears complete (and signed, when asked) or not at all.
+
+mod use_case;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::arch::Architecture;
+use crate::checkpoint::Checkpoint;
+use crate::manifest::{
+    creation_time, model_card, pruned_section, to_bytes, BaseIdentity, EvaluationEvidence, Evidence, FileRef, Manifest,
+    Tool, UseCase, EVIDENCE_DIR, FORMAT_VERSION, MANIFEST_FILE,
+};
+use crate::mask::{bitmask_source, load_mask, resolve, MaskFileError, PruneMask, BITMASK_FILE};
+use crate::progress::{NoProgress, Progress};
+use crate::sign::{digest_directory, root_digest, sign_directory_as, SignError, SignOutcome, SIGNATURE_FILE};
+use crate::surgery::{sync_dir, write_pruned_then, ApplyOptions, ApplyReport, FileDigest, OutputTarget, SurgeryError};
+
+pub use use_case::{read_use_case, use_case_and_method, DIRECTIONS, REGIMES};
+
+/// Model card file name; the base's own README.md is kept as `README.base.md`.
+pub const CARD_FILE: &str = "README.md";
+/// Where the base checkpoint's README.md goes in a release.
+pub const BASE_CARD_FILE: &str = "README.base.md";
+
+/// A release could not be made; OUT was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    /// Surgery (or opening the checkpoint, or resolving the mask) failed.
+    #[error(transparent)]
+    Surgery(#[from] SurgeryError),
+    /// The mask files are unusable.
+    #[error(transparent)]
+    Mask(#[from] MaskFileError),
+    /// Hashing the base or signing the output failed.
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    /// An operating-system error on a path.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A use-case file that does not describe a use case.
+    #[error("{}: {reason}", path.display())]
+    BadUseCase {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl ReleaseError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        ReleaseError::Io { path: path.to_path_buf(), source }
+    }
+}
+
+/// Evidence shipped in `evidence/`: files (path under evidence/, source path) and, when an
+/// evaluation was summarised, the baseline and pruned summaries.
+#[derive(Debug, Clone, Default)]
+pub struct EvidenceInput {
+    /// Files to copy, keyed by their path relative to `evidence/` ('/'-separated).
+    pub files: BTreeMap<String, PathBuf>,
+    /// The base model's evaluation summary.
+    pub baseline: Option<EvaluationEvidence>,
+    /// The pruned model's evaluation summary.
+    pub pruned: Option<EvaluationEvidence>,
+}
+
+impl EvidenceInput {
+    /// Every regular file under `dir` (symbolic links refused), keyed by relative path.
+    pub fn from_dir(dir: &Path) -> Result<Self, ReleaseError> {
+        let files =
+            crate::sign::list_files(dir, &[])?.into_iter().map(|f| (f.path.clone(), dir.join(&f.path))).collect();
+        Ok(EvidenceInput { files, ..EvidenceInput::default() })
+    }
+}
+
+/// What to add to the pruned copy besides the weights.
+#[derive(Debug, Clone, Default)]
+pub struct ReleaseOptions {
+    /// Surgery options (`--force`).
+    pub apply: ApplyOptions,
+    /// PEM private key: sign OUT (model.sig) inside the temporary directory.
+    pub sign_key_pem: Option<String>,
+    /// Use case to record instead of the one derived from the mask's provenance.
+    pub use_case: Option<UseCase>,
+    /// Evidence files and summaries.
+    pub evidence: Option<EvidenceInput>,
+}
+
+/// What `release` wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleaseReport {
+    /// Surgery's report; `files` includes the manifest, card, bitmask, evidence and signature.
+    #[serde(flatten)]
+    pub apply: ApplyReport,
+    /// sha256 (hex) of the written manifest.
+    pub manifest_sha256: String,
+    /// Model-signing root digest (hex) of the base checkpoint, as recorded in the manifest.
+    pub base_root_digest: String,
+    /// The signature, when a key was given.
+    pub signature: Option<SignOutcome>,
+}
+
+/// Applies the mask at `mask_path` (mask directory or mask.json) to `checkpoint` and writes
+/// OUT with `biasprune-manifest.json`, `README.md` (model card), `pruning-mask.safetensors`
+/// (weight-level masks), `evidence/` and, with a key, `model.sig`.
+pub fn release(
+    checkpoint: &Path,
+    mask_path: &Path,
+    out: &Path,
+    options: &ReleaseOptions,
+    progress: &dyn Progress,
+) -> Result<ReleaseReport, ReleaseError> {
+    if let Some(pem) = &options.sign_key_pem {
+        crate::sign::PrivateKey::from_pem(pem)?;
+    }
+    let mask = load_mask(mask_path)?;
+    let bitmask = bitmask_source(mask_path)?;
+    let ckpt = Checkpoint::open(checkpoint).map_err(SurgeryError::from)?;
+    let arch = Architecture::of_checkpoint(&ckpt).map_err(SurgeryError::from)?;
+    let plan = resolve(&mask, &arch, &ckpt).map_err(SurgeryError::from)?;
+    let context = Context { mask: &mask, bitmask, ckpt: &ckpt, arch: &arch, options };
+    let mut finished = None;
+    let apply = std::thread::scope(|scope| {
+        // The base is hashed while surgery writes, on its own thread: surgery waits on the
+        // disk (writes, fsync) often enough that this hides most of the base's hashing.
+        let base_job = scope.spawn(|| base_identity(&ckpt, &NoProgress));
+        write_pruned_then(&ckpt, &plan, out, options.apply, progress, |target, report| {
+            let base = base_job.join().expect("base hashing does not panic")?;
+            finished = Some(context.finalize(target, report, base, &plan, progress)?);
+            Ok::<(), ReleaseError>(())
+        })
+    })?;
+    let (manifest_sha256, base_root_digest, signature) = finished.expect("finalize ran before publishing");
+    Ok(ReleaseReport { apply, manifest_sha256, base_root_digest, signature })
+}
+
+/// The base's identity: directory name, per-file sha256 and model-signing root digest,
+/// hashed in parallel.
+pub fn base_identity(ckpt: &Checkpoint, progress: &dyn Progress) -> Result<BaseIdentity, ReleaseError> {
+    let dir = ckpt.dir().canonicalize().map_err(|e| ReleaseError::io(ckpt.dir(), e))?;
+    let digests = digest_directory(&dir, progress)?;
+    let root = root_digest(digests.values().map(|d| &d.sha256));
+    Ok(BaseIdentity {
+        name: dir.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        files: digests.iter().map(|(path, d)| (path.clone(), hex::encode(d.sha256))).collect(),
+        root_digest: hex::encode(root),
+    })
+}
+
+struct Context<'a> {
+    mask: &'a PruneMask,
+    bitmask: Option<PathBuf>,
+    ckpt: &'a Checkpoint,
+    arch: &'a Architecture,
+    options: &'a ReleaseOptions,
+}
+
+impl Context<'_> {
+    /// Adds the release files to the temporary directory and signs it under OUT's name.
+    fn finalize(
+        &self,
+        target: &OutputTarget,
+        report: &mut ApplyReport,
+        base: BaseIdentity,
+        plan: &crate::mask::ZeroPlan,
+        progress: &dyn Progress,
+    ) -> Result<(String, String, Option<SignOutcome>), ReleaseError> {
+        let temp = &target.temp;
+        let out_name = target.out.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        drop_base_signature(temp, report)?;
+        keep_base_card(temp, report)?;
+        let bitmask_ref = match &self.bitmask {
+            Some(source) => Some(copy_recorded(source, temp, BITMASK_FILE, report)?),
+            None => None,
+        };
+        let evidence = self.copy_evidence(temp, report)?;
+        let (use_case, method) = match &self.options.use_case {
+            Some(use_case) => (use_case.clone(), use_case_and_method(self.mask).1),
+            None => use_case_and_method(self.mask),
+        };
+        let mut manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            tool: Tool::current(),
+            created: creation_time(),
+            base,
+            use_case,
+            method,
+            pruned: pruned_section(self.mask, plan, self.ckpt, self.arch, bitmask_ref),
+            evidence,
+            card: None,
+        };
+        let card = model_card(&manifest, &out_name);
+        manifest.card = Some(write_recorded(temp, CARD_FILE, card.as_bytes(), report)?);
+        let manifest_ref = write_recorded(temp, MANIFEST_FILE, &to_bytes(&manifest), report)?;
+        let signature = match &self.options.sign_key_pem {
+            Some(pem) => Some(sign_temp(temp, &out_name, pem, report, progress)?),
+            None => None,
+        };
+        Ok((manifest_ref.sha256, manifest.base.root_digest, signature))
+    }
+
+    fn copy_evidence(&self, temp: &Path, report: &mut ApplyReport) -> Result<Option<Evidence>, ReleaseError> {
+        let Some(input) = &self.options.evidence else { return Ok(None) };
+        let mut files = Vec::new();
+        for (relative, source) in &input.files {
+            files.push(copy_recorded(source, temp, &format!("{EVIDENCE_DIR}/{relative}"), report)?);
+        }
+        let mut dirs: Vec<PathBuf> =
+            files.iter().filter_map(|f| Path::new(&f.path).parent().map(|p| temp.join(p))).collect();
+        dirs.sort();
+        dirs.dedup();
+        dirs.iter().try_for_each(|d| sync_dir(d))?;
+        Ok(Some(Evidence { baseline: input.baseline.clone(), pruned: input.pruned.clone(), files }))
+    }
+}
+
+/// A model.sig copied from the base signs the base, not OUT: it must not be shipped.
+fn drop_base_signature(temp: &Path, report: &mut ApplyReport) -> Result<(), ReleaseError> {
+    if report.files.remove(SIGNATURE_FILE).is_some() {
+        let path = temp.join(SIGNATURE_FILE);
+        std::fs::remove_file(&path).map_err(|e| ReleaseError::io(&path, e))?;
+    }
+    Ok(())
+}
+
+/// The base's README.md becomes README.base.md so the model card can take its place.
+fn keep_base_card(temp: &Path, report: &mut ApplyReport) -> Result<(), ReleaseError> {
+    if let Some(digest) = report.files.remove(CARD_FILE) {
+        let (from, to) = (temp.join(CARD_FILE), temp.join(BASE_CARD_FILE));
+        std::fs::rename(&from, &to).map_err(|e| ReleaseError::io(&to, e))?;
+        report.files.insert(BASE_CARD_FILE.to_string(), digest);
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `temp/relative` durably and records its digest in the report.
+fn write_recorded(
+    temp: &Path,
+    relative: &str,
+    bytes: &[u8],
+    report: &mut ApplyReport,
+) -> Result<FileRef, ReleaseError> {
+    let path = temp.join(relative);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| ReleaseError::io(parent, e))?;
+    }
+    write_durably(&path, bytes).map_err(|e| ReleaseError::io(&path, e))?;
+    let digest = FileDigest::new(Sha256::digest(bytes).into(), bytes.len() as u64);
+    let reference = FileRef { path: relative.to_string(), sha256: digest.sha256.clone() };
+    report.files.insert(relative.to_string(), digest);
+    Ok(reference)
+}
+
+/// Creates `path` (inside the unpublished temporary directory, so no rename is needed) with
+/// the usual permissions and fsyncs it.
+fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Copies a small file (bitmask, evidence) into the release, hashing the bytes it writes.
+fn copy_recorded(
+    source: &Path,
+    temp: &Path,
+    relative: &str,
+    report: &mut ApplyReport,
+) -> Result<FileRef, ReleaseError> {
+    let bytes = std::fs::read(source).map_err(|e| ReleaseError::io(source, e))?;
+    write_recorded(temp, relative, &bytes, report)
+}
+
+/// Signs the temporary directory under OUT's final name, reusing every recorded digest.
+fn sign_temp(
+    temp: &Path,
+    out_name: &str,
+    pem: &str,
+    report: &mut ApplyReport,
+    progress: &dyn Progress,
+) -> Result<SignOutcome, ReleaseError> {
+    let known: BTreeMap<String, crate::sign::FileDigest> = report
+        .files
+        .iter()
+        .map(|(path, d)| {
+            let mut sha256 = [0u8; 32];
+            hex::decode_to_slice(&d.sha256, &mut sha256).expect("digests recorded here are 64 hex digits");
+            (path.clone(), crate::sign::FileDigest { size: d.size, sha256 })
+        })
+        .collect();
+    let outcome = sign_directory_as(temp, out_name, pem, Some(&known), progress)?;
+    let bytes = std::fs::read(&outcome.signature).map_err(|e| ReleaseError::io(&outcome.signature, e))?;
+    report.files.insert(SIGNATURE_FILE.to_string(), FileDigest::new(Sha256::digest(&bytes).into(), bytes.len() as u64));
+    Ok(outcome)
+}

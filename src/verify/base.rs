@@ -1,0 +1,329 @@
+//! Base checks (`verify --base`): the base is the one the manifest names, and every byte of
+//! the output that the manifest does not declare pruned equals the base.
+//!
+//! Each element of a shard is classified against the base: declared and zero (fine, also
+//! when the base was already zero), declared but still holding the base's non-zero value
+//! (`base.overdeclared`: the manifest claims pruning that did not happen), not declared but
+//! zeroed (`base.undeclared_zeroing`), and any other difference, in tensor bytes, headers or
+//! other files (`base.unchanged`). Shards are compared from their memory maps, one worker
+//! per core.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use safetensors::Dtype;
+use sha2::{Digest, Sha256};
+
+use super::manifest::{is_zero, Declared};
+use super::names::{BASE_IDENTITY, BASE_OVERDECLARED, BASE_UNCHANGED, BASE_UNDECLARED_ZEROING};
+use super::Check;
+use crate::checkpoint::{Checkpoint, Shard};
+use crate::manifest::MANIFEST_FILE;
+use crate::mask::TensorZeroing;
+use crate::progress::{Progress, Unit};
+use crate::sign::{digest_directory, list_files, root_digest, IGNORE_PATHS, SIGNATURE_FILE};
+
+/// Runs the base checks of `dir` against `base`, appending one check per finding.
+pub(super) fn check_base(
+    dir: &Path,
+    base: &Path,
+    declared: &Declared,
+    progress: &dyn Progress,
+    checks: &mut Vec<Check>,
+) {
+    let base_digests = check_identity(base, declared, progress, checks);
+    let (out_ckpt, base_ckpt) = match (Checkpoint::open(dir), Checkpoint::open(base)) {
+        (Ok(o), Ok(b)) => (o, b),
+        (Err(e), _) | (_, Err(e)) => {
+            checks.push(Check::fail(BASE_UNCHANGED, format!("cannot compare checkpoints: {e}")));
+            return;
+        }
+    };
+    let mut findings = compare_shards(&out_ckpt, &base_ckpt, &declared.tensors, progress);
+    if let Some(digests) = &base_digests {
+        compare_other_files(dir, &out_ckpt, declared, digests, &mut findings.changed);
+    }
+    report(findings, checks);
+}
+
+/// The base's per-file sha256 and root digest against the manifest; returns the digests.
+fn check_identity(
+    base: &Path,
+    declared: &Declared,
+    progress: &dyn Progress,
+    checks: &mut Vec<Check>,
+) -> Option<BTreeMap<String, String>> {
+    let digests = match digest_directory(base, progress) {
+        Ok(d) => d,
+        Err(e) => {
+            checks.push(Check::fail(BASE_IDENTITY, format!("cannot hash the base: {e}")));
+            return None;
+        }
+    };
+    let root = hex::encode(root_digest(digests.values().map(|d| &d.sha256)));
+    let found: BTreeMap<String, String> = digests.iter().map(|(p, d)| (p.clone(), hex::encode(d.sha256))).collect();
+    let recorded = &declared.manifest.base;
+    let before = checks.len();
+    for (path, sha) in &recorded.files {
+        match found.get(path) {
+            Some(f) if f == sha => {}
+            Some(f) => checks.push(
+                Check::fail(BASE_IDENTITY, format!("base file {path}: sha256 is {f}, the manifest says {sha}"))
+                    .with_file(path),
+            ),
+            None => checks.push(
+                Check::fail(BASE_IDENTITY, format!("base file {path} is in the manifest but not in the base"))
+                    .with_file(path),
+            ),
+        }
+    }
+    for path in found.keys().filter(|p| !recorded.files.contains_key(*p)) {
+        checks.push(Check::fail(BASE_IDENTITY, format!("base file {path} is not in the manifest")).with_file(path));
+    }
+    if root != recorded.root_digest {
+        checks.push(
+            Check::fail(
+                BASE_IDENTITY,
+                format!("base root digest is {root}, the manifest says {}", recorded.root_digest),
+            )
+            .with_file(MANIFEST_FILE),
+        );
+    }
+    if checks.len() == before {
+        checks.push(Check::pass(
+            BASE_IDENTITY,
+            format!("{} base files and root digest {root} match the manifest (base {:?})", found.len(), recorded.name),
+        ));
+    }
+    Some(found)
+}
+
+/// Per-tensor counts of each kind of finding, keyed by (file, tensor or "").
+#[derive(Default)]
+struct Findings {
+    changed: BTreeMap<(String, String), String>,
+    undeclared: BTreeMap<(String, String), u64>,
+    overdeclared: BTreeMap<(String, String), u64>,
+    already_zero: u64,
+    compared_bytes: u64,
+}
+
+impl Findings {
+    fn merge(&mut self, other: Findings) {
+        self.changed.extend(other.changed);
+        self.undeclared.extend(other.undeclared);
+        self.overdeclared.extend(other.overdeclared);
+        self.already_zero += other.already_zero;
+        self.compared_bytes += other.compared_bytes;
+    }
+}
+
+fn compare_shards(
+    out: &Checkpoint,
+    base: &Checkpoint,
+    declared: &BTreeMap<String, TensorZeroing>,
+    progress: &dyn Progress,
+) -> Findings {
+    let mut order: Vec<&Shard> = out.shards().iter().collect();
+    order.sort_by_key(|s| std::cmp::Reverse(s.bytes().len()));
+    let base_shards: BTreeMap<&str, &Shard> = base.shards().iter().map(|s| (s.file_name(), s)).collect();
+    progress.start("comparing with the base", order.iter().map(|s| s.bytes().len() as u64).sum(), Unit::Bytes);
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(order.len()).max(1);
+    let mut all = Findings::default();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Findings::default();
+                    while let Some(shard) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        match base_shards.get(shard.file_name()) {
+                            Some(b) => compare_shard(shard, b, declared, &mut mine, progress),
+                            None => {
+                                let key = (shard.file_name().to_string(), String::new());
+                                mine.changed.insert(key, "the base has no shard of this name".into());
+                            }
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        for handle in handles {
+            all.merge(handle.join().expect("comparison workers do not panic"));
+        }
+    });
+    progress.finish();
+    all
+}
+
+fn compare_shard(
+    out: &Shard,
+    base: &Shard,
+    declared: &BTreeMap<String, TensorZeroing>,
+    found: &mut Findings,
+    progress: &dyn Progress,
+) {
+    let file = out.file_name().to_string();
+    let (o, b) = (out.bytes(), base.bytes());
+    let header_end = out.header().data_start();
+    if o.len() != b.len() || o[..header_end] != b[..header_end] {
+        found.changed.insert(
+            (file, String::new()),
+            format!("size or header differs from the base ({} vs {} bytes)", o.len(), b.len()),
+        );
+        return;
+    }
+    let mut covered = header_end;
+    for info in out.header().tensors() {
+        let (start, end) = (header_end + info.start, header_end + info.end);
+        if o[covered..start] != b[covered..start] {
+            found
+                .changed
+                .insert((file.clone(), String::new()), format!("bytes {covered}..{start} between tensors differ"));
+        }
+        let key = (file.clone(), info.name.clone());
+        let zeroing = declared.get(&info.name);
+        if zeroing.is_some() || o[start..end] != b[start..end] {
+            classify_tensor(&o[start..end], &b[start..end], info.dtype, zeroing, key, found);
+        }
+        covered = end;
+        progress.advance(info.len() as u64);
+    }
+    if o[covered..] != b[covered..] {
+        found.changed.insert((file, String::new()), format!("bytes after offset {covered} differ"));
+    }
+    found.compared_bytes += o.len() as u64;
+}
+
+/// Classifies every element of one tensor that is declared or differs from the base.
+fn classify_tensor(
+    out: &[u8],
+    base: &[u8],
+    dtype: Dtype,
+    zeroing: Option<&TensorZeroing>,
+    key: (String, String),
+    found: &mut Findings,
+) {
+    let element = (dtype.bitsize() / 8).max(1);
+    let cols = zeroing.map_or(out.len() / element, |z| z.cols).max(1);
+    let mut flags = vec![false; cols];
+    let (mut changed, mut undeclared, mut over, mut first_changed) = (0u64, 0u64, 0u64, None);
+    for (row, (o_row, b_row)) in out.chunks(cols * element).zip(base.chunks(cols * element)).enumerate() {
+        let any_declared = zeroing.is_some_and(|z| z.row_flags(row, &mut flags) > 0);
+        if !any_declared && o_row == b_row {
+            continue;
+        }
+        for (col, (o, b)) in o_row.chunks_exact(element).zip(b_row.chunks_exact(element)).enumerate() {
+            let is_declared = any_declared && flags[col];
+            if !is_declared && o == b {
+                continue;
+            }
+            match (is_declared, is_zero(dtype, o), o == b) {
+                (true, true, true) => found.already_zero += 1,
+                (true, true, false) | (false, _, true) => {}
+                (true, false, true) => over += 1,
+                (false, true, false) => undeclared += 1,
+                (true, false, false) | (false, false, false) => {
+                    changed += 1;
+                    first_changed.get_or_insert((row, col));
+                }
+            }
+        }
+    }
+    if changed > 0 {
+        let (row, col) = first_changed.expect("set with the first change");
+        let reason = format!(
+            "tensor {}: {changed} entries differ from the base and are not zero (first at row {row}, column {col})",
+            key.1
+        );
+        found.changed.insert(key.clone(), reason);
+    }
+    if undeclared > 0 {
+        found.undeclared.insert(key.clone(), undeclared);
+    }
+    if over > 0 {
+        found.overdeclared.insert(key, over);
+    }
+}
+
+/// Non-shard files: each base file must be in the output unchanged (README.md as
+/// README.base.md when a card was written); extra files must be ones the manifest declares.
+fn compare_other_files(
+    dir: &Path,
+    out: &Checkpoint,
+    declared: &Declared,
+    base_digests: &BTreeMap<String, String>,
+    changed: &mut BTreeMap<(String, String), String>,
+) {
+    let shards: BTreeSet<&str> = out.shards().iter().map(|s| s.file_name()).collect();
+    let manifest = &declared.manifest;
+    let card = manifest.card.as_ref().map(|c| c.path.as_str());
+    let rename = |path: &str| -> String {
+        if Some(path) == card {
+            crate::release::BASE_CARD_FILE.to_string()
+        } else {
+            path.to_string()
+        }
+    };
+    let mut expected: BTreeSet<String> = [MANIFEST_FILE.to_string()].into();
+    expected.extend(manifest.card.iter().chain(&manifest.pruned.bitmask_file).map(|f| f.path.clone()));
+    expected.extend(manifest.evidence.iter().flat_map(|e| &e.files).map(|f| f.path.clone()));
+    for (path, sha) in base_digests.iter().filter(|(p, _)| !shards.contains(p.as_str())) {
+        let target = rename(path);
+        expected.insert(target.clone());
+        match std::fs::read(dir.join(&target)) {
+            Ok(bytes) if hex::encode(Sha256::digest(&bytes)) == *sha => {}
+            Ok(_) => {
+                changed.insert((target, String::new()), format!("differs from the base's {path}"));
+            }
+            Err(e) => {
+                changed.insert((target, String::new()), format!("the base's {path} is not in the output: {e}"));
+            }
+        }
+    }
+    let ignore: Vec<String> = IGNORE_PATHS.iter().map(|p| p.to_string()).chain([SIGNATURE_FILE.to_string()]).collect();
+    for file in list_files(dir, &ignore).unwrap_or_default() {
+        if !shards.contains(file.path.as_str()) && !expected.contains(&file.path) {
+            changed.insert((file.path, String::new()), "is neither in the base nor declared by the manifest".into());
+        }
+    }
+}
+
+fn report(findings: Findings, checks: &mut Vec<Check>) {
+    let file_of = |(file, _): &(String, String)| file.clone();
+    if findings.changed.is_empty() {
+        checks.push(Check::pass(
+            BASE_UNCHANGED,
+            format!(
+                "{} shard bytes and every other file equal the base outside the declared entries",
+                findings.compared_bytes
+            ),
+        ));
+    }
+    for (key, reason) in &findings.changed {
+        checks.push(Check::fail(BASE_UNCHANGED, format!("{}: {reason}", key.0)).with_file(file_of(key)));
+    }
+    if findings.undeclared.is_empty() {
+        checks.push(Check::pass(BASE_UNDECLARED_ZEROING, "no entry is zeroed that the manifest does not declare"));
+    }
+    for (key, n) in &findings.undeclared {
+        let reason = format!(
+            "tensor {}: {n} entries are zero here but not in the base, and the manifest does not declare them",
+            key.1
+        );
+        checks.push(Check::fail(BASE_UNDECLARED_ZEROING, reason).with_file(file_of(key)));
+    }
+    if findings.overdeclared.is_empty() {
+        checks.push(Check::pass(
+            BASE_OVERDECLARED,
+            format!("every declared entry is zero ({} of them were already zero in the base)", findings.already_zero),
+        ));
+    }
+    for (key, n) in &findings.overdeclared {
+        let reason =
+            format!("tensor {}: {n} entries the manifest declares pruned still hold the base's non-zero values", key.1);
+        checks.push(Check::fail(BASE_OVERDECLARED, reason).with_file(file_of(key)));
+    }
+}
