@@ -12,8 +12,8 @@ use clap::Args;
 use serde::Serialize;
 use tokenizers::Tokenizer;
 
-use super::{bars::Bars, print_json, Outcome};
-use crate::model::{generate, Completion, FinishReason, GenerateOptions, Llama, LoadOptions, SamplingParams};
+use super::{bars::Bars, device::DeviceArg, print_json, Outcome};
+use crate::model::{generate, Completion, FinishReason, GenerateOptions, Llama, SamplingParams};
 
 /// Tokens that end a turn in common chat templates, used as stop tokens when present.
 const END_OF_TURN: [&str; 4] = ["<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "</s>"];
@@ -47,6 +47,8 @@ pub struct GenerateArgs {
     /// Print one JSON document instead of one answer per line.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    device: DeviceArg,
 }
 
 #[derive(Serialize)]
@@ -80,7 +82,7 @@ pub fn run(args: GenerateArgs, bars: &Bars) -> anyhow::Result<Outcome> {
     if ids.is_empty() {
         bail!("the prompt is empty after tokenization");
     }
-    let model = Llama::load_dir(&args.checkpoint, LoadOptions::cpu_f32())
+    let model = Llama::load_dir(&args.checkpoint, args.device.load_options(false)?)
         .with_context(|| format!("cannot load model from {}", args.checkpoint.display()))?;
     let opts = GenerateOptions {
         samples: args.samples,
