@@ -66,10 +66,15 @@ pub fn parse_device(spec: &str) -> Result<Device, DeviceError> {
     match DeviceSpec::parse(spec)? {
         DeviceSpec::Cpu => Ok(Device::Cpu),
         DeviceSpec::Cuda(_) if !cuda_compiled() => Err(DeviceError::NotCompiled { spec: spec.to_string() }),
-        DeviceSpec::Cuda(ordinal) => {
-            Device::new_cuda(ordinal).map_err(|e| DeviceError::CudaInit { ordinal, message: e.to_string() })
-        }
+        DeviceSpec::Cuda(ordinal) => Device::new_cuda(ordinal)
+            .map_err(|e| DeviceError::CudaInit { ordinal, message: first_line(&e.to_string()) }),
     }
+}
+
+/// candle appends a backtrace to driver errors when RUST_BACKTRACE is set; the message
+/// is its first line.
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().to_string()
 }
 
 /// A short name for reports: `cpu` or `cuda:N`.
