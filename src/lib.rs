@@ -12,6 +12,7 @@
 //! - `cli` is the command-line front end.
 
 pub mod checkpoint;
+pub mod device;
 pub mod fsutil;
 pub mod progress;
 
@@ -21,6 +22,7 @@ pub mod gguf;
 pub mod inspect;
 
 pub mod chat;
+pub mod devcheck;
 pub mod model;
 pub mod tokenizer;
 

@@ -9,8 +9,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde::Serialize;
 
-use super::{bars::Bars, print_json, Outcome};
-use crate::model::{ChatSession, FinishReason, LoadOptions, SamplingSettings};
+use super::{bars::Bars, device::DeviceArg, print_json, Outcome};
+use crate::model::{ChatSession, FinishReason, SamplingSettings};
 
 /// Arguments of `biasprune generate`.
 #[derive(Args, Debug)]
@@ -41,6 +41,8 @@ pub struct GenerateArgs {
     /// Print one JSON document instead of one answer per line.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    device: DeviceArg,
 }
 
 #[derive(Serialize)]
@@ -62,7 +64,7 @@ struct Answer {
 
 /// Loads the checkpoint, templates and tokenizes the prompt, samples and prints answers.
 pub fn run(args: GenerateArgs, bars: &Bars) -> anyhow::Result<Outcome> {
-    let session = ChatSession::load(&args.checkpoint, LoadOptions::cpu_f32())
+    let session = ChatSession::load(&args.checkpoint, args.device.load_options(false)?)
         .with_context(|| format!("cannot load {}", args.checkpoint.display()))?;
     let ids = if args.raw {
         session.tokenizer().encode(&args.prompt, false)?

@@ -6,6 +6,8 @@
 mod analyze;
 mod apply;
 mod bars;
+mod bench;
+mod device;
 mod eval;
 mod fixture;
 mod generate;
@@ -13,6 +15,7 @@ mod import_gguf;
 mod inspect;
 mod keygen;
 mod mask;
+mod parity;
 mod scenarios;
 mod sign;
 mod sweep;
@@ -73,6 +76,11 @@ enum Command {
     /// malformed public key, DIR not a directory). Accepts signatures made by
     /// `model_signing sign key` (OpenSSF model-signing 1.1.1).
     Verify(verify::VerifyArgs),
+    /// Compare logits and Wanda statistics on --device against the CPU in f32 (JSON; exit 1
+    /// when beyond tolerance).
+    Parity(parity::Args),
+    /// Time prefill, sampled generation and Wanda statistics on --device (JSON).
+    Bench(bench::Args),
 }
 
 /// A command's result: success, or a check that ran and failed (exit code 1).
@@ -136,6 +144,8 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Keygen(args) => keygen::run(args),
         Command::Sign(args) => sign::run(args, &bars),
         Command::Verify(args) => verify::run(args, &bars),
+        Command::Parity(args) => parity::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
 
