@@ -13,6 +13,7 @@ mod inspect;
 mod keygen;
 mod mask;
 mod scenarios;
+mod score;
 mod sign;
 mod verify;
 
@@ -47,6 +48,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Write a copy of a checkpoint with a mask's weights, rows and heads zeroed.
     Apply(apply::Args),
+    /// Score every linear weight (Wanda or SNIP) on one group's answers.
+    Score(score::Args),
     /// Build a set-difference prune mask from minority and majority scores.
     Mask(mask::Args),
     /// Show where masks prune (layers x components) and how much they overlap.
@@ -121,6 +124,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Generate(args) => generate::run(args, &bars),
         Command::Inspect(args) => inspect::run(args),
         Command::Apply(args) => apply::run(args, &bars),
+        Command::Score(args) => score::run(args, &bars),
         Command::Mask(args) => mask::run(args),
         Command::Analyze(args) => analyze::run(args),
         Command::Fixture(args) => fixture::run(args),
