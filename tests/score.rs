@@ -229,7 +229,7 @@ impl LinearInputHook for DirectHeads {
 #[test]
 fn head_scores_are_the_mean_attention_of_answer_tokens_to_the_name() {
     let fx = small_fixture();
-    let recs = records(&["bicycle"], 3, 1);
+    let recs = records(&["bicycle"], 2, 3);
     let calib = calibration(&fx.ckpt, &recs, Group::Majority, TokenCount::All);
     let model = Llama::load_dir(&fx.ckpt, LoadOptions::cpu_f32()).unwrap();
     let mut hook = DirectHeads { names: Vec::new(), start: 0, sums: BTreeMap::new() };

@@ -42,8 +42,8 @@ pub struct Args {
     /// Tokens counted by Wanda: all (default; the authors' bias code) or the answer only (Wei et al.).
     #[arg(long, value_enum, default_value_t = TokensArg::All)]
     pub tokens: TokensArg,
-    /// Sequences per forward batch (Wanda).
-    #[arg(long, default_value_t = 16)]
+    /// Answers per forward batch (Wanda; answers to one prompt share its computation).
+    #[arg(long, default_value_t = 64)]
     pub batch: usize,
     /// Store scores as F16 instead of F32.
     #[arg(long)]

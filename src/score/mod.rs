@@ -5,6 +5,7 @@ mod calibration;
 mod error;
 mod file;
 mod pipeline;
+mod prefix;
 mod snip;
 mod stats;
 mod wanda;

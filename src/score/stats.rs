@@ -8,18 +8,20 @@ use candle_core::{DType, Device, Tensor};
 use super::calibration::CalibrationSequence;
 use crate::model::{AttentionProbs, InputSite, LinearInput, LinearInputHook, ModelError};
 
-/// Per-batch masks, in the batch's left-padded coordinates.
+/// Per-batch masks, in the coordinates of the batch as run (padding included).
+#[derive(Debug, Clone)]
 pub struct BatchMasks {
-    /// (rows, len) F32: 1 where a token counts for Wanda (0 on padding).
+    /// (rows, len) F32: how many times each token counts for Wanda (0 on padding; a shared
+    /// prompt prefix counts once per answer that follows it).
     pub counted: Tensor,
-    /// (rows, 1, 1, len) F32: 1 on the name tokens' key slots.
-    pub name_keys: Tensor,
-    /// (rows, 1, len) F32: 1 / |answer tokens| on answer query positions, else 0.
-    pub answer_queries: Tensor,
+    /// For head scores, when the batch has answer queries: (rows, 1, 1, slots) F32 with 1 on
+    /// the name tokens' key slots, and (rows, 1, len) F32 with 1 / |answer tokens| on answer
+    /// query positions.
+    pub heads: Option<(Tensor, Tensor)>,
 }
 
 impl BatchMasks {
-    /// Masks of `sequences` left-padded to their longest length.
+    /// Masks of whole `sequences` left-padded to their longest length.
     pub fn new(sequences: &[&CalibrationSequence], device: &Device) -> Result<Self, ModelError> {
         let len = sequences.iter().map(|s| s.ids.len()).max().unwrap_or(0);
         let rows = sequences.len();
@@ -27,24 +29,43 @@ impl BatchMasks {
         let mut names = vec![0f32; rows * len];
         let mut queries = vec![0f32; rows * len];
         for (r, seq) in sequences.iter().enumerate() {
-            let pad = len - seq.ids.len();
-            let row = r * len + pad;
+            let row = r * len + len - seq.ids.len();
             for (i, &c) in seq.counted.iter().enumerate() {
                 counted[row + i] = f32::from(u8::from(c));
             }
-            for &p in &seq.name_positions {
-                names[row + p] = 1.0;
-            }
-            let answers = seq.ids.len() - seq.response_start;
-            for i in seq.response_start..seq.ids.len() {
-                queries[row + i] = 1.0 / answers as f32;
-            }
+            mark_names_and_answers(seq, &mut names[row..], &mut queries[row..row + seq.ids.len()], 0);
         }
-        Ok(Self {
-            counted: Tensor::from_vec(counted, (rows, len), device)?,
-            name_keys: Tensor::from_vec(names, (rows, 1, 1, len), device)?,
-            answer_queries: Tensor::from_vec(queries, (rows, 1, len), device)?,
-        })
+        Self::from_vecs(counted, (rows, len), Some((names, queries, len)), device)
+    }
+
+    /// Masks from row-major vectors: `counted` (rows, len); optional (name keys (rows, slots),
+    /// answer queries (rows, len), slots).
+    pub fn from_vecs(
+        counted: Vec<f32>,
+        (rows, len): (usize, usize),
+        heads: Option<(Vec<f32>, Vec<f32>, usize)>,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        let heads = match heads {
+            Some((names, queries, slots)) => Some((
+                Tensor::from_vec(names, (rows, 1, 1, slots), device)?,
+                Tensor::from_vec(queries, (rows, 1, len), device)?,
+            )),
+            None => None,
+        };
+        Ok(Self { counted: Tensor::from_vec(counted, (rows, len), device)?, heads })
+    }
+}
+
+/// Marks `seq`'s name slots (at `names[p]`) and its answer queries: `queries[i - skip]` for
+/// answer positions i, each 1 / |answer tokens|.
+pub(crate) fn mark_names_and_answers(seq: &CalibrationSequence, names: &mut [f32], queries: &mut [f32], skip: usize) {
+    for &p in &seq.name_positions {
+        names[p] = 1.0;
+    }
+    let answers = seq.ids.len() - seq.response_start;
+    for i in seq.response_start..seq.ids.len() {
+        queries[i - skip] = 1.0 / answers as f32;
     }
 }
 
@@ -108,10 +129,12 @@ impl LinearInputHook for ScoringStats {
     }
 
     fn observe_attention(&mut self, input: &AttentionProbs<'_>) -> Result<(), ModelError> {
-        let masks = self.masks()?;
+        let Some((name_keys, answer_queries)) = &self.masks()?.heads else {
+            return Ok(());
+        };
         let probs = input.probs.detach();
-        let mass = probs.broadcast_mul(&masks.name_keys)?.sum(3)?;
-        let per_row = mass.broadcast_mul(&masks.answer_queries)?.sum(2)?;
+        let mass = probs.broadcast_mul(name_keys)?.sum(3)?;
+        let per_row = mass.broadcast_mul(answer_queries)?.sum(2)?;
         accumulate(&mut self.heads, input.layer, per_row.sum(0)?)
     }
 }

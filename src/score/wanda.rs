@@ -4,7 +4,8 @@
 //! This is the authors' running-mean formulation (|W| * sqrt(mean of x_j^2)) times
 //! sqrt(N) for N counted tokens: ranks within a matrix, and so masks, are identical.
 //! `wanda_scores` runs the checkpoint one decoder layer at a time (only that layer's weights
-//! resident, the hidden states of every sequence kept between layers);
+//! resident, the hidden states of every sequence kept between layers, each distinct
+//! prompt run once for all its answers);
 //! `wanda_scores_in_memory` does the same over a model already loaded.
 
 use std::collections::BTreeMap;
@@ -12,10 +13,11 @@ use std::collections::BTreeMap;
 use candle_core::{DType, Tensor};
 
 use super::calibration::{CalibrationSequence, CalibrationSet};
+use super::prefix::{shared_batches, SharedBatch};
 use super::stats::{BatchMasks, ScoringStats};
 use super::{ScoreError, ScoreMatrix};
 use crate::model::{
-    Batch, DecoderLayer, LayerwiseRunner, Llama, LoadOptions, ModelConfig, Projection, TokenEmbedding, WeightSource,
+    Batch, DecoderLayer, KvCache, Llama, LoadOptions, ModelConfig, Projection, Rope, TokenEmbedding, WeightSource,
 };
 use crate::progress::{Progress, Unit};
 
@@ -39,7 +41,7 @@ pub struct ScoreOptions {
 
 impl Default for ScoreOptions {
     fn default() -> Self {
-        Self { batch: 16, load: LoadOptions::cpu_f32() }
+        Self { batch: 64, load: LoadOptions::cpu_f32() }
     }
 }
 
@@ -52,7 +54,9 @@ pub(crate) fn batches(calib: &CalibrationSet, size: usize) -> Vec<Vec<&Calibrati
 }
 
 /// Wanda scores of every linear weight, layer by layer from `src`: memory holds one
-/// layer's weights plus the hidden states of all calibration sequences.
+/// layer's weights plus the hidden states of all calibration sequences. Answers to the
+/// same prompt share the prompt's computation (see `prefix`); `opts.batch` bounds the
+/// answers per batch.
 pub fn wanda_scores(
     src: &dyn WeightSource,
     cfg: &ModelConfig,
@@ -61,26 +65,28 @@ pub fn wanda_scores(
     progress: &dyn Progress,
 ) -> Result<RawScores, ScoreError> {
     let load = LoadOptions { trainable: false, ..opts.load.clone() };
-    let groups = batches(calib, opts.batch);
-    let mut prepared = Vec::with_capacity(groups.len());
-    for group in &groups {
-        let ids: Vec<&[u32]> = group.iter().map(|s| s.ids.as_slice()).collect();
-        let batch = Batch::left_padded(&ids, 0, &load.device)?;
-        let runner = LayerwiseRunner::new(src, cfg.clone(), load.clone(), &batch)?;
-        prepared.push((batch, runner, group));
-    }
+    let batches = shared_batches(calib, opts.batch, &Rope::new(cfg), &load)?;
     let mut hidden = {
         let embedding = TokenEmbedding::load(src, cfg, &load)?;
-        prepared.iter().map(|(batch, _, _)| embedding.forward(batch.ids())).collect::<Result<Vec<_>, _>>()?
+        let embed = |b: &SharedBatch| -> Result<(Tensor, Tensor), ScoreError> {
+            Ok((embedding.forward(&b.prefix_ids)?, embedding.forward(&b.answer_ids)?))
+        };
+        batches.iter().map(embed).collect::<Result<Vec<_>, _>>()?
     };
+    let one_layer = ModelConfig { num_layers: 1, ..cfg.clone() };
     let mut stats = ScoringStats::new();
     let mut scores = RawScores::default();
     progress.start("wanda: layers", cfg.num_layers as u64, Unit::Items);
     for index in 0..cfg.num_layers {
-        let layer = prepared[0].1.load_layer(index)?;
-        for ((_, runner, group), h) in prepared.iter().zip(hidden.iter_mut()) {
-            stats.set_batch(BatchMasks::new(group, &load.device)?);
-            *h = runner.run_layer(&layer, h, Some(&mut stats))?;
+        let layer = DecoderLayer::load(src, cfg, index, &load)?;
+        for (batch, (prefix, answers)) in batches.iter().zip(hidden.iter_mut()) {
+            let mut cache =
+                KvCache::new(&one_layer, batch.prefix_pad.clone(), batch.capacity, load.dtype, &load.device)?;
+            stats.set_batch(batch.prefix_masks.clone());
+            *prefix = layer.forward(prefix, &batch.prefix_ctx, cache.layer_mut(0), &mut stats)?;
+            let mut cache = cache.select_rows(&batch.rows)?;
+            stats.set_batch(batch.answer_masks.clone());
+            *answers = layer.forward(answers, &batch.answer_ctx, cache.layer_mut(0), &mut stats)?;
         }
         collect_layer(&layer, &mut stats, calib.sequences.len(), &mut scores)?;
         progress.advance(1);
