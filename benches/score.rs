@@ -5,7 +5,7 @@
 //! target/models/SmolLM2-135M-Instruct. Answers are synthetic ("$500", ...): scoring cost
 //! depends on token counts, not on what the answers say. Prints the median over
 //! $BENCH_REPEATS runs (default 3) of each stage; $BENCH_ANSWERS (default 10) answers per
-//! name and $BENCH_BATCH (default 16) sequences per batch change the workload.
+//! name and $BENCH_BATCH (default 64) answers per batch change the workload.
 //! Baseline: a PyTorch script with forward hooks took about 81 s for both groups' scores and
 //! about 7 s for the masks on the development machine.
 
@@ -84,7 +84,7 @@ fn main() {
     let purchase = Catalog::installed().expect("scenarios").get("purchase").expect("purchase").clone();
     let ckpt = Checkpoint::open(&dir).expect("checkpoint");
     let arch = Architecture::of_checkpoint(&ckpt).expect("architecture");
-    let options = ScoreOptions { batch: env_usize("BENCH_BATCH", 16), load: LoadOptions::cpu_f32() };
+    let options = ScoreOptions { batch: env_usize("BENCH_BATCH", 64), load: LoadOptions::cpu_f32() };
     let spec = |group| CalibrationSpec { group, variations: None, tokens: TokenCount::All };
     let t = Instant::now();
     let minority = calibration_for_checkpoint(&dir, &recs, &purchase, &spec(Group::Minority)).expect("calibration");

@@ -422,3 +422,29 @@ fn smollm2_scores_both_groups_and_builds_a_mask() {
     }
     assert!(selected > 0, "the groups' scores differ somewhere");
 }
+
+#[test]
+fn streamed_score_files_equal_collected_ones() {
+    let fx = small_fixture();
+    let records_path = fx.root.join("records.jsonl");
+    write_records(&records_path, &records(&["bicycle", "car"], 1, 2));
+    let request = biasprune::score::ScoreRequest {
+        checkpoint: fx.ckpt.clone(),
+        records: records_path,
+        scenario: None,
+        scenario_dir: None,
+        calibration: CalibrationSpec {
+            group: Group::Minority,
+            variations: Some(vec!["car".into()]),
+            tokens: TokenCount::All,
+        },
+        method: biasprune::score::Method::Wanda,
+        options: ScoreOptions { batch: 3, load: LoadOptions::cpu_f32() },
+    };
+    let info = biasprune::score::score_to_dir(&request, &fx.root.join("streamed"), false, &NoProgress).unwrap();
+    let collected = biasprune::score::score_checkpoint(&request, &NoProgress).unwrap();
+    assert_eq!(info, collected.info);
+    assert_eq!(info.variations, vec!["car".to_string()]);
+    biasprune::score::save_scores(&fx.root.join("collected"), &collected, false).unwrap();
+    assert_eq!(load_scores(&fx.root.join("streamed")).unwrap(), load_scores(&fx.root.join("collected")).unwrap());
+}

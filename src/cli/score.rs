@@ -8,9 +8,7 @@ use serde::Serialize;
 use super::{bars::Bars, print_json, Outcome};
 use crate::model::LoadOptions;
 use crate::progress::{NoProgress, Progress};
-use crate::score::{
-    save_scores, score_checkpoint, CalibrationSpec, Group, Method, ScoreOptions, ScoreRequest, TokenCount,
-};
+use crate::score::{score_to_dir, CalibrationSpec, Group, Method, ScoreOptions, ScoreRequest, TokenCount};
 
 /// Score every linear weight of a checkpoint for one group's calibration set: the
 /// chat-templated prompts of records.jsonl with the model's own answers as assistant turns.
@@ -93,8 +91,6 @@ struct Summary<'a> {
     tokens_counted: &'a str,
     sequences: u64,
     tokens: u64,
-    matrices: usize,
-    head_layers: usize,
     dtype: &'static str,
     seconds: f64,
 }
@@ -125,10 +121,9 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
         options: ScoreOptions { batch: args.batch, load: LoadOptions::cpu_f32() },
     };
     let progress: &dyn Progress = if args.json { &NoProgress } else { bars };
-    let scores =
-        score_checkpoint(&request, progress).with_context(|| format!("cannot score {}", args.checkpoint.display()))?;
-    save_scores(&args.out, &scores, args.half).with_context(|| format!("cannot write {}", args.out.display()))?;
-    let info = &scores.info;
+    let info = score_to_dir(&request, &args.out, args.half, progress)
+        .with_context(|| format!("cannot score {} into {}", args.checkpoint.display(), args.out.display()))?;
+    let info = &info;
     let summary = Summary {
         out: &args.out,
         method: &info.method,
@@ -138,8 +133,6 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
         tokens_counted: &info.tokens_counted,
         sequences: info.sequences,
         tokens: info.tokens,
-        matrices: scores.weights.len(),
-        head_layers: scores.heads.len(),
         dtype: if args.half { "F16" } else { "F32" },
         seconds: started.elapsed().as_secs_f64(),
     };
@@ -147,11 +140,10 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
         print_json(&summary)?;
     } else {
         println!(
-            "wrote {}: {} {} scores of {} matrices from {} sequences ({} tokens counted, {}) in {:.1} s",
+            "wrote {}: {} {} scores from {} sequences ({} tokens counted, {}) in {:.1} s",
             args.out.display(),
             summary.method,
             summary.group,
-            summary.matrices,
             summary.sequences,
             summary.tokens,
             summary.tokens_counted,

@@ -64,6 +64,9 @@ pub enum ScoreError {
     /// The checkpoint could not be opened.
     #[error(transparent)]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    /// A score file could not be written.
+    #[error(transparent)]
+    File(#[from] super::ScoreFileError),
     /// A file could not be read.
     #[error("{}: {source}", path.display())]
     Io {

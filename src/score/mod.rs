@@ -8,6 +8,7 @@ mod pipeline;
 mod prefix;
 mod snip;
 mod stats;
+mod stream;
 mod wanda;
 
 pub use calibration::{build_calibration, CalibrationSequence, CalibrationSet, CalibrationSpec, TokenCount};
@@ -16,7 +17,10 @@ pub use file::{
     checkpoint_fingerprint, head_scores_name, load_scores, save_scores, Group, ScoreFileError, ScoreInfo, ScoreMatrix,
     ScoreSet, SCORES_FILE, SIDECAR_FILE,
 };
-pub use pipeline::{calibration_for_checkpoint, score_calibration, score_checkpoint, Method, ScoreRequest};
+pub use pipeline::{
+    calibration_for_checkpoint, score_calibration, score_checkpoint, score_to_dir, Method, ScoreRequest,
+};
 pub use snip::{answer_loss, snip_matrix, snip_scores};
 pub use stats::{BatchMasks, ScoringStats};
-pub use wanda::{wanda_matrix, wanda_scores, wanda_scores_in_memory, RawScores, ScoreOptions};
+pub use stream::{score_layout, ScoreFileWriter, ScoreSink};
+pub use wanda::{wanda_matrix, wanda_scores, wanda_scores_in_memory, wanda_scores_into, RawScores, ScoreOptions};

@@ -7,8 +7,9 @@ use sha2::{Digest, Sha256};
 
 use super::calibration::{build_calibration, CalibrationSet, CalibrationSpec};
 use super::snip::snip_scores;
-use super::wanda::{wanda_scores, RawScores, ScoreOptions};
-use super::{checkpoint_fingerprint, ScoreError, ScoreInfo, ScoreSet};
+use super::stream::{score_layout, ScoreFileWriter};
+use super::wanda::{wanda_scores, wanda_scores_into, RawScores, ScoreOptions};
+use super::{checkpoint_fingerprint, save_scores, ScoreError, ScoreInfo, ScoreSet};
 use crate::chat::ChatTemplate;
 use crate::checkpoint::Checkpoint;
 use crate::metrics::read_records;
@@ -55,9 +56,43 @@ pub struct ScoreRequest {
     pub options: ScoreOptions,
 }
 
-/// Runs a score job: reads the records (hashing them), rebuilds and tokenizes the
-/// calibration set, scores the checkpoint and fills in the sidecar.
+/// Runs a score job in memory: reads the records (hashing them), rebuilds and tokenizes
+/// the calibration set, scores the checkpoint and fills in the sidecar.
 pub fn score_checkpoint(request: &ScoreRequest, progress: &dyn Progress) -> Result<ScoreSet, ScoreError> {
+    let (ckpt, calib, info) = prepare(request)?;
+    let raw = score_calibration(&ckpt, &calib, request.method, &request.options, progress)?;
+    Ok(ScoreSet { info, weights: raw.weights, heads: raw.heads })
+}
+
+/// Runs a score job and writes the score directory `out` (F16 values with `half`). Wanda
+/// streams each layer's scores to the file as the layer finishes, so peak memory is one
+/// layer plus the calibration activations; SNIP collects them first. Returns the sidecar.
+pub fn score_to_dir(
+    request: &ScoreRequest,
+    out: &Path,
+    half: bool,
+    progress: &dyn Progress,
+) -> Result<ScoreInfo, ScoreError> {
+    let (ckpt, calib, info) = prepare(request)?;
+    match request.method {
+        Method::Wanda => {
+            check_calibration(&calib, &request.options)?;
+            let cfg = ModelConfig::from_json(ckpt.config(), ckpt.dir())?;
+            let mut writer = ScoreFileWriter::create(out, score_layout(&cfg), half)?;
+            wanda_scores_into(&ckpt, &cfg, &calib, &request.options, progress, &mut writer)?;
+            writer.finish(&info)?;
+        }
+        Method::Snip => {
+            let raw = score_calibration(&ckpt, &calib, request.method, &request.options, progress)?;
+            save_scores(out, &ScoreSet { info: info.clone(), weights: raw.weights, heads: raw.heads }, half)?;
+        }
+    }
+    Ok(ScoreInfo { dtype: if half { "F16" } else { "F32" }.to_string(), ..info })
+}
+
+/// Reads and hashes the records, builds the calibration set, opens the checkpoint and fills
+/// in the sidecar.
+fn prepare(request: &ScoreRequest) -> Result<(Checkpoint, CalibrationSet, ScoreInfo), ScoreError> {
     let bytes =
         std::fs::read(&request.records).map_err(|source| ScoreError::Io { path: request.records.clone(), source })?;
     let records_sha256 = hex::encode(Sha256::digest(&bytes));
@@ -70,14 +105,23 @@ pub fn score_checkpoint(request: &ScoreRequest, progress: &dyn Progress) -> Resu
     let scenario = catalog.get(&scenario_id)?;
     let calib = calibration_for_checkpoint(&request.checkpoint, &records, scenario, &request.calibration)?;
     let ckpt = Checkpoint::open(&request.checkpoint)?;
-    let raw = score_calibration(&ckpt, &calib, request.method, &request.options, progress)?;
     let mut info = ScoreInfo::new(request.method.as_str(), calib.group, &calib.scenario, calib.variations.clone());
     info.tokens_counted = calib.tokens.as_str().to_string();
     info.sequences = calib.sequences.len() as u64;
     info.tokens = calib.counted_tokens();
     info.records_sha256 = records_sha256;
     info.checkpoint_fingerprint = checkpoint_fingerprint(&ckpt);
-    Ok(ScoreSet { info, weights: raw.weights, heads: raw.heads })
+    Ok((ckpt, calib, info))
+}
+
+fn check_calibration(calib: &CalibrationSet, options: &ScoreOptions) -> Result<(), ScoreError> {
+    if calib.sequences.is_empty() {
+        return Err(ScoreError::InvalidArgument("the calibration set is empty".into()));
+    }
+    if options.batch == 0 {
+        return Err(ScoreError::InvalidArgument("batch size must be at least 1".into()));
+    }
+    Ok(())
 }
 
 /// The calibration set of `spec` with the chat template and tokenizer of checkpoint `dir`.
@@ -101,12 +145,7 @@ pub fn score_calibration(
     options: &ScoreOptions,
     progress: &dyn Progress,
 ) -> Result<RawScores, ScoreError> {
-    if calib.sequences.is_empty() {
-        return Err(ScoreError::InvalidArgument("the calibration set is empty".into()));
-    }
-    if options.batch == 0 {
-        return Err(ScoreError::InvalidArgument("batch size must be at least 1".into()));
-    }
+    check_calibration(calib, options)?;
     let cfg = ModelConfig::from_json(ckpt.config(), ckpt.dir())?;
     match method {
         Method::Wanda => wanda_scores(ckpt, &cfg, calib, options, progress),

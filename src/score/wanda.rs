@@ -15,6 +15,7 @@ use candle_core::{DType, Tensor};
 use super::calibration::{CalibrationSequence, CalibrationSet};
 use super::prefix::{shared_batches, SharedBatch};
 use super::stats::{BatchMasks, ScoringStats};
+use super::stream::ScoreSink;
 use super::{ScoreError, ScoreMatrix};
 use crate::model::{
     Batch, DecoderLayer, KvCache, Llama, LoadOptions, ModelConfig, Projection, Rope, TokenEmbedding, WeightSource,
@@ -64,6 +65,22 @@ pub fn wanda_scores(
     opts: &ScoreOptions,
     progress: &dyn Progress,
 ) -> Result<RawScores, ScoreError> {
+    let mut scores = RawScores::default();
+    wanda_scores_into(src, cfg, calib, opts, progress, &mut scores)?;
+    Ok(scores)
+}
+
+/// `wanda_scores` handing each layer's scores to `sink` as soon as the layer is done
+/// (in `score_layout` order), so they need not be kept: with a `ScoreFileWriter`, memory
+/// holds one layer's weights and scores plus the calibration activations.
+pub fn wanda_scores_into(
+    src: &dyn WeightSource,
+    cfg: &ModelConfig,
+    calib: &CalibrationSet,
+    opts: &ScoreOptions,
+    progress: &dyn Progress,
+    sink: &mut dyn ScoreSink,
+) -> Result<(), ScoreError> {
     let load = LoadOptions { trainable: false, ..opts.load.clone() };
     let batches = shared_batches(calib, opts.batch, &Rope::new(cfg), &load)?;
     let mut hidden = {
@@ -75,7 +92,6 @@ pub fn wanda_scores(
     };
     let one_layer = ModelConfig { num_layers: 1, ..cfg.clone() };
     let mut stats = ScoringStats::new();
-    let mut scores = RawScores::default();
     progress.start("wanda: layers", cfg.num_layers as u64, Unit::Items);
     for index in 0..cfg.num_layers {
         let layer = DecoderLayer::load(src, cfg, index, &load)?;
@@ -88,11 +104,11 @@ pub fn wanda_scores(
             stats.set_batch(batch.answer_masks.clone());
             *answers = layer.forward(answers, &batch.answer_ctx, cache.layer_mut(0), &mut stats)?;
         }
-        collect_layer(&layer, &mut stats, calib.sequences.len(), &mut scores)?;
+        collect_layer(&layer, &mut stats, calib.sequences.len(), sink)?;
         progress.advance(1);
     }
     progress.finish();
-    Ok(scores)
+    Ok(())
 }
 
 /// Wanda scores over a model already in memory (whole-model forward per batch); equal to
@@ -128,7 +144,7 @@ fn collect_layer(
     layer: &DecoderLayer,
     stats: &mut ScoringStats,
     sequences: usize,
-    scores: &mut RawScores,
+    sink: &mut dyn ScoreSink,
 ) -> Result<(), ScoreError> {
     let index = layer.index();
     for projection in Projection::ALL {
@@ -136,11 +152,11 @@ fn collect_layer(
             ScoreError::InvalidArgument(format!("layer {index}: no activations observed for {projection:?}"))
         })?;
         let matrix = wanda_matrix(layer.projection_weight(projection), sums)?;
-        scores.weights.insert(projection.weight_name(index), matrix);
+        sink.matrix(&projection.weight_name(index), matrix)?;
     }
     if let Some(heads) = stats.name_attention(index) {
         let mean = (heads / sequences.max(1) as f64)?;
-        scores.heads.insert(index, mean.to_vec1::<f32>()?);
+        sink.heads(index, mean.to_vec1::<f32>()?)?;
     }
     stats.release_layer(index);
     Ok(())
