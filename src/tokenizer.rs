@@ -24,6 +24,9 @@ pub enum TokenizerError {
     },
 }
 
+/// Token ids with each token's byte span (start, end) in the encoded text.
+pub type IdsWithOffsets = (Vec<u32>, Vec<(usize, usize)>);
+
 /// A loaded Hugging Face tokenizer.
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
@@ -52,11 +55,7 @@ impl Tokenizer {
 
     /// Token ids of `text` with each token's byte span in `text` (start, end), as the
     /// `tokenizers` crate reports them; used to find which tokens spell a name or an answer.
-    pub fn encode_with_offsets(
-        &self,
-        text: &str,
-        add_special_tokens: bool,
-    ) -> Result<(Vec<u32>, Vec<(usize, usize)>), TokenizerError> {
+    pub fn encode_with_offsets(&self, text: &str, add_special_tokens: bool) -> Result<IdsWithOffsets, TokenizerError> {
         let encoding = self.inner.encode(text, add_special_tokens).map_err(|e| self.run_error(e))?;
         Ok((encoding.get_ids().to_vec(), encoding.get_offsets().to_vec()))
     }
