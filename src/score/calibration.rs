@@ -112,7 +112,7 @@ pub fn build_calibration(
             variation: record.variation.clone(),
             reason: format!("scenario {:?} has no such name in its {:?} group", scenario.id, spec.group.to_string()),
         })?;
-        sequences.push(tokenize_sequence(record, text, template, tokenizer, spec.tokens)?);
+        sequences.push(tokenize_sequence(index, record, text, template, tokenizer, spec.tokens)?);
     }
     let mut variations: Vec<String> = selected.iter().map(|r| r.variation.clone()).collect();
     variations.sort();
@@ -182,6 +182,7 @@ fn prompt_texts(scenario: &Scenario, records: &[&AnswerRecord]) -> Result<BTreeM
 /// Renders and tokenizes one record; answer tokens are those ending after the rendered
 /// prompt (byte offsets of the tokenizer), name tokens those overlapping the name in it.
 fn tokenize_sequence(
+    index: usize,
     record: &AnswerRecord,
     prompt: &str,
     template: &ChatTemplate,
@@ -209,7 +210,7 @@ fn tokenize_sequence(
         .collect();
     if name_positions.is_empty() {
         return Err(ScoreError::BadRecord {
-            index: 0,
+            index,
             name: record.name.clone(),
             variation: record.variation.clone(),
             reason: "the name does not occur in the rendered prompt".into(),
