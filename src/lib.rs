@@ -28,11 +28,13 @@ pub mod metrics;
 pub mod plot;
 pub mod scenario;
 
+pub mod eval;
 pub mod score;
 
 pub mod analyze;
 pub mod mask;
 pub mod surgery;
+pub mod sweep;
 
 pub mod manifest;
 

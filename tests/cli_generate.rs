@@ -45,11 +45,15 @@ fn json_lists_every_answer_with_its_tokens() {
 }
 
 #[test]
-fn without_raw_it_explains_and_exits_2() {
+fn without_raw_the_prompt_goes_through_the_chat_template() {
     let (_root, dir) = fixture();
-    let out = biasprune(&["generate", dir.to_str().unwrap(), "--prompt", "Hi"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--raw"));
+    let out = biasprune(&["generate", dir.to_str().unwrap(), "--prompt", "Hi", "--max-new-tokens", "2", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tokenizer = biasprune::tokenizer::Tokenizer::from_checkpoint_dir(&dir).unwrap();
+    let templated = tokenizer.encode("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", false).unwrap();
+    assert_eq!(report["prompt_tokens"], templated.len());
+    assert!(templated.len() > tokenizer.encode("Hi", false).unwrap().len());
 }
 
 #[test]

@@ -298,3 +298,56 @@ fn regime_misuse_is_refused_with_a_reason() {
     ]);
     assert_bad_input(&run, &["purchase-car-minority", "another checkpoint"]);
 }
+
+#[test]
+fn sweep_evaluates_every_grid_point_with_its_mask() {
+    let s = setup();
+    let out = dir(&s, "sweep");
+    let run = biasprune(&[
+        "sweep",
+        s.ckpt.to_str().unwrap(),
+        "--p-grid",
+        "0.1,0.5",
+        "--q-grid",
+        "0.3",
+        "--minority",
+        &dir(&s, "purchase-car-minority"),
+        "--majority",
+        &dir(&s, "purchase-car-majority"),
+        "--scenario",
+        "purchase",
+        "--variations",
+        "car",
+        "--samples",
+        "2",
+        "--max-new-tokens",
+        "4",
+        "--bootstrap",
+        "50",
+        "--out",
+        &out,
+        "--json",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let points: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let points = points.as_array().unwrap();
+    assert_eq!(points.len(), 2);
+    let load = |n: &str| load_scores(Path::new(&dir(&s, n))).unwrap();
+    for point in points {
+        let (p, q) = (point["p"].as_f64().unwrap(), point["q"].as_f64().unwrap());
+        let params = DifferenceParams { p, q, ..params() };
+        let mask =
+            build_mask(&load("purchase-car-minority"), &load("purchase-car-majority"), &s.arch, &params).unwrap();
+        let expected: u64 = mask.weights.values().map(|b| b.count()).sum();
+        assert_eq!(point["pruned_entries"], expected, "p={p} q={q}");
+        let point_dir = Path::new(point["dir"].as_str().unwrap());
+        assert_eq!(load_mask(&point_dir.join("mask")).unwrap().weights, mask.weights);
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(point_dir.join("eval/summary.json")).unwrap()).unwrap();
+        assert_eq!(summary["variations"]["car"]["answers"], 80);
+        assert_eq!(summary["run"]["checkpoint"]["masks_applied"][0], format!("p={p} q={q}"));
+    }
+    assert!(points[0]["pruned_entries"].as_u64() > points[1]["pruned_entries"].as_u64(), "a larger p protects more");
+    let svg = std::fs::read_to_string(Path::new(&out).join("sweep.svg")).unwrap();
+    assert!(svg.contains("mean |SMD|") && svg.contains("inlier ratio"));
+}

@@ -1,6 +1,8 @@
 //! The forward pass against candle-transformers' Llama, and its padding, cache,
 //! layer-by-layer, hook and gradient paths against the plain forward pass.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use biasprune::checkpoint::Checkpoint;
@@ -98,18 +100,11 @@ fn logits_match_candle_transformers_on_the_fixture() {
     assert_parity_with_candle_transformers(&dir, &prompts());
 }
 
-/// The reference checkpoint (fetched by scripts/fetch-model.sh) when present; under CI a
-/// missing model is a failure. BIASPRUNE_PARITY_MODEL points the test at another directory.
+/// The reference checkpoint (fetched by scripts/fetch-model.sh; a missing model fails the
+/// test). BIASPRUNE_PARITY_MODEL points the test at another directory.
 #[test]
 fn logits_match_candle_transformers_on_reference_model() {
-    let dir = std::env::var_os("BIASPRUNE_PARITY_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/models/SmolLM2-135M-Instruct"));
-    if !dir.join("config.json").exists() {
-        assert!(std::env::var_os("CI").is_none(), "reference model missing at {}", dir.display());
-        eprintln!("skipping: no model at {} (run scripts/fetch-model.sh)", dir.display());
-        return;
-    }
+    let dir = std::env::var_os("BIASPRUNE_PARITY_MODEL").map(PathBuf::from).unwrap_or_else(common::reference_model);
     let ids: Vec<u32> = (0..40).map(|i| 100 + i * 37).collect();
     assert_parity_with_candle_transformers(&dir, &[ids, vec![1, 9690, 198, 2683, 359]]);
 }

@@ -4,6 +4,7 @@
 //! shards listed by `model.safetensors.index.json`. Every shard is mapped read-only and its
 //! header is checked before anything else touches it, so later stages can trust offsets.
 
+mod digest;
 mod error;
 mod files;
 mod header;
@@ -16,6 +17,7 @@ use memmap2::Mmap;
 use safetensors::Dtype;
 use serde::Deserialize;
 
+pub use digest::file_digests;
 pub use error::CheckpointError;
 pub use files::{list_regular_files, resolve_inside};
 pub use header::{parse_header, ShardHeader, TensorInfo, MAX_HEADER_BYTES};

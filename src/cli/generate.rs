@@ -1,22 +1,16 @@
 //! `biasprune generate`: sample answers to one prompt from a checkpoint, for trying a
-//! checkpoint by hand.
-//!
-//! Until the chat-template module lands, prompts are tokenized as given (`--raw`), so the
-//! caller writes the template's markup (e.g. `<|im_start|>user\n...<|im_end|>\n`) itself.
+//! checkpoint by hand. The prompt goes through the checkpoint's chat template as a single
+//! user turn, unless `--raw` asks for it to be tokenized as given.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
 use serde::Serialize;
-use tokenizers::Tokenizer;
 
 use super::{bars::Bars, print_json, Outcome};
-use crate::model::{generate, Completion, FinishReason, GenerateOptions, Llama, LoadOptions, SamplingParams};
-
-/// Tokens that end a turn in common chat templates, used as stop tokens when present.
-const END_OF_TURN: [&str; 4] = ["<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "</s>"];
+use crate::model::{ChatSession, FinishReason, LoadOptions, SamplingSettings};
 
 /// Arguments of `biasprune generate`.
 #[derive(Args, Debug)]
@@ -26,7 +20,7 @@ pub struct GenerateArgs {
     /// The prompt text.
     #[arg(long)]
     prompt: String,
-    /// Tokenize the prompt as given, without a chat template (required for now).
+    /// Tokenize the prompt as given, without the chat template.
     #[arg(long)]
     raw: bool,
     /// Answers to sample.
@@ -66,34 +60,31 @@ struct Answer {
     finish: FinishReason,
 }
 
-/// Loads the checkpoint and tokenizer, samples the answers and prints them.
+/// Loads the checkpoint, templates and tokenizes the prompt, samples and prints answers.
 pub fn run(args: GenerateArgs, bars: &Bars) -> anyhow::Result<Outcome> {
-    if !args.raw {
-        bail!("chat templates are not available yet in this build; pass --raw to tokenize the prompt as given");
-    }
-    let tokenizer = load_tokenizer(&args.checkpoint)?;
-    let ids = tokenizer
-        .encode(args.prompt.as_str(), false)
-        .map_err(|e| anyhow::anyhow!("cannot tokenize the prompt: {e}"))?
-        .get_ids()
-        .to_vec();
+    let session = ChatSession::load(&args.checkpoint, LoadOptions::cpu_f32())
+        .with_context(|| format!("cannot load {}", args.checkpoint.display()))?;
+    let ids = if args.raw {
+        session.tokenizer().encode(&args.prompt, false)?
+    } else {
+        session.encode_user_prompt(&args.prompt)?
+    };
     if ids.is_empty() {
         bail!("the prompt is empty after tokenization");
     }
-    let model = Llama::load_dir(&args.checkpoint, LoadOptions::cpu_f32())
-        .with_context(|| format!("cannot load model from {}", args.checkpoint.display()))?;
-    let opts = GenerateOptions {
+    let settings = SamplingSettings {
         samples: args.samples,
         max_new_tokens: args.max_new_tokens,
-        params: SamplingParams { temperature: args.temperature, top_p: args.top_p },
+        temperature: args.temperature,
+        top_p: args.top_p,
         seed: args.seed,
-        stop_tokens: stop_tokens(&tokenizer, &model.config().eos_token_ids),
-        pad_id: 0,
         max_rows: 64,
     };
-    let mut answers = generate(&model, std::slice::from_ref(&ids), &opts, bars)?;
-    let answers = answers.pop().unwrap_or_default();
-    let answers = decode_all(&tokenizer, answers)?;
+    let answers = session.sample(std::slice::from_ref(&ids), &[0], &settings, bars)?.pop().unwrap_or_default();
+    let answers: Vec<Answer> = answers
+        .into_iter()
+        .map(|c| Ok(Answer { text: session.decode(&c.tokens)?, tokens: c.tokens, finish: c.finish }))
+        .collect::<anyhow::Result<_>>()?;
     if args.json {
         let report = Report {
             prompt: &args.prompt,
@@ -111,29 +102,4 @@ pub fn run(args: GenerateArgs, bars: &Bars) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Ok)
-}
-
-fn load_tokenizer(dir: &Path) -> anyhow::Result<Tokenizer> {
-    let path = dir.join("tokenizer.json");
-    Tokenizer::from_file(&path).map_err(|e| anyhow::anyhow!("cannot load tokenizer {}: {e}", path.display()))
-}
-
-/// config.json's eos ids plus the end-of-turn tokens the vocabulary has.
-fn stop_tokens(tokenizer: &Tokenizer, eos: &[u32]) -> Vec<u32> {
-    let mut ids: Vec<u32> = eos.to_vec();
-    ids.extend(END_OF_TURN.iter().filter_map(|t| tokenizer.token_to_id(t)));
-    ids.sort_unstable();
-    ids.dedup();
-    ids
-}
-
-fn decode_all(tokenizer: &Tokenizer, answers: Vec<Completion>) -> anyhow::Result<Vec<Answer>> {
-    answers
-        .into_iter()
-        .map(|c| {
-            let text =
-                tokenizer.decode(&c.tokens, true).map_err(|e| anyhow::anyhow!("cannot decode an answer: {e}"))?;
-            Ok(Answer { text, tokens: c.tokens, finish: c.finish })
-        })
-        .collect()
 }

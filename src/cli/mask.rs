@@ -36,12 +36,74 @@ pub struct Args {
     /// Fraction of the protected group's top entries spared (default 0.15; paper: 0.35, unconfirmed).
     #[arg(long, default_value_t = 0.15)]
     pub p: f64,
+    /// Granularity, direction and which matrices.
+    #[command(flatten)]
+    pub mask: MaskOptions,
+    /// Regime and joining.
+    #[command(flatten)]
+    pub regime: RegimeOptions,
+    /// Output mask directory (mask.json, pruning-mask.safetensors).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How a set-difference mask selects (everything but p and q), shared by `mask` and `sweep`.
+#[derive(clap::Args, Debug)]
+pub struct MaskOptions {
     /// Unit selected: single weights, output rows, or attention heads.
     #[arg(long, value_enum, default_value_t = GranularityArg::Weight)]
     pub granularity: GranularityArg,
     /// Prune minority-important weights (the paper) or, reversed, majority-important ones.
     #[arg(long, value_enum, default_value_t = DirectionArg::Minority)]
     pub direction: DirectionArg,
+    /// Components considered, comma-separated (q,k,v,o,gate,up,down; default all).
+    #[arg(long, value_delimiter = ',')]
+    pub components: Vec<Component>,
+    /// Layers considered, inclusive, as FIRST-LAST (default all).
+    #[arg(long)]
+    pub layers: Option<String>,
+    /// How heads are zeroed at head granularity.
+    #[arg(long, value_enum, default_value_t = HeadModeArg::OProjColumns)]
+    pub head_mode: HeadModeArg,
+}
+
+impl MaskOptions {
+    /// The library parameters with the given p and q.
+    pub fn params(&self, p: f64, q: f64) -> anyhow::Result<DifferenceParams> {
+        Ok(DifferenceParams {
+            q,
+            p,
+            granularity: match self.granularity {
+                GranularityArg::Weight => Granularity::Weight,
+                GranularityArg::Row => Granularity::Row,
+                GranularityArg::Head => Granularity::Head,
+            },
+            direction: match self.direction {
+                DirectionArg::Minority => Direction::MinorityMinusMajority,
+                DirectionArg::Majority => Direction::MajorityMinusMinority,
+            },
+            selection: Selection {
+                components: if self.components.is_empty() {
+                    Component::ALL.into_iter().collect()
+                } else {
+                    self.components.iter().copied().collect::<BTreeSet<_>>()
+                },
+                layers: self.layers.as_deref().map(parse_layers).transpose()?,
+            },
+            head_mode: match self.head_mode {
+                HeadModeArg::OProjColumns => HeadMode::OProjColumns,
+                HeadModeArg::QProjRows => HeadMode::QProjRows,
+            },
+        })
+    }
+}
+
+/// Which score pairs make the mask and how their masks join, shared by `mask` and `sweep`.
+#[derive(clap::Args, Debug)]
+pub struct RegimeOptions {
     /// prompt-specific (one pair), within-context (pairs of one scenario, --held-out names the
     /// target variation) or cross-context (pairs of other scenarios, --target-scenario).
     #[arg(long, value_enum, default_value_t = RegimeArg::PromptSpecific)]
@@ -55,21 +117,22 @@ pub struct Args {
     /// Keep entries selected by at least this many pair masks (default: all).
     #[arg(long)]
     pub min_count: Option<usize>,
-    /// Components considered, comma-separated (q,k,v,o,gate,up,down; default all).
-    #[arg(long, value_delimiter = ',')]
-    pub components: Vec<Component>,
-    /// Layers considered, inclusive, as FIRST-LAST (default all).
-    #[arg(long)]
-    pub layers: Option<String>,
-    /// How heads are zeroed at head granularity.
-    #[arg(long, value_enum, default_value_t = HeadModeArg::OProjColumns)]
-    pub head_mode: HeadModeArg,
-    /// Output mask directory (mask.json, pruning-mask.safetensors).
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    pub json: bool,
+}
+
+impl RegimeOptions {
+    /// The library regime.
+    pub fn regime(&self) -> anyhow::Result<Regime> {
+        Ok(match self.regime {
+            RegimeArg::PromptSpecific => Regime::PromptSpecific,
+            RegimeArg::WithinContext => Regime::WithinContext { held_out: self.held_out.clone() },
+            RegimeArg::CrossContext => Regime::CrossContext {
+                target_scenario: self
+                    .target_scenario
+                    .clone()
+                    .context("--regime cross-context needs --target-scenario")?,
+            },
+        })
+    }
 }
 
 /// Granularity on the command line.
@@ -135,39 +198,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     };
     let minority = load(&args.minority)?;
     let majority = load(&args.majority)?;
-    let regime = match args.regime {
-        RegimeArg::PromptSpecific => Regime::PromptSpecific,
-        RegimeArg::WithinContext => Regime::WithinContext { held_out: args.held_out.clone() },
-        RegimeArg::CrossContext => Regime::CrossContext {
-            target_scenario: args.target_scenario.clone().context("--regime cross-context needs --target-scenario")?,
-        },
-    };
-    let params = DifferenceParams {
-        q: args.q,
-        p: args.p,
-        granularity: match args.granularity {
-            GranularityArg::Weight => Granularity::Weight,
-            GranularityArg::Row => Granularity::Row,
-            GranularityArg::Head => Granularity::Head,
-        },
-        direction: match args.direction {
-            DirectionArg::Minority => Direction::MinorityMinusMajority,
-            DirectionArg::Majority => Direction::MajorityMinusMinority,
-        },
-        selection: Selection {
-            components: if args.components.is_empty() {
-                Component::ALL.into_iter().collect()
-            } else {
-                args.components.iter().copied().collect::<BTreeSet<_>>()
-            },
-            layers: args.layers.as_deref().map(parse_layers).transpose()?,
-        },
-        head_mode: match args.head_mode {
-            HeadModeArg::OProjColumns => HeadMode::OProjColumns,
-            HeadModeArg::QProjRows => HeadMode::QProjRows,
-        },
-    };
-    let mask = build_regime_mask(&minority, &majority, &arch, &params, &regime, args.min_count)?;
+    let regime = args.regime.regime()?;
+    let params = args.mask.params(args.p, args.q)?;
+    let mask = build_regime_mask(&minority, &majority, &arch, &params, &regime, args.regime.min_count)?;
     let plan = resolve(&mask, &arch, &ckpt)?;
     save_mask(&args.out, &mask)?;
     let per_tensor: std::collections::BTreeMap<&String, u64> =

@@ -6,6 +6,7 @@
 mod analyze;
 mod apply;
 mod bars;
+mod eval;
 mod fixture;
 mod generate;
 mod import_gguf;
@@ -15,6 +16,7 @@ mod mask;
 mod scenarios;
 mod score;
 mod sign;
+mod sweep;
 mod verify;
 
 use std::io::Write;
@@ -44,6 +46,8 @@ pub struct Cli {
 enum Command {
     /// Sample answers to a prompt from a checkpoint, one answer per line.
     Generate(generate::GenerateArgs),
+    /// Sample answers to a scenario's prompts and measure the disparity (SMD, inlier ratio).
+    Eval(eval::Args),
     /// Validate a checkpoint and print its architecture, tensors and parameter counts.
     Inspect(inspect::Args),
     /// Write a copy of a checkpoint with a mask's weights, rows and heads zeroed.
@@ -52,6 +56,8 @@ enum Command {
     Score(score::Args),
     /// Build a set-difference prune mask from minority and majority scores.
     Mask(mask::Args),
+    /// Evaluate set-difference masks over a (p, q) grid, applied in memory.
+    Sweep(sweep::Args),
     /// Show where masks prune (layers x components) and how much they overlap.
     Analyze(analyze::Args),
     /// Generate a random Llama checkpoint for tests and benchmarks.
@@ -122,10 +128,12 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::ImportGguf(args) => import_gguf::run(args, &bars),
         Command::Generate(args) => generate::run(args, &bars),
+        Command::Eval(args) => eval::run(args, &bars),
         Command::Inspect(args) => inspect::run(args),
         Command::Apply(args) => apply::run(args, &bars),
         Command::Score(args) => score::run(args, &bars),
         Command::Mask(args) => mask::run(args),
+        Command::Sweep(args) => sweep::run(args, &bars),
         Command::Analyze(args) => analyze::run(args),
         Command::Fixture(args) => fixture::run(args),
         Command::Scenarios(args) => scenarios::run(args),

@@ -6,6 +6,7 @@
 mod bitmask;
 mod build;
 mod file;
+mod in_memory;
 mod plan;
 mod regime;
 
@@ -19,6 +20,7 @@ pub use build::{
     Granularity, Selection,
 };
 pub use file::{load_mask, save_mask, MaskFileError, BITMASK_FILE, MASK_JSON};
+pub use in_memory::MaskedWeights;
 pub use plan::{resolve, PlanError, TensorZeroing, ZeroPlan};
 pub use regime::{build_regime_mask, Regime, RegimeError};
 

@@ -55,6 +55,23 @@ pub fn generate(
     opts: &GenerateOptions,
     progress: &dyn Progress,
 ) -> Result<Vec<Vec<Completion>>, ModelError> {
+    let keys: Vec<usize> = (0..prompts.len()).collect();
+    generate_keyed(model, prompts, &keys, opts, progress)
+}
+
+/// Like `generate`, but sample s of `prompts[i]` draws from the stream keyed by
+/// (seed, `keys[i]`, s): a caller that generates a long prompt list in several calls (to
+/// resume, or to write results as they come) passes each prompt's global index.
+pub fn generate_keyed(
+    model: &Llama,
+    prompts: &[Vec<u32>],
+    keys: &[usize],
+    opts: &GenerateOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<Vec<Completion>>, ModelError> {
+    if keys.len() != prompts.len() {
+        return Err(ModelError::InvalidArgument(format!("{} keys for {} prompts", keys.len(), prompts.len())));
+    }
     opts.params.check()?;
     if opts.samples == 0 || opts.max_new_tokens == 0 {
         return Err(ModelError::InvalidArgument("samples and max_new_tokens must be at least 1".into()));
@@ -63,7 +80,7 @@ pub fn generate(
     progress.start("generating", prompts.len() as u64, Unit::Items);
     let mut results: Vec<Vec<Completion>> = vec![Vec::new(); prompts.len()];
     for indices in by_length(prompts).chunks(group) {
-        let answers = generate_group(model, prompts, indices, opts)?;
+        let answers = generate_group(model, prompts, keys, indices, opts)?;
         for (&index, prompt_answers) in indices.iter().zip(answers) {
             results[index] = prompt_answers;
         }
@@ -93,6 +110,7 @@ struct Row {
 fn generate_group(
     model: &Llama,
     all_prompts: &[Vec<u32>],
+    keys: &[usize],
     indices: &[usize],
     opts: &GenerateOptions,
 ) -> Result<Vec<Vec<Completion>>, ModelError> {
@@ -109,7 +127,7 @@ fn generate_group(
         .flat_map(|p| {
             (0..opts.samples).map(move |s| Row {
                 prompt: p,
-                sampler: Sampler::new(opts.seed, indices[p], s),
+                sampler: Sampler::new(opts.seed, keys[indices[p]], s),
                 tokens: Vec::with_capacity(opts.max_new_tokens),
                 finish: None,
             })

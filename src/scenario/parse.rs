@@ -143,9 +143,12 @@ fn is_minus_sign(chars: &[char], start: usize, previous: Option<&Found>) -> bool
     let Some(dash) = start.checked_sub(1) else {
         return false;
     };
+    if chars[dash] != '-' {
+        return false;
+    }
     let opens = dash == 0 || chars[dash - 1].is_whitespace() || chars[dash - 1] == '(';
-    let joins_previous = previous.is_some_and(|p| chars[p.end..dash].iter().all(|c| c.is_whitespace()));
-    chars[dash] == '-' && opens && !joins_previous
+    let joins_previous = previous.is_some_and(|p| p.end > dash || chars[p.end..dash].iter().all(|c| c.is_whitespace()));
+    opens && !joins_previous
 }
 
 fn read_number(chars: &[char], start: usize) -> Found {

@@ -100,3 +100,26 @@ fn minus_sign_versus_range_dash() {
     check("3 -4", AnswerKind::Hours, Some(3.5), ParseStatus::RangeMidpoint);
     check("3 - 4", AnswerKind::Hours, Some(3.5), ParseStatus::RangeMidpoint);
 }
+
+#[test]
+fn dotted_number_runs_do_not_panic() {
+    check("1.2.3", AnswerKind::Dollars, None, ParseStatus::Ambiguous);
+    assert!(parse_answer("US Dollars: $1.10.-5", AnswerKind::Dollars).raw.contains("1.10"));
+}
+
+/// Random strings over the characters numbers are made of: the parser never panics and only
+/// parsed statuses carry a value.
+#[test]
+fn parser_never_panics_on_number_like_noise() {
+    use rand::{Rng, SeedableRng};
+    let alphabet: Vec<char> = "0123456789.,-–$k%KmM to and between ()abc".chars().collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    for _ in 0..20_000 {
+        let len = rng.random_range(0..16);
+        let text: String = (0..len).map(|_| alphabet[rng.random_range(0..alphabet.len())]).collect();
+        for kind in [AnswerKind::Dollars, AnswerKind::Probability, AnswerKind::Percent] {
+            let parsed = parse_answer(&text, kind);
+            assert_eq!(parsed.value.is_some(), parsed.is_parsed(), "{text:?}");
+        }
+    }
+}
