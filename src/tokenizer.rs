@@ -24,6 +24,9 @@ pub enum TokenizerError {
     },
 }
 
+/// Token ids with each token's byte span (start, end) in the encoded text.
+pub type IdsWithOffsets = (Vec<u32>, Vec<(usize, usize)>);
+
 /// A loaded Hugging Face tokenizer.
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
@@ -48,6 +51,13 @@ impl Tokenizer {
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, TokenizerError> {
         let encoding = self.inner.encode(text, add_special_tokens).map_err(|e| self.run_error(e))?;
         Ok(encoding.get_ids().to_vec())
+    }
+
+    /// Token ids of `text` with each token's byte span in `text` (start, end), as the
+    /// `tokenizers` crate reports them; used to find which tokens spell a name or an answer.
+    pub fn encode_with_offsets(&self, text: &str, add_special_tokens: bool) -> Result<IdsWithOffsets, TokenizerError> {
+        let encoding = self.inner.encode(text, add_special_tokens).map_err(|e| self.run_error(e))?;
+        Ok((encoding.get_ids().to_vec(), encoding.get_offsets().to_vec()))
     }
 
     /// Text of `ids`; `skip_special_tokens` drops special tokens such as `<|im_end|>`.

@@ -17,6 +17,7 @@ mod keygen;
 mod mask;
 mod parity;
 mod scenarios;
+mod score;
 mod sign;
 mod sweep;
 mod verify;
@@ -54,6 +55,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Write a copy of a checkpoint with a mask's weights, rows and heads zeroed.
     Apply(apply::Args),
+    /// Score every linear weight (Wanda or SNIP) on one group's answers.
+    Score(score::Args),
     /// Build a set-difference prune mask from minority and majority scores.
     Mask(mask::Args),
     /// Evaluate set-difference masks over a (p, q) grid, applied in memory.
@@ -136,6 +139,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Eval(args) => eval::run(args, &bars),
         Command::Inspect(args) => inspect::run(args),
         Command::Apply(args) => apply::run(args, &bars),
+        Command::Score(args) => score::run(args, &bars),
         Command::Mask(args) => mask::run(args),
         Command::Sweep(args) => sweep::run(args, &bars),
         Command::Analyze(args) => analyze::run(args),

@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Device, Tensor, D};
 
-use super::hooks::{InputSite, LinearInput, LinearInputHook};
+use super::hooks::{AttentionProbs, InputSite, LinearInput, LinearInputHook};
 use super::layer::Linear;
 use super::rope::apply_rope;
 use super::{LayerKv, ModelConfig, ModelError, Rope};
@@ -138,7 +138,7 @@ impl SelfAttention {
             Some(cache) => cache.append(&k, &v)?,
             None => (k, v.contiguous()?),
         };
-        let y = self.attend(&q, &k, &v, ctx)?;
+        let y = self.attend(layer, &q, &k, &v, ctx, hook)?;
         let y = y.transpose(1, 2)?.reshape((rows, len, self.num_heads * self.head_dim))?;
         hook.observe(&LinearInput { layer, site: InputSite::OProjInput, x: &y, token_mask: ctx.token_mask() })?;
         self.o_proj.forward(&y)
@@ -146,7 +146,16 @@ impl SelfAttention {
 
     /// softmax(q k^T / sqrt(d) + mask) v without repeating k and v: the query heads that
     /// share a key/value head are stacked along the sequence axis of one matmul.
-    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, ctx: &AttentionContext) -> Result<Tensor, ModelError> {
+    /// The hook sees the probabilities through `observe_attention`.
+    fn attend(
+        &self,
+        layer: usize,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        ctx: &AttentionContext,
+        hook: &mut dyn LinearInputHook,
+    ) -> Result<Tensor, ModelError> {
         let (rows, _, len, _) = q.dims4()?;
         let slots = k.dim(2)?;
         let group = self.num_heads / self.num_kv_heads;
@@ -163,6 +172,7 @@ impl SelfAttention {
         } else {
             candle_nn::ops::softmax_last_dim(&scores)?
         };
+        hook.observe_attention(&AttentionProbs { layer, probs: &probs })?;
         let probs = probs.to_dtype(dtype)?.reshape((rows, self.num_kv_heads, group * len, slots))?;
         Ok(probs.matmul(v)?.reshape((rows, self.num_heads, len, self.head_dim))?)
     }

@@ -109,10 +109,25 @@ pub struct LinearInput<'a> {
     pub token_mask: Option<&'a Tensor>,
 }
 
+/// What an attention observer sees: the softmax probabilities of one layer's heads.
+pub struct AttentionProbs<'a> {
+    /// Decoder layer index.
+    pub layer: usize,
+    /// F32 probabilities (batch, heads, new tokens, slots): row i of head h is the
+    /// distribution of query i over the visible slots (cached ones first).
+    pub probs: &'a Tensor,
+}
+
 /// Receives every linear-layer input of a forward pass, in forward order.
 pub trait LinearInputHook {
     /// Called once per layer and site with the activations of the current batch.
     fn observe(&mut self, input: &LinearInput<'_>) -> Result<(), ModelError>;
+
+    /// Called once per layer with the attention probabilities (after the q/k/v input and
+    /// before the o_proj input). The default ignores them; head scoring overrides it.
+    fn observe_attention(&mut self, _probs: &AttentionProbs<'_>) -> Result<(), ModelError> {
+        Ok(())
+    }
 }
 
 impl<F> LinearInputHook for F

@@ -28,7 +28,7 @@ pub use cache::{KvCache, LayerKv};
 pub use config::{EosTokens, LlamaConfig, ModelConfig, RopeScaling};
 pub use error::ModelError;
 pub use generate::{generate, generate_keyed, Completion, FinishReason, GenerateOptions};
-pub use hooks::{InputSite, LinearInput, LinearInputHook, NoHook, Projection, SquaredNormStats};
+pub use hooks::{AttentionProbs, InputSite, LinearInput, LinearInputHook, NoHook, Projection, SquaredNormStats};
 pub use layer::{DecoderLayer, FinalHead, Linear, LoadOptions, Logits, RmsNorm, TokenEmbedding};
 pub use layerwise::LayerwiseRunner;
 pub use llama::{Batch, Llama};

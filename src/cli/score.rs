@@ -1,0 +1,154 @@
+//! `biasprune score`: per-weight importance scores (Wanda or SNIP) of one group's answers.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::{bars::Bars, print_json, Outcome};
+use crate::model::LoadOptions;
+use crate::progress::{NoProgress, Progress};
+use crate::score::{score_to_dir, CalibrationSpec, Group, Method, ScoreOptions, ScoreRequest, TokenCount};
+
+/// Score every linear weight of a checkpoint for one group's calibration set: the
+/// chat-templated prompts of records.jsonl with the model's own answers as assistant turns.
+/// Wanda: |W_ij| * sqrt(sum over counted tokens of x_j^2), computed one layer at a time.
+/// SNIP: |W_ij| * sum over sequences of |dL/dW_ij| (L: mean cross-entropy of the answer tokens).
+/// Per-head scores: each head's attention to the name tokens from answer positions.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Checkpoint directory (config.json, safetensors, tokenizer files).
+    pub checkpoint: PathBuf,
+    /// records.jsonl written by `biasprune eval`.
+    #[arg(long)]
+    pub records: PathBuf,
+    /// Scenario id (default: the only scenario in the records).
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// Directory of extra scenario manifests.
+    #[arg(long)]
+    pub scenario_dir: Option<PathBuf>,
+    /// Whose answers: minority or majority names.
+    #[arg(long, value_enum)]
+    pub group: GroupArg,
+    /// Scoring method.
+    #[arg(long, value_enum, default_value_t = MethodArg::Wanda)]
+    pub method: MethodArg,
+    /// Variations used, comma-separated (default: all in the records).
+    #[arg(long, value_delimiter = ',')]
+    pub variations: Vec<String>,
+    /// Tokens counted by Wanda: all (default; the authors' bias code) or the answer only (Wei et al.).
+    #[arg(long, value_enum, default_value_t = TokensArg::All)]
+    pub tokens: TokensArg,
+    /// Answers per forward batch (Wanda; answers to one prompt share its computation).
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Store scores as F16 instead of F32.
+    #[arg(long)]
+    pub half: bool,
+    /// Output score directory (scores.safetensors, scores.json).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Group on the command line.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum GroupArg {
+    /// Minority-name prompts.
+    Minority,
+    /// Majority-name prompts.
+    Majority,
+}
+
+/// Method on the command line.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum MethodArg {
+    /// |W| times input feature norms.
+    Wanda,
+    /// |W| times summed per-sample |gradient|.
+    Snip,
+}
+
+/// Token counting on the command line.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum TokensArg {
+    /// Prompt and answer tokens.
+    All,
+    /// Answer tokens only.
+    Response,
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    out: &'a PathBuf,
+    method: &'a str,
+    group: Group,
+    scenario: &'a str,
+    variations: &'a [String],
+    tokens_counted: &'a str,
+    sequences: u64,
+    tokens: u64,
+    dtype: &'static str,
+    seconds: f64,
+}
+
+/// Runs `score`.
+pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
+    let started = std::time::Instant::now();
+    let request = ScoreRequest {
+        checkpoint: args.checkpoint.clone(),
+        records: args.records.clone(),
+        scenario: args.scenario.clone(),
+        scenario_dir: args.scenario_dir.clone(),
+        calibration: CalibrationSpec {
+            group: match args.group {
+                GroupArg::Minority => Group::Minority,
+                GroupArg::Majority => Group::Majority,
+            },
+            variations: (!args.variations.is_empty()).then(|| args.variations.clone()),
+            tokens: match args.tokens {
+                TokensArg::All => TokenCount::All,
+                TokensArg::Response => TokenCount::Response,
+            },
+        },
+        method: match args.method {
+            MethodArg::Wanda => Method::Wanda,
+            MethodArg::Snip => Method::Snip,
+        },
+        options: ScoreOptions { batch: args.batch, load: LoadOptions::cpu_f32() },
+    };
+    let progress: &dyn Progress = if args.json { &NoProgress } else { bars };
+    let info = score_to_dir(&request, &args.out, args.half, progress)
+        .with_context(|| format!("cannot score {} into {}", args.checkpoint.display(), args.out.display()))?;
+    let info = &info;
+    let summary = Summary {
+        out: &args.out,
+        method: &info.method,
+        group: info.group,
+        scenario: &info.scenario,
+        variations: &info.variations,
+        tokens_counted: &info.tokens_counted,
+        sequences: info.sequences,
+        tokens: info.tokens,
+        dtype: if args.half { "F16" } else { "F32" },
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    if args.json {
+        print_json(&summary)?;
+    } else {
+        println!(
+            "wrote {}: {} {} scores from {} sequences ({} tokens counted, {}) in {:.1} s",
+            args.out.display(),
+            summary.method,
+            summary.group,
+            summary.sequences,
+            summary.tokens,
+            summary.tokens_counted,
+            summary.seconds
+        );
+    }
+    Ok(Outcome::Ok)
+}

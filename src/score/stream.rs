@@ -1,0 +1,139 @@
+//! Writing a score file while the scores are computed, one matrix at a time, so that layer
+//! by layer scoring never holds more than one layer's scores: the safetensors header is
+//! laid out up front from the model's geometry, then each layer's data is appended.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use half::f16;
+use serde_json::json;
+
+use super::wanda::RawScores;
+use super::{head_scores_name, ScoreError, ScoreFileError, ScoreInfo, ScoreMatrix, SCORES_FILE, SIDECAR_FILE};
+use crate::model::{ModelConfig, Projection};
+
+/// Receives scores as they are computed, in layer order.
+pub trait ScoreSink {
+    /// The scores of one weight matrix, named like the weight.
+    fn matrix(&mut self, name: &str, matrix: ScoreMatrix) -> Result<(), ScoreError>;
+    /// One layer's per-head scores.
+    fn heads(&mut self, layer: usize, values: Vec<f32>) -> Result<(), ScoreError>;
+}
+
+impl ScoreSink for RawScores {
+    fn matrix(&mut self, name: &str, matrix: ScoreMatrix) -> Result<(), ScoreError> {
+        self.weights.insert(name.to_string(), matrix);
+        Ok(())
+    }
+
+    fn heads(&mut self, layer: usize, values: Vec<f32>) -> Result<(), ScoreError> {
+        self.heads.insert(layer, values);
+        Ok(())
+    }
+}
+
+/// Every tensor of a layer-by-layer score file in write order: per layer the seven
+/// projections (checkpoint order) and then the head scores.
+pub fn score_layout(cfg: &ModelConfig) -> Vec<(String, Vec<usize>)> {
+    let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+    let (q, kv) = (cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim);
+    let mut layout = Vec::new();
+    for layer in 0..cfg.num_layers {
+        for projection in Projection::ALL {
+            let shape = match projection {
+                Projection::QProj => [q, h],
+                Projection::KProj | Projection::VProj => [kv, h],
+                Projection::OProj => [h, q],
+                Projection::GateProj | Projection::UpProj => [i, h],
+                Projection::DownProj => [h, i],
+            };
+            layout.push((projection.weight_name(layer), shape.to_vec()));
+        }
+        layout.push((head_scores_name(layer), vec![cfg.num_heads]));
+    }
+    layout
+}
+
+/// A score directory being written: `scores.safetensors` goes to a temporary file in the
+/// directory and is renamed into place by `finish`, followed by the sidecar.
+pub struct ScoreFileWriter {
+    dir: PathBuf,
+    out: BufWriter<tempfile::NamedTempFile>,
+    layout: Vec<(String, Vec<usize>)>,
+    next: usize,
+    half: bool,
+}
+
+impl ScoreFileWriter {
+    /// Creates `dir` if needed and writes the header of `layout` (F16 values with `half`).
+    pub fn create(dir: &Path, layout: Vec<(String, Vec<usize>)>, half: bool) -> Result<Self, ScoreFileError> {
+        let io = |source| ScoreFileError::Io { path: dir.to_path_buf(), source };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let temp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+        let mut out = BufWriter::new(temp);
+        let width = if half { 2 } else { 4 };
+        let dtype = if half { "F16" } else { "F32" };
+        let mut header = serde_json::Map::new();
+        let mut offset = 0usize;
+        for (name, shape) in &layout {
+            let end = offset + shape.iter().product::<usize>() * width;
+            header.insert(name.clone(), json!({"dtype": dtype, "shape": shape, "data_offsets": [offset, end]}));
+            offset = end;
+        }
+        let mut text = serde_json::to_vec(&header).expect("a header serialises");
+        text.resize(text.len().div_ceil(8) * 8, b' ');
+        out.write_all(&(text.len() as u64).to_le_bytes()).map_err(io)?;
+        out.write_all(&text).map_err(io)?;
+        Ok(Self { dir: dir.to_path_buf(), out, layout, next: 0, half })
+    }
+
+    fn append(&mut self, name: &str, values: &[f32]) -> Result<(), ScoreError> {
+        let bad = |reason: String| ScoreFileError::Bad { path: self.dir.join(SCORES_FILE), reason };
+        let (expected, shape) = self
+            .layout
+            .get(self.next)
+            .ok_or_else(|| bad(format!("tensor {name} written after the last tensor of the layout")))?;
+        if expected != name || shape.iter().product::<usize>() != values.len() {
+            let reason =
+                format!("expected tensor {expected} of shape {shape:?}, got {name} with {} values", values.len());
+            return Err(bad(reason).into());
+        }
+        let io = |source| ScoreFileError::Io { path: self.dir.join(SCORES_FILE), source };
+        let bytes: Vec<u8> = if self.half {
+            values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect()
+        } else {
+            values.iter().flat_map(|v| v.to_le_bytes()).collect()
+        };
+        self.out.write_all(&bytes).map_err(io)?;
+        self.next += 1;
+        Ok(())
+    }
+
+    /// Checks every tensor was written, renames the file into place and writes the sidecar.
+    pub fn finish(self, info: &ScoreInfo) -> Result<(), ScoreFileError> {
+        let path = self.dir.join(SCORES_FILE);
+        if self.next != self.layout.len() {
+            let reason = format!("only {} of {} tensors were written", self.next, self.layout.len());
+            return Err(ScoreFileError::Bad { path, reason });
+        }
+        let io = |source| ScoreFileError::Io { path: path.clone(), source };
+        let temp = self.out.into_inner().map_err(|e| io(e.into_error()))?;
+        temp.as_file().sync_all().map_err(io)?;
+        temp.persist(&path).map_err(|e| io(e.error))?;
+        let info = ScoreInfo { dtype: if self.half { "F16" } else { "F32" }.to_string(), ..info.clone() };
+        let mut json = serde_json::to_vec_pretty(&info).expect("sidecar serialises");
+        json.push(b'\n');
+        let sidecar = self.dir.join(SIDECAR_FILE);
+        crate::fsutil::write_atomically(&sidecar, &json).map_err(|source| ScoreFileError::Io { path: sidecar, source })
+    }
+}
+
+impl ScoreSink for ScoreFileWriter {
+    fn matrix(&mut self, name: &str, matrix: ScoreMatrix) -> Result<(), ScoreError> {
+        self.append(name, &matrix.values)
+    }
+
+    fn heads(&mut self, layer: usize, values: Vec<f32>) -> Result<(), ScoreError> {
+        self.append(&head_scores_name(layer), &values)
+    }
+}
