@@ -80,6 +80,8 @@ pub struct SweepInputs<'a> {
     pub params: DifferenceParams,
     /// The evaluation of every point.
     pub eval: EvalSpec,
+    /// Device and dtype the pruned models run in.
+    pub load: LoadOptions,
     /// Baseline records fencing inliers, with their sha256.
     pub baseline: Option<(&'a [AnswerRecord], String)>,
 }
@@ -104,7 +106,7 @@ pub fn run_sweep(
             save_mask(&dir.join("mask"), &mask).map_err(|e| output_error(&dir, e))?;
             let plan = resolve(&mask, &arch, inputs.ckpt)?;
             let session =
-                ChatSession::load_from(inputs.ckpt, &MaskedWeights::new(inputs.ckpt, &plan), LoadOptions::cpu_f32())?;
+                ChatSession::load_from(inputs.ckpt, &MaskedWeights::new(inputs.ckpt, &plan), inputs.load.clone())?;
             let mut identity = inputs.identity.clone();
             identity.masks_applied.push(format!("p={p} q={q}"));
             let baseline = inputs.baseline.as_ref().map(|(r, d)| (*r, d.clone()));

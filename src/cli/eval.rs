@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use sha2::{Digest, Sha256};
 
-use super::{bars::Bars, print_json, Outcome};
+use super::{bars::Bars, device::DeviceArg, print_json, Outcome};
 use crate::checkpoint::{file_digests, Checkpoint};
 use crate::eval::{run_eval, CheckpointIdentity, EvalSpec, RECORDS_FILE, SUMMARY_FILE};
 use crate::mask::{load_mask, resolve, MaskedWeights, MASK_JSON};
 use crate::metrics::{read_records, BootstrapSettings, InlierRule, Summary, SummarySettings};
-use crate::model::{ChatSession, LoadOptions, SamplingSettings};
+use crate::model::{ChatSession, SamplingSettings};
 use crate::plot::{answer_distribution_svg, smd_chart_svg, SmdRun};
 use crate::scenario::{Catalog, ContextLevel};
 
@@ -84,6 +84,9 @@ pub struct EvalOptions {
     /// Bootstrap resamples of the SMD's confidence interval.
     #[arg(long, default_value_t = 2000)]
     pub bootstrap: usize,
+    /// Where the model runs.
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 /// Baseline records with the sha256 of their file.
@@ -133,13 +136,13 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
     let ckpt = Checkpoint::open(&args.checkpoint)?;
     let mut masks_applied = Vec::new();
     let session = match &args.mask {
-        None => ChatSession::load_from(&ckpt, &ckpt, LoadOptions::cpu_f32())?,
+        None => ChatSession::load_from(&ckpt, &ckpt, args.eval.device.load_options(false)?)?,
         Some(path) => {
             let mask = load_mask(path)?;
             let arch = crate::arch::Architecture::of_checkpoint(&ckpt)?;
             let plan = resolve(&mask, &arch, &ckpt)?;
             masks_applied.push(file_sha256(&mask_json_path(path))?);
-            ChatSession::load_from(&ckpt, &MaskedWeights::new(&ckpt, &plan), LoadOptions::cpu_f32())?
+            ChatSession::load_from(&ckpt, &MaskedWeights::new(&ckpt, &plan), args.eval.device.load_options(false)?)?
         }
     };
     let identity = checkpoint_identity(&args.checkpoint, masks_applied)?;

@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde::Serialize;
 
-use super::{bars::Bars, print_json, Outcome};
-use crate::model::LoadOptions;
+use super::{bars::Bars, device::DeviceArg, print_json, Outcome};
 use crate::progress::{NoProgress, Progress};
 use crate::score::{score_to_dir, CalibrationSpec, Group, Method, ScoreOptions, ScoreRequest, TokenCount};
 
@@ -52,6 +51,9 @@ pub struct Args {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Where the model runs.
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 /// Group on the command line.
@@ -118,7 +120,7 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
             MethodArg::Wanda => Method::Wanda,
             MethodArg::Snip => Method::Snip,
         },
-        options: ScoreOptions { batch: args.batch, load: LoadOptions::cpu_f32() },
+        options: ScoreOptions { batch: args.batch, load: args.device.load_options(false)? },
     };
     let progress: &dyn Progress = if args.json { &NoProgress } else { bars };
     let info = score_to_dir(&request, &args.out, args.half, progress)

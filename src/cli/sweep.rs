@@ -65,6 +65,7 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
         regime: args.regime.regime()?,
         min_count: args.regime.min_count,
         params: args.mask.params(0.0, 0.0)?,
+        load: args.eval.device.load_options(false)?,
         eval: spec,
         baseline: baseline.as_ref().map(|(r, d)| (r.as_slice(), d.clone())),
     };
