@@ -7,8 +7,13 @@
 //!   checkpoints (forward, hooks, gradients, layer by layer, batched generation);
 //! - `scenario` states use cases as data and parses answers; `metrics` computes bias
 //!   statistics of sampled answers; `plot` draws them as SVG;
-//! - `score` holds per-group weight importance; `mask` turns scores into what to zero and
-//!   `analyze` shows where it sits; `surgery` writes the pruned checkpoint;
+//! - `eval` runs resumable evaluations; `score` computes per-group weight importance;
+//! - `mask` turns scores into what to zero (and applies it in memory), `analyze` shows
+//!   where it sits, `surgery` writes the pruned checkpoint, `sweep` searches (p, q);
+//! - `manifest` records what was pruned and why; `sign` and `verify` implement the OpenSSF
+//!   model-signing format and the auditor's checks; `release` writes a signed, documented
+//!   pruned checkpoint in one step;
+//! - `device` selects CPU or CUDA and `devcheck` measures parity and speed on a device;
 //! - `cli` is the command-line front end.
 
 pub mod checkpoint;
@@ -39,9 +44,9 @@ pub mod surgery;
 pub mod sweep;
 
 pub mod manifest;
-
-pub mod release;
 pub mod sign;
 pub mod verify;
+
+pub mod release;
 
 pub mod cli;
