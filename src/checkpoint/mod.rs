@@ -127,7 +127,7 @@ impl Checkpoint {
         if !meta.is_dir() {
             return Err(CheckpointError::NotADirectory { path: dir.to_path_buf() });
         }
-        let config = read_json(&dir.join(CONFIG_FILE))?;
+        let config: serde_json::Value = read_json_as(&dir.join(CONFIG_FILE))?;
         let index_path = dir.join(INDEX_FILE);
         let (shard_names, index) = if index_path.exists() {
             let index: IndexFile = read_json_as(&index_path)?;
@@ -279,10 +279,6 @@ fn check_index_matches(
         }
     }
     Ok(())
-}
-
-fn read_json(path: &Path) -> Result<serde_json::Value, CheckpointError> {
-    read_json_as(path)
 }
 
 fn read_json_as<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, CheckpointError> {

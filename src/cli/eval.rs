@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use super::{bars::Bars, device::DeviceArg, print_json, Outcome};
 use crate::checkpoint::{file_digests, Checkpoint};
 use crate::eval::{run_eval, CheckpointIdentity, EvalSpec, RECORDS_FILE, SUMMARY_FILE};
-use crate::mask::{load_mask, resolve, MaskedWeights, MASK_JSON};
+use crate::mask::{load_mask, mask_json_path, resolve, MaskedWeights};
 use crate::metrics::{read_records, BootstrapSettings, InlierRule, Summary, SummarySettings};
 use crate::model::{ChatSession, SamplingSettings};
 use crate::plot::{answer_distribution_svg, smd_chart_svg, SmdRun};
@@ -185,14 +185,6 @@ pub fn checkpoint_identity(dir: &Path, masks_applied: Vec<String>) -> anyhow::Re
 
 fn load_baseline(path: &Path) -> anyhow::Result<(Vec<crate::metrics::AnswerRecord>, String)> {
     Ok((read_records(path)?, file_sha256(path)?))
-}
-
-fn mask_json_path(path: &Path) -> PathBuf {
-    if path.is_dir() {
-        path.join(MASK_JSON)
-    } else {
-        path.to_path_buf()
-    }
 }
 
 fn file_sha256(path: &Path) -> anyhow::Result<String> {

@@ -218,7 +218,7 @@ pub fn run_eval(
 fn variation_order(prompts: &[Prompt]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for p in prompts {
-        if out.last() != Some(&p.variation) && !out.contains(&p.variation) {
+        if !out.contains(&p.variation) {
             out.push(p.variation.clone());
         }
     }

@@ -127,9 +127,18 @@ pub fn save_mask(dir: &Path, mask: &PruneMask) -> Result<(), MaskFileError> {
     write_atomically(&dir.join(MASK_JSON), &json)
 }
 
+/// The mask.json of a mask given as its directory or as the mask.json path itself.
+pub fn mask_json_path(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join(MASK_JSON)
+    } else {
+        path.to_path_buf()
+    }
+}
+
 /// Reads a mask from a directory holding mask.json, or from a mask.json path.
 pub fn load_mask(path: &Path) -> Result<PruneMask, MaskFileError> {
-    let json_path = if path.is_dir() { path.join(MASK_JSON) } else { path.to_path_buf() };
+    let json_path = mask_json_path(path);
     let text = std::fs::read(&json_path).map_err(|source| MaskFileError::Io { path: json_path.clone(), source })?;
     let bad = |reason: String| MaskFileError::BadDescription { path: json_path.clone(), reason };
     let description: MaskDescription = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
@@ -159,7 +168,7 @@ pub fn load_mask(path: &Path) -> Result<PruneMask, MaskFileError> {
 /// references, or None for a mask without weight-level entries; used to ship the very bytes
 /// whose sha256 mask.json records.
 pub fn bitmask_source(path: &Path) -> Result<Option<PathBuf>, MaskFileError> {
-    let json_path = if path.is_dir() { path.join(MASK_JSON) } else { path.to_path_buf() };
+    let json_path = mask_json_path(path);
     let text = std::fs::read(&json_path).map_err(|source| MaskFileError::Io { path: json_path.clone(), source })?;
     let description: MaskDescription = serde_json::from_slice(&text)
         .map_err(|e| MaskFileError::BadDescription { path: json_path.clone(), reason: e.to_string() })?;

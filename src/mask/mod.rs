@@ -19,7 +19,7 @@ pub use build::{
     build_mask, count_for, head_scores, join_masks, set_difference, top_k, BuildError, DifferenceParams, Direction,
     Granularity, Selection,
 };
-pub use file::{bitmask_source, load_mask, save_mask, MaskFileError, BITMASK_FILE, MASK_JSON};
+pub use file::{bitmask_source, load_mask, mask_json_path, save_mask, MaskFileError, BITMASK_FILE, MASK_JSON};
 pub use in_memory::MaskedWeights;
 pub use plan::{resolve, PlanError, TensorZeroing, ZeroPlan};
 pub use regime::{build_regime_mask, Regime, RegimeError};
