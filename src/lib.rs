@@ -12,7 +12,8 @@
 //!   where it sits, `surgery` writes the pruned checkpoint, `sweep` searches (p, q);
 //! - `manifest` records what was pruned and why; `sign` and `verify` implement the OpenSSF
 //!   model-signing format and the auditor's checks; `release` writes a signed, documented
-//!   pruned checkpoint in one step;
+//!   pruned checkpoint in one step; `pipeline` runs the whole job (`biasprune prune`) with
+//!   a work directory keyed by input digests;
 //! - `device` selects CPU or CUDA and `devcheck` measures parity and speed on a device;
 //! - `cli` is the command-line front end.
 
@@ -48,5 +49,7 @@ pub mod sign;
 pub mod verify;
 
 pub mod release;
+
+pub mod pipeline;
 
 pub mod cli;

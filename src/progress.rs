@@ -8,6 +8,8 @@ pub trait Progress: Sync {
     fn advance(&self, delta: u64);
     /// Ends the current phase.
     fn finish(&self);
+    /// Announces stage `index` (1-based) of `count` of a multi-stage job; its phases follow.
+    fn stage(&self, _index: usize, _count: usize, _name: &str) {}
 }
 
 /// What a phase counts, so a front end can format rates (MB/s versus items/s).

@@ -44,7 +44,7 @@ pub enum SweepError {
 }
 
 /// One grid point's outcome.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SweepPoint {
     /// Fraction of the protected group's top entries spared.
     pub p: f64,

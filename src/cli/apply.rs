@@ -82,6 +82,7 @@ fn run_release(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
         sign_key_pem,
         use_case: args.use_case_file.as_deref().map(read_use_case).transpose()?,
         evidence: args.evidence_dir.as_deref().map(EvidenceInput::from_dir).transpose()?,
+        ..ReleaseOptions::default()
     };
     let report = release(&args.checkpoint, &args.mask, &args.out, &options, bars)?;
     if args.json {

@@ -16,6 +16,7 @@ mod inspect;
 mod keygen;
 mod mask;
 mod parity;
+mod prune;
 mod scenarios;
 mod score;
 mod sign;
@@ -47,6 +48,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// The whole job: measure, localize, prune, evaluate, report and sign, resumably.
+    Prune(Box<prune::Args>),
     /// Sample answers to a prompt from a checkpoint, one answer per line.
     Generate(generate::GenerateArgs),
     /// Sample answers to a scenario's prompts and measure the disparity (SMD, inlier ratio).
@@ -134,6 +137,7 @@ fn init_logging() {
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let bars = bars::Bars::new(cli.quiet);
     match cli.command {
+        Command::Prune(args) => prune::run(*args, &bars),
         Command::ImportGguf(args) => import_gguf::run(args, &bars),
         Command::Generate(args) => generate::run(args, &bars),
         Command::Eval(args) => eval::run(args, &bars),

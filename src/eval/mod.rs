@@ -7,6 +7,7 @@
 //! same files as an uninterrupted run, because every sample draws from its own random
 //! stream keyed by (seed, prompt index, sample) and chunks are batched the same way.
 
+mod fence;
 mod files;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ use crate::progress::{Progress, Unit};
 use crate::scenario::parse::parse_answer;
 use crate::scenario::{ContextLevel, Prompt, Scenario, ScenarioError};
 
+pub use fence::self_fenced_copy;
 pub use files::{RECORDS_FILE, RUN_FILE, SUMMARY_FILE};
 
 /// An evaluation could not run or could not be resumed.

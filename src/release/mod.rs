@@ -96,6 +96,14 @@ pub struct ReleaseOptions {
     pub use_case: Option<UseCase>,
     /// Evidence files and summaries.
     pub evidence: Option<EvidenceInput>,
+    /// The manifest's `method` object, replacing the one derived from the mask's provenance.
+    pub method: Option<serde_json::Value>,
+    /// Extra top-level files (name to bytes), e.g. `report.html`, written and signed with
+    /// the release.
+    pub extra_files: BTreeMap<String, Vec<u8>>,
+    /// The base's identity when the caller already hashed it (the base is then not read
+    /// a second time).
+    pub base: Option<BaseIdentity>,
 }
 
 /// What `release` wrote.
@@ -135,9 +143,12 @@ pub fn release(
     let apply = std::thread::scope(|scope| {
         // The base is hashed while surgery writes, on its own thread: surgery waits on the
         // disk (writes, fsync) often enough that this hides most of the base's hashing.
-        let base_job = scope.spawn(|| base_identity(&ckpt, &NoProgress));
+        let base_job = options.base.is_none().then(|| scope.spawn(|| base_identity(&ckpt, &NoProgress)));
         write_pruned_then(&ckpt, &plan, out, options.apply, progress, |target, report| {
-            let base = base_job.join().expect("base hashing does not panic")?;
+            let base = match base_job {
+                Some(job) => job.join().expect("base hashing does not panic")?,
+                None => options.base.clone().expect("given when not hashed here"),
+            };
             finished = Some(context.finalize(target, report, base, &plan, progress)?);
             Ok::<(), ReleaseError>(())
         })
@@ -186,10 +197,12 @@ impl Context<'_> {
             None => None,
         };
         let evidence = self.copy_evidence(temp, report)?;
-        let (use_case, method) = match &self.options.use_case {
-            Some(use_case) => (use_case.clone(), use_case_and_method(self.mask).1),
-            None => use_case_and_method(self.mask),
-        };
+        let (derived_use_case, derived_method) = use_case_and_method(self.mask);
+        let use_case = self.options.use_case.clone().unwrap_or(derived_use_case);
+        let method = self.options.method.clone().unwrap_or(derived_method);
+        for (name, bytes) in &self.options.extra_files {
+            write_recorded(temp, name, bytes, report)?;
+        }
         let mut manifest = Manifest {
             format_version: FORMAT_VERSION,
             tool: Tool::current(),

@@ -1,0 +1,275 @@
+//! `biasprune prune`: the whole job in one command, from flags or a TOML pipeline file.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use serde_json::{json, Value};
+
+use super::{bars::Bars, print_json, Outcome};
+use crate::arch::Component;
+use crate::pipeline::{run_prune, PruneOutcome, PruneSpec};
+use crate::progress::{NoProgress, Progress};
+
+/// Measure the disparity of BASE on a scenario, localize it (scores for both name groups,
+/// set-difference mask), zero it in a copy of BASE and prove it: OUT holds the pruned
+/// checkpoint, biasprune-manifest.json with the baseline and pruned evidence, the model card
+/// README.md, report.html and, with --sign-key, model.sig. Every intermediate result goes to
+/// the work directory (default OUT.work) under a name keyed by the digests of its inputs:
+/// rerunning after an interruption, or with one setting changed, redoes only what changed.
+/// Settings come from flags, or from --config FILE (TOML, the same names as the flags with
+/// underscores, in the sections use_case, method, evaluation and compute; flags override
+/// it). Set BIASPRUNE_LOG=info to log each stage.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Base checkpoint directory (never modified).
+    pub base: Option<PathBuf>,
+    /// TOML pipeline file; relative paths in it are relative to the file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Release directory to write (appears atomically once complete).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Work directory for intermediate results (default: OUT.work beside OUT).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Scenario id (see `biasprune scenarios`).
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// Directory of extra scenario manifests.
+    #[arg(long)]
+    pub scenarios_dir: Option<PathBuf>,
+    /// Target variations, comma-separated (default: all of the scenario's).
+    #[arg(long, value_delimiter = ',')]
+    pub variations: Option<Vec<String>>,
+    /// Variations evaluated before and after but never used to build the mask.
+    #[arg(long, value_delimiter = ',')]
+    pub held_out: Option<Vec<String>>,
+    /// Context level: low, high or numeric [default: low].
+    #[arg(long)]
+    pub context: Option<String>,
+    /// prompt-specific (scores from the targets), within-context (from the scenario's other
+    /// variations) or cross-context (from --train-scenarios) [default: prompt-specific].
+    #[arg(long)]
+    pub regime: Option<String>,
+    /// within-context: the variations scored (default: all but targets and held-out).
+    #[arg(long, value_delimiter = ',')]
+    pub train_variations: Option<Vec<String>>,
+    /// cross-context: the scenarios scored.
+    #[arg(long, value_delimiter = ',')]
+    pub train_scenarios: Option<Vec<String>>,
+    /// auto (measure which group gets the lower answers on the baseline), minority or
+    /// majority [default: auto].
+    #[arg(long)]
+    pub direction: Option<String>,
+    /// Scoring method: wanda or snip [default: wanda].
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Tokens counted: all or response [default: all].
+    #[arg(long)]
+    pub tokens: Option<String>,
+    /// Unit pruned: weight, row or head [default: weight].
+    #[arg(long)]
+    pub granularity: Option<String>,
+    /// Fraction of the protected group's top entries spared [default: 0.15].
+    #[arg(long)]
+    pub p: Option<f64>,
+    /// Fraction of the pruned group's top entries selected [default: 0.15].
+    #[arg(long)]
+    pub q: Option<f64>,
+    /// Sweep a (p, q) grid and release the point with the lowest mean |SMD| among those that
+    /// keep inlier ratio and parse rate within 0.05 of the baseline [default grid: p
+    /// 0.05,0.15,0.35 x q 0.15,0.4].
+    #[arg(long)]
+    pub sweep: bool,
+    /// Values of p for the sweep (implies --sweep).
+    #[arg(long, value_delimiter = ',')]
+    pub p_grid: Option<Vec<f64>>,
+    /// Values of q for the sweep (implies --sweep).
+    #[arg(long, value_delimiter = ',')]
+    pub q_grid: Option<Vec<f64>>,
+    /// Components considered, comma-separated (q,k,v,o,gate,up,down; default all).
+    #[arg(long, value_delimiter = ',')]
+    pub components: Option<Vec<Component>>,
+    /// Layers considered, FIRST-LAST (default all).
+    #[arg(long)]
+    pub layers: Option<String>,
+    /// Head granularity: o-proj-columns or q-proj-rows [default: o-proj-columns].
+    #[arg(long)]
+    pub head_mode: Option<String>,
+    /// Keep entries selected by at least this many pair masks (default: all).
+    #[arg(long)]
+    pub min_count: Option<usize>,
+    /// Answers per scoring batch [default: 64].
+    #[arg(long)]
+    pub score_batch: Option<usize>,
+    /// Answers per (variation, name) prompt [default: 10].
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// Seed of sampling and bootstrap [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Sampling temperature [default: 0.6].
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Nucleus mass [default: 0.9].
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    /// Longest answer in tokens [default: 16].
+    #[arg(long)]
+    pub max_new_tokens: Option<usize>,
+    /// Decoding rows per batch [default: 200].
+    #[arg(long)]
+    pub max_rows: Option<usize>,
+    /// Inlier rule: tukey[:K] or percentiles[:LO:HI] [default: tukey].
+    #[arg(long)]
+    pub inlier_rule: Option<String>,
+    /// Bootstrap resamples of the SMD's CI [default: 2000].
+    #[arg(long)]
+    pub bootstrap: Option<usize>,
+    /// Where the model runs: cpu, cuda or cuda:N [default: cpu].
+    #[arg(long)]
+    pub device: Option<String>,
+    /// auto, f32, f16 or bf16 [default: auto: f32 on the CPU, bf16 on a GPU].
+    #[arg(long)]
+    pub compute_dtype: Option<String>,
+    /// ECDSA private key (PEM) that signs OUT.
+    #[arg(long, value_name = "KEY.priv")]
+    pub sign_key: Option<PathBuf>,
+    /// Replace an existing OUT made with other settings.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the result as JSON (stages with status and time, metrics before and after).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `prune`.
+pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
+    let spec = spec_from(&args)?;
+    let progress: &dyn Progress = if args.json { &NoProgress } else { bars };
+    let outcome = run_prune(&spec, progress)?;
+    if args.json {
+        print_json(&outcome)?;
+    } else {
+        print_outcome(&outcome);
+    }
+    Ok(Outcome::Ok)
+}
+
+/// The job these flags (over the --config file, if any) describe.
+pub fn spec_from(args: &Args) -> anyhow::Result<PruneSpec> {
+    let mut value = match &args.config {
+        Some(path) => serde_json::to_value(PruneSpec::from_toml_file(path)?)?,
+        None => json!({"use_case": {}}),
+    };
+    let config_grid = value.get("method").and_then(|m| m.get("sweep")).filter(|s| !s.is_null()).cloned();
+    overlay(&mut value, args);
+    if let (Some(config), Some(grid)) = (config_grid, value.get_mut("method").and_then(|m| m.get_mut("sweep"))) {
+        for (key, v) in config.as_object().into_iter().flatten() {
+            grid.as_object_mut().expect("grid is an object").entry(key.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    for (key, flag) in [("base", "BASE"), ("out", "--out")] {
+        if value.get(key).is_none_or(Value::is_null) {
+            bail!("{flag} is required (on the command line or in --config)");
+        }
+    }
+    if value["use_case"].get("scenario").is_none_or(Value::is_null) {
+        bail!("--scenario is required (on the command line or in --config's [use_case])");
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| anyhow::anyhow!("setting {}: {}", e.path(), e.inner()))
+}
+
+fn overlay(value: &mut Value, args: &Args) {
+    let mut set = |section: Option<&str>, key: &str, v: Option<Value>| {
+        let Some(v) = v else { return };
+        let target = match section {
+            Some(s) => value.as_object_mut().expect("object").entry(s).or_insert_with(|| json!({})),
+            None => value,
+        };
+        target.as_object_mut().expect("sections are objects").insert(key.to_string(), v);
+    };
+    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| json!(p));
+    set(None, "base", path(&args.base));
+    set(None, "out", path(&args.out));
+    set(None, "work_dir", path(&args.work_dir));
+    set(None, "scenarios_dir", path(&args.scenarios_dir));
+    set(None, "sign_key", path(&args.sign_key));
+    set(None, "force", args.force.then_some(json!(true)));
+    let uc = Some("use_case");
+    set(uc, "scenario", args.scenario.as_ref().map(|v| json!(v)));
+    set(uc, "variations", args.variations.as_ref().map(|v| json!(v)));
+    set(uc, "held_out", args.held_out.as_ref().map(|v| json!(v)));
+    set(uc, "context", args.context.as_ref().map(|v| json!(v)));
+    set(uc, "regime", args.regime.as_ref().map(|v| json!(v)));
+    set(uc, "train_variations", args.train_variations.as_ref().map(|v| json!(v)));
+    set(uc, "train_scenarios", args.train_scenarios.as_ref().map(|v| json!(v)));
+    set(uc, "direction", args.direction.as_ref().map(|v| json!(v)));
+    let m = Some("method");
+    set(m, "method", args.method.as_ref().map(|v| json!(v)));
+    set(m, "tokens", args.tokens.as_ref().map(|v| json!(v)));
+    set(m, "granularity", args.granularity.as_ref().map(|v| json!(v)));
+    set(m, "p", args.p.map(|v| json!(v)));
+    set(m, "q", args.q.map(|v| json!(v)));
+    set(m, "components", args.components.as_ref().map(|v| json!(v)));
+    set(m, "layers", args.layers.as_ref().map(|v| json!(v)));
+    set(m, "head_mode", args.head_mode.as_ref().map(|v| json!(v)));
+    set(m, "min_count", args.min_count.map(|v| json!(v)));
+    set(m, "score_batch", args.score_batch.map(|v| json!(v)));
+    if args.sweep || args.p_grid.is_some() || args.q_grid.is_some() {
+        let mut grid = json!({});
+        if let Some(p) = &args.p_grid {
+            grid["p_grid"] = json!(p);
+        }
+        if let Some(q) = &args.q_grid {
+            grid["q_grid"] = json!(q);
+        }
+        set(m, "sweep", Some(grid));
+    }
+    let e = Some("evaluation");
+    set(e, "samples", args.samples.map(|v| json!(v)));
+    set(e, "seed", args.seed.map(|v| json!(v)));
+    set(e, "temperature", args.temperature.map(|v| json!(v)));
+    set(e, "top_p", args.top_p.map(|v| json!(v)));
+    set(e, "max_new_tokens", args.max_new_tokens.map(|v| json!(v)));
+    set(e, "max_rows", args.max_rows.map(|v| json!(v)));
+    set(e, "inlier_rule", args.inlier_rule.as_ref().map(|v| json!(v)));
+    set(e, "bootstrap", args.bootstrap.map(|v| json!(v)));
+    let c = Some("compute");
+    set(c, "device", args.device.as_ref().map(|v| json!(v)));
+    set(c, "compute_dtype", args.compute_dtype.as_ref().map(|v| json!(v)));
+}
+
+fn print_outcome(outcome: &PruneOutcome) {
+    let smd = |m: Option<f64>| m.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+    println!("{:<40} {:>8} {:>10}", "stage", "status", "seconds");
+    for stage in &outcome.stages {
+        let status = match &stage.status {
+            crate::pipeline::StageStatus::Ran => "ran".to_string(),
+            crate::pipeline::StageStatus::Reused => "reused".to_string(),
+            crate::pipeline::StageStatus::Resumed { done, total } => format!("resumed {done}/{total}"),
+        };
+        println!("{:<40} {:>8} {:>10.1}", stage.name, status, stage.seconds);
+    }
+    println!(
+        "direction: {} ({})\np = {}, q = {}: {} entries pruned\nmean |SMD| on the targets: {} -> {}; inlier ratio {:.3} -> {:.3}; parse rate {:.3} -> {:.3}",
+        outcome.direction.direction_name(),
+        outcome.direction.reason,
+        outcome.p,
+        outcome.q,
+        outcome.pruned_entries,
+        smd(outcome.baseline.mean_abs_smd),
+        smd(outcome.pruned.mean_abs_smd),
+        outcome.baseline.inlier_ratio,
+        outcome.pruned.inlier_ratio,
+        outcome.baseline.parse_rate,
+        outcome.pruned.parse_rate,
+    );
+    println!(
+        "wrote {}{} in {:.1} s; report: {}",
+        outcome.out.display(),
+        if outcome.signed { " (signed)" } else { "" },
+        outcome.seconds,
+        outcome.report.display()
+    );
+}

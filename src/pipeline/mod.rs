@@ -1,0 +1,353 @@
+//! `biasprune prune` as a library call: baseline answers, the self-fenced baseline, scores
+//! for both groups, the mask (or a (p, q) sweep), the pruned model's evaluation, the report
+//! and the signed release, each stage kept in a work directory keyed by its inputs' digests
+//! so an interrupted or changed run redoes only what it must.
+
+mod plan;
+mod publish;
+mod report;
+mod select;
+mod spec;
+mod stages;
+mod work;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+pub use plan::{load_options, parse_layers, Plan};
+pub use select::{choose_point, measure_direction, MeasuredDirection, TargetMetrics};
+pub use spec::{ComputeSpec, DirectionChoice, EvaluationSpec, MethodSpec, PruneSpec, RegimeChoice, SweepSpec, UseCaseSpec};
+pub use work::{stage_key, WorkDir, STAGE_MARKER};
+
+use crate::checkpoint::Checkpoint;
+use crate::eval::CheckpointIdentity;
+use crate::progress::Progress;
+use crate::score::Group;
+use stages::{ModelContext, ScoreJob, ScorePairs, ScoreSettings, SweepRun};
+
+/// A prune job could not run or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The pipeline settings are inconsistent or incomplete.
+    #[error("{0}")]
+    Spec(String),
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The base checkpoint is unusable.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    /// The base's architecture is unsupported.
+    #[error(transparent)]
+    Arch(#[from] crate::arch::ArchError),
+    /// A scenario is missing or malformed.
+    #[error(transparent)]
+    Scenario(#[from] crate::scenario::ScenarioError),
+    /// Statistics or records failed.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
+    /// The device cannot be used.
+    #[error(transparent)]
+    Device(#[from] crate::device::DeviceError),
+    /// Evaluation failed.
+    #[error(transparent)]
+    Eval(#[from] crate::eval::EvalError),
+    /// The model could not be loaded.
+    #[error(transparent)]
+    Session(#[from] crate::model::SessionError),
+    /// Scoring failed.
+    #[error(transparent)]
+    Score(#[from] crate::score::ScoreError),
+    /// A score file could not be read.
+    #[error(transparent)]
+    ScoreFile(#[from] crate::score::ScoreFileError),
+    /// The mask could not be built.
+    #[error(transparent)]
+    Regime(#[from] crate::mask::RegimeError),
+    /// The mask could not be saved or read.
+    #[error(transparent)]
+    MaskFile(#[from] crate::mask::MaskFileError),
+    /// The mask does not fit the checkpoint.
+    #[error(transparent)]
+    MaskPlan(#[from] crate::mask::PlanError),
+    /// The sweep failed.
+    #[error(transparent)]
+    Sweep(#[from] crate::sweep::SweepError),
+    /// Writing the release failed.
+    #[error(transparent)]
+    Release(#[from] crate::release::ReleaseError),
+    /// The report could not be drawn.
+    #[error("report: {0}")]
+    Report(String),
+    /// No sweep point kept the model's answers usable.
+    #[error("{0}")]
+    NoAcceptablePoint(String),
+}
+
+impl PipelineError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        PipelineError::Io { path: path.to_path_buf(), source }
+    }
+}
+
+/// How a stage ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "status")]
+pub enum StageStatus {
+    /// Computed in this run.
+    Ran,
+    /// Found complete in the work directory; nothing recomputed.
+    Reused,
+    /// Continued from a partial result (chunks of answers found complete).
+    Resumed {
+        /// Units found complete.
+        done: usize,
+        /// Units in all.
+        total: usize,
+    },
+}
+
+/// One stage's record, for logs and `--json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageRecord {
+    /// What the stage did.
+    pub name: String,
+    /// How it ended.
+    #[serde(flatten)]
+    pub status: StageStatus,
+    /// Wall time in this run.
+    pub seconds: f64,
+    /// Its work subdirectory, when it has one.
+    pub dir: Option<PathBuf>,
+}
+
+/// Counts the stages, tells the progress display which one runs, and logs each one.
+pub struct Stages<'a> {
+    progress: &'a dyn Progress,
+    planned: usize,
+    current: Option<(String, Instant)>,
+    records: Vec<StageRecord>,
+}
+
+impl<'a> Stages<'a> {
+    fn new(progress: &'a dyn Progress, planned: usize) -> Self {
+        Stages { progress, planned, current: None, records: Vec::new() }
+    }
+
+    /// Starts the next stage.
+    pub fn begin(&mut self, name: &str) {
+        let index = self.records.len() + 1;
+        log::info!("stage {index}/{}: {name}", self.planned);
+        self.progress.stage(index, self.planned, name);
+        self.current = Some((name.to_string(), Instant::now()));
+    }
+
+    /// Ends the current stage: `ran` false means its result was found complete.
+    pub fn end(&mut self, ran: bool, dir: &Path) {
+        self.finish(if ran { StageStatus::Ran } else { StageStatus::Reused }, Some(dir));
+    }
+
+    /// Ends a stage that continues partial results.
+    pub fn end_resumable(&mut self, done: usize, total: usize, dir: &Path) {
+        let status = if done == 0 { StageStatus::Ran } else { StageStatus::Resumed { done, total } };
+        self.finish(status, Some(dir));
+    }
+
+    /// Ends a stage that has no work subdirectory.
+    pub fn end_plain(&mut self) {
+        self.finish(StageStatus::Ran, None);
+    }
+
+    /// The sink for the current stage's own counts.
+    pub fn progress(&self) -> &'a dyn Progress {
+        self.progress
+    }
+
+    fn finish(&mut self, status: StageStatus, dir: Option<&Path>) {
+        let (name, started) = self.current.take().expect("a stage was begun");
+        let seconds = started.elapsed().as_secs_f64();
+        match &status {
+            StageStatus::Reused => log::info!("{name}: reused {}", dir.map_or(String::new(), |d| d.display().to_string())),
+            StageStatus::Resumed { done, total } => log::info!("{name}: resumed ({done} of {total} chunks were complete), {seconds:.1} s"),
+            StageStatus::Ran => log::info!("{name}: done in {seconds:.1} s"),
+        }
+        self.records.push(StageRecord { name, status, seconds, dir: dir.map(Path::to_path_buf) });
+    }
+}
+
+/// What a prune job produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct PruneOutcome {
+    /// The release directory.
+    pub out: PathBuf,
+    /// The work directory.
+    pub work_dir: PathBuf,
+    /// The report inside OUT.
+    pub report: PathBuf,
+    /// sha256 of OUT's manifest.
+    pub manifest_sha256: String,
+    /// Whether OUT carries model.sig.
+    pub signed: bool,
+    /// The direction pruned and why.
+    pub direction: MeasuredDirection,
+    /// (p, q) of the released mask.
+    pub p: f64,
+    /// (p, q) of the released mask.
+    pub q: f64,
+    /// Entries zeroed.
+    pub pruned_entries: u64,
+    /// Target variations before pruning.
+    pub baseline: TargetMetrics,
+    /// Target variations after pruning.
+    pub pruned: TargetMetrics,
+    /// Every stage with its status and time.
+    pub stages: Vec<StageRecord>,
+    /// Wall time of the whole run.
+    pub seconds: f64,
+}
+
+/// Runs (or resumes) the whole job.
+pub fn run_prune(spec: &PruneSpec, progress: &dyn Progress) -> Result<PruneOutcome, PipelineError> {
+    let started = Instant::now();
+    let plan = Plan::new(spec)?;
+    publish::check_out_is_free_or_ours(spec)?;
+    let work = WorkDir::open(&spec.work_dir())?;
+    let mut stages = Stages::new(progress, planned_stages(spec, &plan));
+
+    stages.begin("hash base checkpoint");
+    let ckpt = Checkpoint::open(&spec.base)?;
+    let base = crate::release::base_identity(&ckpt, progress)?;
+    stages.end_plain();
+    let identity = CheckpointIdentity { name: base.name.clone(), files: base.files.clone(), masks_applied: Vec::new() };
+    let ctx = ModelContext { ckpt: &ckpt, identity: &identity, load: &plan.load, scenarios_dir: spec.scenarios_dir.as_deref() };
+
+    let evidence_spec = plan.eval_spec(&plan.scenario, Some(plan.evidence_variations()));
+    let answers = stages::evaluate_base(&ctx, &evidence_spec, &work, &mut stages, "sample base answers")?;
+    let baseline = stages::fence_baseline(&answers, &plan.scenario, &mut stages, &work)?;
+    let direction = measure_direction(spec.use_case.direction, &baseline.summary, &plan.targets)?;
+    log::info!("direction: {} ({})", direction.direction_name(), direction.reason);
+    let params = crate::mask::DifferenceParams { direction: direction.direction, ..plan.params.clone() };
+
+    let scores = score_all(&ctx, spec, &plan, &answers, &work, &mut stages)?;
+    let regime = plan.regime(spec.use_case.regime);
+    let baseline_targets = TargetMetrics::of(&baseline.summary, &plan.targets);
+    let (mask_dir, sweep) = match &spec.method.sweep {
+        None => (stages::build_mask(&ckpt, &scores, &params, &regime, spec.method.min_count, &work, &mut stages)?, None),
+        Some(grid) => {
+            let target_spec = plan.eval_spec(&plan.scenario, Some(plan.targets.clone()));
+            let run = SweepRun {
+                regime: &regime,
+                params: &params,
+                min_count: spec.method.min_count,
+                eval: &target_spec,
+                baseline: &baseline,
+                p_grid: &grid.p_grid,
+                q_grid: &grid.q_grid,
+            };
+            let (_, points) = stages::sweep(&ctx, &scores, &run, &work, &mut stages)?;
+            let chosen = choose_point(&points, &baseline_targets, grid)?.clone();
+            (chosen.dir.join("mask"), Some(publish::SweepChoice { points, chosen }))
+        }
+    };
+    let released_params = match &sweep {
+        Some(s) => crate::mask::DifferenceParams { p: s.chosen.p, q: s.chosen.q, ..params.clone() },
+        None => params.clone(),
+    };
+    let pruned = stages::evaluate_pruned(&ctx, &evidence_spec, &mask_dir, &baseline, &work, &mut stages)?;
+    let inputs = publish::PublishInputs {
+        spec,
+        plan: &plan,
+        ckpt: &ckpt,
+        base,
+        mask_dir: &mask_dir,
+        baseline: &baseline,
+        pruned: &pruned,
+        direction: &direction,
+        params: &released_params,
+        sweep: sweep.as_ref(),
+    };
+    let published = publish::publish(&inputs, &work, &mut stages)?;
+    Ok(PruneOutcome {
+        out: spec.out.clone(),
+        work_dir: work.root().to_path_buf(),
+        report: spec.out.join(publish::REPORT_FILE),
+        manifest_sha256: published.manifest_sha256,
+        signed: plan.sign_key_pem.is_some(),
+        direction,
+        p: released_params.p,
+        q: released_params.q,
+        pruned_entries: published.pruned_entries,
+        baseline: baseline_targets,
+        pruned: TargetMetrics::of(&pruned.summary, &plan.targets),
+        stages: stages.records,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn planned_stages(spec: &PruneSpec, plan: &Plan) -> usize {
+    let units = match spec.use_case.regime {
+        RegimeChoice::PromptSpecific => 1,
+        RegimeChoice::WithinContext => plan.train_variations.len(),
+        RegimeChoice::CrossContext => plan.train_scenarios.len(),
+    };
+    let extra_answers = match spec.use_case.regime {
+        RegimeChoice::PromptSpecific => 0,
+        RegimeChoice::WithinContext => 1,
+        RegimeChoice::CrossContext => plan.train_scenarios.len(),
+    };
+    // hash, answers, fence, extra answers, scores, mask or sweep, pruned eval, report, release
+    3 + extra_answers + 2 * units + 1 + 1 + 2
+}
+
+/// Scores both groups for every training unit of the regime.
+fn score_all(
+    ctx: &ModelContext,
+    spec: &PruneSpec,
+    plan: &Plan,
+    answers: &stages::Evaluated,
+    work: &WorkDir,
+    stages: &mut Stages,
+) -> Result<ScorePairs, PipelineError> {
+    let settings = ScoreSettings { method: plan.method, tokens: plan.tokens, batch: spec.method.score_batch };
+    let mut units: Vec<(crate::scenario::Scenario, stages::Evaluated, Option<Vec<String>>)> = Vec::new();
+    match spec.use_case.regime {
+        RegimeChoice::PromptSpecific => {
+            let own = stages::read_evaluation(&answers.dir)?;
+            units.push((plan.scenario.clone(), own, Some(plan.targets.clone())));
+        }
+        RegimeChoice::WithinContext => {
+            let train_spec = plan.eval_spec(&plan.scenario, Some(plan.train_variations.clone()));
+            let train = stages::evaluate_base(ctx, &train_spec, work, stages, "sample training answers")?;
+            for v in &plan.train_variations {
+                units.push((plan.scenario.clone(), stages::read_evaluation(&train.dir)?, Some(vec![v.clone()])));
+            }
+        }
+        RegimeChoice::CrossContext => {
+            for scenario in &plan.train_scenarios {
+                let train_spec = plan.eval_spec(scenario, None);
+                let label = format!("sample {} answers", scenario.id);
+                let train = stages::evaluate_base(ctx, &train_spec, work, stages, &label)?;
+                units.push((scenario.clone(), train, None));
+            }
+        }
+    }
+    let mut pairs = ScorePairs { minority: Vec::new(), majority: Vec::new() };
+    for (scenario, evaluated, variations) in &units {
+        for group in [Group::Minority, Group::Majority] {
+            let job = ScoreJob { scenario, answers: evaluated, variations: variations.clone(), group };
+            let scored = stages::score(ctx, &job, &settings, work, stages)?;
+            match group {
+                Group::Minority => pairs.minority.push(scored),
+                Group::Majority => pairs.majority.push(scored),
+            }
+        }
+    }
+    Ok(pairs)
+}

@@ -1,0 +1,310 @@
+//! A `PruneSpec` checked against the scenario catalog and turned into library settings,
+//! before any work starts, so a typo fails in a second rather than after an hour.
+
+use std::collections::BTreeSet;
+
+use candle_core::DType;
+
+use super::spec::{PruneSpec, RegimeChoice};
+use super::PipelineError;
+use crate::eval::EvalSpec;
+use crate::mask::{DifferenceParams, Direction, Granularity, HeadMode, Regime, Selection};
+use crate::metrics::{BootstrapSettings, InlierRule, SummarySettings};
+use crate::model::{LoadOptions, SamplingSettings};
+use crate::scenario::{Catalog, ContextLevel, Scenario};
+use crate::score::{Method, TokenCount};
+
+/// The validated job.
+pub struct Plan {
+    /// The target scenario.
+    pub scenario: Scenario,
+    /// Context level of every prompt.
+    pub context: ContextLevel,
+    /// Variations the mask is for, in the scenario's order.
+    pub targets: Vec<String>,
+    /// Variations only evaluated, in the scenario's order.
+    pub held_out: Vec<String>,
+    /// within-context: the variations scored.
+    pub train_variations: Vec<String>,
+    /// cross-context: the scenarios scored.
+    pub train_scenarios: Vec<Scenario>,
+    /// Sampling settings of every evaluation.
+    pub sampling: SamplingSettings,
+    /// Inlier rule.
+    pub inlier_rule: InlierRule,
+    /// Statistics settings.
+    pub summary: SummarySettings,
+    /// Scoring method.
+    pub method: Method,
+    /// Tokens Wanda counts.
+    pub tokens: TokenCount,
+    /// Set-difference parameters; the direction is settled after the baseline.
+    pub params: DifferenceParams,
+    /// Device and dtype of every model run.
+    pub load: LoadOptions,
+    /// The signing key's PEM, read up front.
+    pub sign_key_pem: Option<String>,
+}
+
+impl Plan {
+    /// Checks `spec` and resolves it.
+    pub fn new(spec: &PruneSpec) -> Result<Self, PipelineError> {
+        let catalog = Catalog::load(spec.scenarios_dir.as_deref())?;
+        let scenario = catalog.get(&spec.use_case.scenario)?.clone();
+        let context = ContextLevel::parse(&spec.use_case.context).ok_or_else(|| {
+            PipelineError::Spec(format!("context {:?}: expected low, high or numeric", spec.use_case.context))
+        })?;
+        let all: Vec<String> = scenario.variations.iter().map(|v| v.id.clone()).collect();
+        let targets = in_scenario_order(&scenario, &spec.use_case.variations, "variations")?;
+        let targets = if targets.is_empty() { all.clone() } else { targets };
+        let held_out = in_scenario_order(&scenario, &spec.use_case.held_out, "held_out")?;
+        if let Some(v) = held_out.iter().find(|v| targets.contains(v)) {
+            return Err(PipelineError::Spec(format!("variation {v:?} is both a target and held out")));
+        }
+        let (train_variations, train_scenarios) = training(spec, &catalog, &scenario, &targets, &held_out, &all)?;
+        let evaluation = &spec.evaluation;
+        if evaluation.samples == 0 {
+            return Err(PipelineError::Spec("samples must be at least 1".into()));
+        }
+        Ok(Plan {
+            context,
+            targets,
+            held_out,
+            train_variations,
+            train_scenarios,
+            sampling: SamplingSettings {
+                samples: evaluation.samples,
+                max_new_tokens: evaluation.max_new_tokens,
+                temperature: evaluation.temperature,
+                top_p: evaluation.top_p,
+                seed: evaluation.seed,
+                max_rows: evaluation.max_rows,
+            },
+            inlier_rule: InlierRule::parse(&evaluation.inlier_rule)?,
+            summary: SummarySettings {
+                bootstrap: BootstrapSettings {
+                    resamples: evaluation.bootstrap,
+                    seed: evaluation.seed,
+                    ..BootstrapSettings::default()
+                },
+                ..SummarySettings::default()
+            },
+            method: parse_method(&spec.method.method)?,
+            tokens: parse_tokens(&spec.method.tokens)?,
+            params: difference_params(spec)?,
+            load: load_options(&spec.compute.device, &spec.compute.compute_dtype)?,
+            sign_key_pem: read_sign_key(spec)?,
+            scenario,
+        })
+    }
+
+    /// The regime of the mask built from this plan's score pairs.
+    pub fn regime(&self, choice: RegimeChoice) -> Regime {
+        match choice {
+            RegimeChoice::PromptSpecific => Regime::PromptSpecific,
+            RegimeChoice::WithinContext => {
+                Regime::WithinContext { held_out: (self.targets.len() == 1).then(|| self.targets[0].clone()) }
+            }
+            RegimeChoice::CrossContext => Regime::CrossContext { target_scenario: self.scenario.id.clone() },
+        }
+    }
+
+    /// The variations the base is evaluated on: targets, held-out and within-context
+    /// training variations, in the scenario's order.
+    pub fn baseline_variations(&self) -> Vec<String> {
+        self.ordered(|v| self.targets.contains(v) || self.held_out.contains(v) || self.train_variations.contains(v))
+    }
+
+    /// The variations the pruned model is evaluated on: targets and held-out.
+    pub fn evidence_variations(&self) -> Vec<String> {
+        self.ordered(|v| self.targets.contains(v) || self.held_out.contains(v))
+    }
+
+    /// An evaluation of `scenario` on `variations` (None: all) with the plan's settings.
+    pub fn eval_spec(&self, scenario: &Scenario, variations: Option<Vec<String>>) -> EvalSpec {
+        EvalSpec {
+            scenario: scenario.clone(),
+            context: self.context,
+            variations,
+            sampling: self.sampling.clone(),
+            inlier_rule: self.inlier_rule,
+            summary: self.summary,
+        }
+    }
+
+    fn ordered(&self, keep: impl Fn(&String) -> bool) -> Vec<String> {
+        self.scenario.variations.iter().map(|v| v.id.clone()).filter(|v| keep(v)).collect()
+    }
+}
+
+fn in_scenario_order(scenario: &Scenario, wanted: &[String], what: &str) -> Result<Vec<String>, PipelineError> {
+    for v in wanted {
+        if scenario.variation(v).is_err() {
+            let known: Vec<&str> = scenario.variations.iter().map(|v| v.id.as_str()).collect();
+            return Err(PipelineError::Spec(format!(
+                "{what}: scenario {:?} has no variation {v:?} (it has {})",
+                scenario.id,
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(scenario.variations.iter().map(|v| v.id.clone()).filter(|v| wanted.contains(v)).collect())
+}
+
+fn training(
+    spec: &PruneSpec,
+    catalog: &Catalog,
+    scenario: &Scenario,
+    targets: &[String],
+    held_out: &[String],
+    all: &[String],
+) -> Result<(Vec<String>, Vec<Scenario>), PipelineError> {
+    let use_case = &spec.use_case;
+    let refuse = |what: &str| {
+        Err(PipelineError::Spec(format!("{what} only applies to the {} regime", match what {
+            "train_variations" => "within-context",
+            _ => "cross-context",
+        })))
+    };
+    match use_case.regime {
+        RegimeChoice::PromptSpecific | RegimeChoice::CrossContext if !use_case.train_variations.is_empty() => {
+            refuse("train_variations")
+        }
+        RegimeChoice::PromptSpecific | RegimeChoice::WithinContext if !use_case.train_scenarios.is_empty() => {
+            refuse("train_scenarios")
+        }
+        RegimeChoice::PromptSpecific => Ok((Vec::new(), Vec::new())),
+        RegimeChoice::WithinContext => {
+            let given = in_scenario_order(scenario, &use_case.train_variations, "train_variations")?;
+            let train: Vec<String> = if given.is_empty() {
+                all.iter().filter(|v| !targets.contains(v) && !held_out.contains(v)).cloned().collect()
+            } else {
+                given
+            };
+            if let Some(v) = train.iter().find(|v| targets.contains(v) || held_out.contains(v)) {
+                return Err(PipelineError::Spec(format!(
+                    "within-context: variation {v:?} cannot be trained on, it is a target or held out"
+                )));
+            }
+            if train.is_empty() {
+                return Err(PipelineError::Spec(format!(
+                    "within-context: scenario {:?} has no variation left to train on besides the targets and held-out ones",
+                    scenario.id
+                )));
+            }
+            Ok((train, Vec::new()))
+        }
+        RegimeChoice::CrossContext => {
+            if use_case.train_scenarios.is_empty() {
+                return Err(PipelineError::Spec("cross-context needs train_scenarios (other scenarios' ids)".into()));
+            }
+            let mut seen = BTreeSet::new();
+            let mut scenarios = Vec::new();
+            for id in &use_case.train_scenarios {
+                if id == &scenario.id {
+                    return Err(PipelineError::Spec(format!(
+                        "cross-context: train_scenarios must not include the target scenario {id:?}"
+                    )));
+                }
+                if seen.insert(id.clone()) {
+                    scenarios.push(catalog.get(id)?.clone());
+                }
+            }
+            Ok((Vec::new(), scenarios))
+        }
+    }
+}
+
+fn parse_method(text: &str) -> Result<Method, PipelineError> {
+    match text {
+        "wanda" => Ok(Method::Wanda),
+        "snip" => Ok(Method::Snip),
+        other => Err(PipelineError::Spec(format!("method {other:?}: expected wanda or snip"))),
+    }
+}
+
+fn parse_tokens(text: &str) -> Result<TokenCount, PipelineError> {
+    match text {
+        "all" => Ok(TokenCount::All),
+        "response" => Ok(TokenCount::Response),
+        other => Err(PipelineError::Spec(format!("tokens {other:?}: expected all or response"))),
+    }
+}
+
+fn difference_params(spec: &PruneSpec) -> Result<DifferenceParams, PipelineError> {
+    let method = &spec.method;
+    let granularity = match method.granularity.as_str() {
+        "weight" => Granularity::Weight,
+        "row" => Granularity::Row,
+        "head" => Granularity::Head,
+        other => return Err(PipelineError::Spec(format!("granularity {other:?}: expected weight, row or head"))),
+    };
+    let head_mode = match method.head_mode.as_str() {
+        "o-proj-columns" => HeadMode::OProjColumns,
+        "q-proj-rows" => HeadMode::QProjRows,
+        other => {
+            return Err(PipelineError::Spec(format!("head_mode {other:?}: expected o-proj-columns or q-proj-rows")))
+        }
+    };
+    let fractions = [method.p, method.q].into_iter().chain(method.sweep.iter().flat_map(|s| {
+        s.p_grid.iter().chain(&s.q_grid).copied().collect::<Vec<_>>()
+    }));
+    for f in fractions {
+        if !(0.0..=1.0).contains(&f) {
+            return Err(PipelineError::Spec(format!("p and q are fractions in [0, 1]; found {f}")));
+        }
+    }
+    if method.sweep.as_ref().is_some_and(|s| s.p_grid.is_empty() || s.q_grid.is_empty()) {
+        return Err(PipelineError::Spec("a sweep needs at least one value of p and of q".into()));
+    }
+    Ok(DifferenceParams {
+        q: method.q,
+        p: method.p,
+        granularity,
+        direction: Direction::MinorityMinusMajority,
+        selection: Selection {
+            components: if method.components.is_empty() {
+                Selection::default().components
+            } else {
+                method.components.iter().copied().collect()
+            },
+            layers: method.layers.as_deref().map(parse_layers).transpose()?,
+        },
+        head_mode,
+    })
+}
+
+/// Parses FIRST-LAST (or one layer).
+pub fn parse_layers(text: &str) -> Result<(usize, usize), PipelineError> {
+    let bad = || PipelineError::Spec(format!("layers {text:?}: expected FIRST-LAST, e.g. 8-20"));
+    let (lo, hi) = text.split_once('-').unwrap_or((text, text));
+    let lo: usize = lo.trim().parse().map_err(|_| bad())?;
+    let hi: usize = hi.trim().parse().map_err(|_| bad())?;
+    if lo > hi {
+        return Err(bad());
+    }
+    Ok((lo, hi))
+}
+
+/// Load options for a device spec and a compute dtype name (auto: f32 on the CPU, bf16 on
+/// a GPU).
+pub fn load_options(device: &str, compute_dtype: &str) -> Result<LoadOptions, PipelineError> {
+    let device = crate::device::parse_device(device)?;
+    let dtype = match compute_dtype {
+        "auto" if device.is_cpu() => DType::F32,
+        "auto" | "bf16" => DType::BF16,
+        "f32" => DType::F32,
+        "f16" => DType::F16,
+        other => return Err(PipelineError::Spec(format!("compute_dtype {other:?}: expected auto, f32, f16 or bf16"))),
+    };
+    let options = LoadOptions { dtype, device, trainable: false };
+    options.check().map_err(|e| PipelineError::Spec(format!("compute_dtype {compute_dtype}: {e}")))?;
+    Ok(options)
+}
+
+fn read_sign_key(spec: &PruneSpec) -> Result<Option<String>, PipelineError> {
+    let Some(path) = &spec.sign_key else { return Ok(None) };
+    let pem = std::fs::read_to_string(path).map_err(|e| PipelineError::io(path, e))?;
+    crate::sign::PrivateKey::from_pem(&pem).map_err(|e| PipelineError::Spec(format!("{}: {e}", path.display())))?;
+    Ok(Some(pem))
+}

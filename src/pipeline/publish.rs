@@ -1,0 +1,197 @@
+//! The last stages: the report and the release (surgery, manifest with evidence, model card,
+//! report, signature), which appears at OUT atomically.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::plan::Plan;
+use super::select::MeasuredDirection;
+use super::spec::PruneSpec;
+use super::stages::{file_sha256, write_file, Evaluated};
+use super::work::{stage_key, WorkDir};
+use super::{PipelineError, Stages};
+use crate::arch::Architecture;
+use crate::checkpoint::Checkpoint;
+use crate::eval::{RECORDS_FILE, RUN_FILE, SUMMARY_FILE};
+use crate::manifest::{BaseIdentity, EvaluationEvidence, UseCase, MANIFEST_FILE};
+use crate::mask::{load_mask, resolve, DifferenceParams, MASK_JSON};
+use crate::release::{release, EvidenceInput, ReleaseOptions};
+use crate::surgery::ApplyOptions;
+use crate::sweep::SweepPoint;
+
+/// The report's file name inside OUT.
+pub const REPORT_FILE: &str = "report.html";
+/// Records of a finished release in the work directory, so a rerun knows OUT is its own.
+const RELEASE_STAGE: &str = "release";
+
+/// The sweep's points and the one released.
+pub struct SweepChoice {
+    /// Every grid point.
+    pub points: Vec<SweepPoint>,
+    /// The released point (one of `points`).
+    pub chosen: SweepPoint,
+}
+
+/// Everything the release is made from.
+pub struct PublishInputs<'a> {
+    /// The job.
+    pub spec: &'a PruneSpec,
+    /// The validated job.
+    pub plan: &'a Plan,
+    /// The base.
+    pub ckpt: &'a Checkpoint,
+    /// The base's identity, hashed once at the start.
+    pub base: BaseIdentity,
+    /// The released mask.
+    pub mask_dir: &'a Path,
+    /// The self-fenced baseline evaluation.
+    pub baseline: &'a Evaluated,
+    /// The pruned model's evaluation.
+    pub pruned: &'a Evaluated,
+    /// The direction pruned.
+    pub direction: &'a MeasuredDirection,
+    /// Set-difference parameters (p and q of the released point for a sweep).
+    pub params: &'a DifferenceParams,
+    /// The sweep, when one ran.
+    pub sweep: Option<&'a SweepChoice>,
+}
+
+/// What the release stage reports.
+pub struct Published {
+    /// sha256 of OUT's manifest.
+    pub manifest_sha256: String,
+    /// Entries zeroed.
+    pub pruned_entries: u64,
+}
+
+/// Refuses to start when OUT exists and was not made by an earlier run of this job
+/// (unless `force`), so hours of work do not end in a refusal.
+pub fn check_out_is_free_or_ours(spec: &PruneSpec) -> Result<(), PipelineError> {
+    if !spec.out.exists() || spec.force {
+        return Ok(());
+    }
+    if !spec.out.join(MANIFEST_FILE).is_file() {
+        return Err(PipelineError::Spec(format!(
+            "{} exists and is not a biasprune release; choose another out or pass --force",
+            spec.out.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Writes the report and the release; reuses OUT when an earlier run released exactly this.
+pub fn publish(inputs: &PublishInputs, work: &WorkDir, stages: &mut Stages) -> Result<Published, PipelineError> {
+    let spec = inputs.spec;
+    let mask = load_mask(inputs.mask_dir)?;
+    let arch = Architecture::of_checkpoint(inputs.ckpt)?;
+    let zero_plan = resolve(&mask, &arch, inputs.ckpt)?;
+    let pruned_entries = zero_plan.zeroed_count();
+
+    stages.begin("write report");
+    let report = super::report::render(inputs, &zero_plan, &arch)?;
+    stages.end_plain();
+
+    stages.begin("write release");
+    let (evidence, method, use_case) = (evidence(inputs)?, method(inputs, &mask), use_case(inputs));
+    let key_inputs = json!({"stage": "release", "base": inputs.base.root_digest, "mask": file_sha256(&inputs.mask_dir.join(MASK_JSON))?,
+        "evidence": evidence.files.values().map(|p| file_sha256(p)).collect::<Result<Vec<_>, _>>()?,
+        "method": method, "use_case": use_case, "report": hex::encode(sha2::Sha256::digest(&report)),
+        "signed": inputs.plan.sign_key_pem.is_some()});
+    let marker = work.stage_dir(RELEASE_STAGE, &stage_key(&key_inputs));
+    if let Some(manifest_sha256) = released_here(&marker, &spec.out)? {
+        stages.end(false, &spec.out);
+        return Ok(Published { manifest_sha256, pruned_entries });
+    }
+    let options = ReleaseOptions {
+        apply: ApplyOptions { force: spec.force || spec.out.join(MANIFEST_FILE).is_file() },
+        sign_key_pem: inputs.plan.sign_key_pem.clone(),
+        use_case: Some(use_case),
+        evidence: Some(evidence),
+        method: Some(method),
+        extra_files: BTreeMap::from([(REPORT_FILE.to_string(), report)]),
+        base: Some(inputs.base.clone()),
+    };
+    let released = release(&spec.base, inputs.mask_dir, &spec.out, &options, stages.progress())?;
+    std::fs::create_dir_all(&marker).map_err(|e| PipelineError::io(&marker, e))?;
+    write_file(&marker.join("manifest.sha256"), released.manifest_sha256.as_bytes())?;
+    stages.end(true, &spec.out);
+    Ok(Published { manifest_sha256: released.manifest_sha256, pruned_entries })
+}
+
+use sha2::Digest;
+
+/// The manifest digest when `marker` says this exact release was written to `out` and
+/// `out`'s manifest still has it.
+fn released_here(marker: &Path, out: &Path) -> Result<Option<String>, PipelineError> {
+    let recorded = match std::fs::read_to_string(marker.join("manifest.sha256")) {
+        Ok(text) => text,
+        Err(_) => return Ok(None),
+    };
+    let manifest = out.join(MANIFEST_FILE);
+    if !manifest.is_file() {
+        return Ok(None);
+    }
+    Ok((file_sha256(&manifest)? == recorded).then_some(recorded))
+}
+
+fn evidence(inputs: &PublishInputs) -> Result<EvidenceInput, PipelineError> {
+    let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for (name, evaluated) in [("baseline", inputs.baseline), ("pruned", inputs.pruned)] {
+        for file in [RUN_FILE, SUMMARY_FILE, RECORDS_FILE] {
+            files.insert(format!("{name}/{file}"), evaluated.dir.join(file));
+        }
+    }
+    Ok(EvidenceInput {
+        files,
+        baseline: Some(EvaluationEvidence::from_summary(&inputs.baseline.summary)),
+        pruned: Some(EvaluationEvidence::from_summary(&inputs.pruned.summary)),
+    })
+}
+
+fn use_case(inputs: &PublishInputs) -> UseCase {
+    let plan = inputs.plan;
+    let spec = inputs.spec;
+    let mut scenarios = vec![plan.scenario.id.clone()];
+    scenarios.extend(plan.train_scenarios.iter().map(|s| s.id.clone()));
+    UseCase {
+        scenarios,
+        variations: plan.targets.clone(),
+        held_out: plan.held_out.clone(),
+        regime: serde_json::to_value(spec.use_case.regime).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+        direction: inputs.direction.direction_name().to_string(),
+    }
+}
+
+/// The manifest's `method`: how the mask was made (its provenance), how answers were
+/// sampled and judged, where the model ran, how the direction and the (p, q) were chosen.
+fn method(inputs: &PublishInputs, mask: &crate::mask::PruneMask) -> serde_json::Value {
+    let spec = inputs.spec;
+    let plan = inputs.plan;
+    let sweep = inputs.sweep.map(|s| {
+        let grid = spec.method.sweep.as_ref().expect("a sweep ran");
+        json!({"p_grid": grid.p_grid, "q_grid": grid.q_grid, "max_inlier_drop": grid.max_inlier_drop,
+            "max_parse_drop": grid.max_parse_drop, "chosen": {"p": s.chosen.p, "q": s.chosen.q},
+            "rule": "lowest mean |SMD| over the target variations among points whose inlier ratio and parse rate fall at most max_inlier_drop and max_parse_drop below the baseline's; ties: fewer entries pruned",
+            "points": s.points.iter().map(|p| json!({"p": p.p, "q": p.q, "pruned_entries": p.pruned_entries,
+                "mean_abs_smd": p.mean_abs_smd, "inlier_ratio": p.inlier_ratio, "parse_rate": p.parse_rate})).collect::<Vec<_>>()})
+    });
+    json!({
+        "scoring": mask.provenance,
+        "method": spec.method.method,
+        "tokens": spec.method.tokens,
+        "granularity": spec.method.granularity,
+        "p": inputs.params.p,
+        "q": inputs.params.q,
+        "score_batch": spec.method.score_batch,
+        "direction": {"choice": spec.use_case.direction, "reason": inputs.direction.reason},
+        "evaluation": {"context": plan.context, "samples": plan.sampling.samples, "seed": plan.sampling.seed,
+            "temperature": plan.sampling.temperature, "top_p": plan.sampling.top_p,
+            "max_new_tokens": plan.sampling.max_new_tokens, "max_rows": plan.sampling.max_rows,
+            "inlier_rule": plan.inlier_rule, "summary": plan.summary,
+            "baseline_inliers": "the base's answers judged by the fences of those same answers (evidence/baseline)"},
+        "compute": {"device": crate::device::device_name(&plan.load.device), "dtype": format!("{:?}", plan.load.dtype)},
+        "sweep": sweep,
+    })
+}

@@ -1,0 +1,342 @@
+//! The stages of a prune job, each a function of digested inputs whose result lives in a
+//! keyed work subdirectory: evaluation, the self-fenced baseline, scores, the mask or sweep,
+//! and the pruned model's evaluation.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::work::{stage_key, WorkDir};
+use super::{PipelineError, Stages};
+use crate::arch::Architecture;
+use crate::checkpoint::Checkpoint;
+use crate::eval::{run_eval, self_fenced_copy, CheckpointIdentity, EvalSpec, RECORDS_FILE, SUMMARY_FILE};
+use crate::mask::{build_regime_mask, resolve, save_mask, DifferenceParams, MaskedWeights, Regime, MASK_JSON};
+use crate::metrics::{read_records, AnswerRecord, Summary};
+use crate::model::{ChatSession, LoadOptions};
+use crate::scenario::Scenario;
+use crate::score::{load_scores, score_to_dir, CalibrationSpec, Group, Method, ScoreOptions, ScoreRequest, TokenCount};
+use crate::sweep::{run_sweep, sweep_svg, SweepInputs, SweepPoint};
+
+/// A finished evaluation: its directory, summary and records.
+pub struct Evaluated {
+    /// The stage directory (run.json, records.jsonl, summary.json).
+    pub dir: PathBuf,
+    /// The summary.
+    pub summary: Summary,
+    /// Every answer.
+    pub records: Vec<AnswerRecord>,
+}
+
+impl Evaluated {
+    /// The records file.
+    pub fn records_path(&self) -> PathBuf {
+        self.dir.join(RECORDS_FILE)
+    }
+
+    /// sha256 (hex) of the records file.
+    pub fn records_sha256(&self) -> Result<String, PipelineError> {
+        file_sha256(&self.records_path())
+    }
+}
+
+/// What every model run shares: the base, its identity and where the model runs.
+pub struct ModelContext<'a> {
+    /// The base checkpoint.
+    pub ckpt: &'a Checkpoint,
+    /// The base's directory name and file digests.
+    pub identity: &'a CheckpointIdentity,
+    /// Device and dtype.
+    pub load: &'a LoadOptions,
+    /// Extra scenario manifests.
+    pub scenarios_dir: Option<&'a Path>,
+}
+
+impl ModelContext<'_> {
+    fn compute(&self) -> serde_json::Value {
+        json!({"device": crate::device::device_name(&self.load.device), "dtype": format!("{:?}", self.load.dtype)})
+    }
+}
+
+/// Samples answers of the base for `spec` (unfenced), resuming a partial run in place.
+pub fn evaluate_base(
+    ctx: &ModelContext,
+    spec: &EvalSpec,
+    work: &WorkDir,
+    stages: &mut Stages,
+    label: &str,
+) -> Result<Evaluated, PipelineError> {
+    let key_inputs = json!({"stage": "answers", "checkpoint": ctx.identity, "eval": eval_inputs(spec), "compute": ctx.compute()});
+    let dir = work.stage_dir(&format!("answers-{}", spec.scenario.id), &stage_key(&key_inputs));
+    evaluate(ctx, spec, None, None, &dir, &key_inputs, stages, label)
+}
+
+/// The base's answers judged by their own fences (see `eval::self_fenced_copy`).
+pub fn fence_baseline(
+    answers: &Evaluated,
+    scenario: &Scenario,
+    stages: &mut Stages,
+    work: &WorkDir,
+) -> Result<Evaluated, PipelineError> {
+    let key_inputs = json!({"stage": "baseline", "answers": answers.records_sha256()?, "scenario": scenario.id});
+    let dir = work.stage_dir("baseline", &stage_key(&key_inputs));
+    stages.begin("fence baseline");
+    let built = WorkDir::build_once(&dir, |tmp| self_fenced_copy(&answers.dir, scenario, tmp).map(|_| ()).map_err(Into::into))?;
+    stages.end(built, &dir);
+    read_evaluation(&dir)
+}
+
+/// Evaluates the base with `mask_dir` applied in memory, fenced by `baseline`.
+pub fn evaluate_pruned(
+    ctx: &ModelContext,
+    spec: &EvalSpec,
+    mask_dir: &Path,
+    baseline: &Evaluated,
+    work: &WorkDir,
+    stages: &mut Stages,
+) -> Result<Evaluated, PipelineError> {
+    let mask_sha = file_sha256(&mask_dir.join(MASK_JSON))?;
+    let key_inputs = json!({"stage": "pruned", "checkpoint": ctx.identity, "mask": mask_sha,
+        "eval": eval_inputs(spec), "baseline": baseline.records_sha256()?, "compute": ctx.compute()});
+    let dir = work.stage_dir("pruned", &stage_key(&key_inputs));
+    evaluate(ctx, spec, Some((mask_dir, mask_sha)), Some(baseline), &dir, &key_inputs, stages, "evaluate pruned")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn evaluate(
+    ctx: &ModelContext,
+    spec: &EvalSpec,
+    mask: Option<(&Path, String)>,
+    baseline: Option<&Evaluated>,
+    dir: &Path,
+    key_inputs: &serde_json::Value,
+    stages: &mut Stages,
+    label: &str,
+) -> Result<Evaluated, PipelineError> {
+    stages.begin(label);
+    if WorkDir::is_complete(dir) {
+        stages.end(false, dir);
+        return read_evaluation(dir);
+    }
+    let mut identity = ctx.identity.clone();
+    let plan;
+    let masked;
+    let session = match &mask {
+        Some((mask_dir, mask_sha)) => {
+            identity.masks_applied.push(mask_sha.clone());
+            let mask = crate::mask::load_mask(mask_dir)?;
+            let arch = Architecture::of_checkpoint(ctx.ckpt)?;
+            plan = resolve(&mask, &arch, ctx.ckpt)?;
+            masked = MaskedWeights::new(ctx.ckpt, &plan);
+            ChatSession::load_from(ctx.ckpt, &masked, ctx.load.clone())?
+        }
+        None => ChatSession::load_from(ctx.ckpt, ctx.ckpt, ctx.load.clone())?,
+    };
+    let baseline_ref = match baseline {
+        Some(b) => Some((b.records.as_slice(), b.records_sha256()?)),
+        None => None,
+    };
+    let output = run_eval(&session, spec, identity, baseline_ref, dir, stages.progress())?;
+    WorkDir::mark_complete(dir, key_inputs)?;
+    stages.end_resumable(output.chunks_resumed, output.chunks_resumed + output.chunks_generated, dir);
+    Ok(Evaluated { dir: dir.to_path_buf(), summary: output.summary, records: output.records })
+}
+
+fn eval_inputs(spec: &EvalSpec) -> serde_json::Value {
+    json!({"scenario": spec.scenario.id, "scenario_sha256": crate::eval::scenario_sha256(&spec.scenario),
+        "context": spec.context, "variations": spec.variations, "samples": spec.sampling.samples,
+        "max_new_tokens": spec.sampling.max_new_tokens, "temperature": spec.sampling.temperature,
+        "top_p": spec.sampling.top_p, "seed": spec.sampling.seed, "max_rows": spec.sampling.max_rows,
+        "inlier_rule": spec.inlier_rule, "summary": spec.summary})
+}
+
+/// Reads a completed evaluation directory.
+pub fn read_evaluation(dir: &Path) -> Result<Evaluated, PipelineError> {
+    #[derive(serde::Deserialize)]
+    struct SummaryFile {
+        #[serde(flatten)]
+        summary: Summary,
+    }
+    let path = dir.join(SUMMARY_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| PipelineError::io(&path, e))?;
+    let file: SummaryFile = serde_json::from_slice(&bytes)
+        .map_err(|e| PipelineError::Spec(format!("{}: not a summary written by eval: {e}", path.display())))?;
+    let records = read_records(&dir.join(RECORDS_FILE))?;
+    Ok(Evaluated { dir: dir.to_path_buf(), summary: file.summary, records })
+}
+
+/// One score job: whose answers, from which records.
+pub struct ScoreJob<'a> {
+    /// Scenario of the records.
+    pub scenario: &'a Scenario,
+    /// The evaluation whose answers calibrate.
+    pub answers: &'a Evaluated,
+    /// Variations used (None: all in the records).
+    pub variations: Option<Vec<String>>,
+    /// Minority or majority.
+    pub group: Group,
+}
+
+/// How scores are computed.
+pub struct ScoreSettings {
+    /// Wanda or SNIP.
+    pub method: Method,
+    /// Tokens counted.
+    pub tokens: TokenCount,
+    /// Answers per batch.
+    pub batch: usize,
+}
+
+/// Scores the base on one group's answers into a keyed directory; returns it and its key.
+pub fn score(
+    ctx: &ModelContext,
+    job: &ScoreJob,
+    settings: &ScoreSettings,
+    work: &WorkDir,
+    stages: &mut Stages,
+) -> Result<(PathBuf, String), PipelineError> {
+    let key_inputs = json!({"stage": "score", "checkpoint": ctx.identity, "records": job.answers.records_sha256()?,
+        "scenario": job.scenario.id, "scenario_sha256": crate::eval::scenario_sha256(job.scenario),
+        "variations": job.variations, "group": job.group, "method": settings.method.as_str(),
+        "tokens": settings.tokens.as_str(), "batch": settings.batch, "compute": ctx.compute()});
+    let key = stage_key(&key_inputs);
+    let dir = work.stage_dir(&format!("score-{}-{}", job.scenario.id, job.group), &key);
+    let variations = job.variations.as_ref().map_or_else(|| "all".to_string(), |v| v.join(","));
+    stages.begin(&format!("score {} {} ({variations})", job.group, job.scenario.id));
+    let request = ScoreRequest {
+        checkpoint: ctx.ckpt.dir().to_path_buf(),
+        records: job.answers.records_path(),
+        scenario: Some(job.scenario.id.clone()),
+        scenario_dir: ctx.scenarios_dir.map(Path::to_path_buf),
+        calibration: CalibrationSpec { group: job.group, variations: job.variations.clone(), tokens: settings.tokens },
+        method: settings.method,
+        options: ScoreOptions { batch: settings.batch, load: ctx.load.clone() },
+    };
+    let progress = stages.progress();
+    let built = WorkDir::build_once(&dir, |tmp| {
+        log::info!("scoring {} answers of {} into {}", job.group, job.scenario.id, dir.display());
+        score_to_dir(&request, tmp, false, progress).map(|_| ()).map_err(Into::into)
+    })?;
+    stages.end(built, &dir);
+    Ok((dir, key))
+}
+
+/// The minority and majority score directories (with their keys) that make a mask.
+pub struct ScorePairs {
+    /// Minority-name scores.
+    pub minority: Vec<(PathBuf, String)>,
+    /// Majority-name scores.
+    pub majority: Vec<(PathBuf, String)>,
+}
+
+impl ScorePairs {
+    fn keys(&self) -> Vec<&String> {
+        self.minority.iter().chain(&self.majority).map(|(_, k)| k).collect()
+    }
+
+    fn load(&self) -> Result<(Vec<crate::score::ScoreSet>, Vec<crate::score::ScoreSet>), PipelineError> {
+        let load = |dirs: &[(PathBuf, String)]| -> Result<Vec<_>, PipelineError> {
+            dirs.iter().map(|(d, _)| load_scores(d).map_err(Into::into)).collect()
+        };
+        Ok((load(&self.minority)?, load(&self.majority)?))
+    }
+}
+
+/// Builds the set-difference mask of `scores` under `regime` into a keyed directory.
+pub fn build_mask(
+    ckpt: &Checkpoint,
+    scores: &ScorePairs,
+    params: &DifferenceParams,
+    regime: &Regime,
+    min_count: Option<usize>,
+    work: &WorkDir,
+    stages: &mut Stages,
+) -> Result<PathBuf, PipelineError> {
+    let key_inputs = json!({"stage": "mask", "scores": scores.keys(), "params": params, "regime": regime, "min_count": min_count});
+    let dir = work.stage_dir("mask", &stage_key(&key_inputs));
+    stages.begin("build mask");
+    let built = WorkDir::build_once(&dir, |tmp| {
+        let (minority, majority) = scores.load()?;
+        let arch = Architecture::of_checkpoint(ckpt)?;
+        let mask = build_regime_mask(&minority, &majority, &arch, params, regime, min_count)?;
+        save_mask(tmp, &mask)?;
+        Ok(())
+    })?;
+    stages.end(built, &dir);
+    Ok(dir)
+}
+
+/// What a sweep needs besides the scores.
+pub struct SweepRun<'a> {
+    /// Regime, parameters (p and q replaced per point) and joining.
+    pub regime: &'a Regime,
+    /// Set-difference parameters.
+    pub params: &'a DifferenceParams,
+    /// Joining threshold.
+    pub min_count: Option<usize>,
+    /// Evaluation of each point (the target variations).
+    pub eval: &'a EvalSpec,
+    /// The fenced baseline.
+    pub baseline: &'a Evaluated,
+    /// The grid.
+    pub p_grid: &'a [f64],
+    /// The grid.
+    pub q_grid: &'a [f64],
+}
+
+/// Runs (or resumes) the (p, q) sweep in a keyed directory; returns the points.
+pub fn sweep(
+    ctx: &ModelContext,
+    scores: &ScorePairs,
+    run: &SweepRun,
+    work: &WorkDir,
+    stages: &mut Stages,
+) -> Result<(PathBuf, Vec<SweepPoint>), PipelineError> {
+    let key_inputs = json!({"stage": "sweep", "checkpoint": ctx.identity, "scores": scores.keys(), "params": run.params,
+        "regime": run.regime, "min_count": run.min_count, "eval": eval_inputs(run.eval),
+        "baseline": run.baseline.records_sha256()?, "p_grid": run.p_grid, "q_grid": run.q_grid, "compute": ctx.compute()});
+    let dir = work.stage_dir("sweep", &stage_key(&key_inputs));
+    stages.begin(&format!("sweep {} points", run.p_grid.len() * run.q_grid.len()));
+    let table = dir.join("sweep.json");
+    if WorkDir::is_complete(&dir) {
+        let bytes = std::fs::read(&table).map_err(|e| PipelineError::io(&table, e))?;
+        let points = serde_json::from_slice(&bytes)
+            .map_err(|e| PipelineError::Spec(format!("{}: not a sweep table: {e}", table.display())))?;
+        stages.end(false, &dir);
+        return Ok((dir, points));
+    }
+    let (minority, majority) = scores.load()?;
+    let inputs = SweepInputs {
+        ckpt: ctx.ckpt,
+        identity: ctx.identity.clone(),
+        minority: &minority,
+        majority: &majority,
+        regime: run.regime.clone(),
+        min_count: run.min_count,
+        params: run.params.clone(),
+        eval: run.eval.clone(),
+        load: ctx.load.clone(),
+        baseline: Some((run.baseline.records.as_slice(), run.baseline.records_sha256()?)),
+    };
+    let points = run_sweep(&inputs, run.p_grid, run.q_grid, &dir, stages.progress())?;
+    let svg = sweep_svg(&points, run.p_grid, run.q_grid).map_err(PipelineError::Spec)?;
+    write_file(&dir.join("sweep.svg"), svg.as_bytes())?;
+    let mut bytes = serde_json::to_vec_pretty(&points).expect("points serialise");
+    bytes.push(b'\n');
+    write_file(&table, &bytes)?;
+    WorkDir::mark_complete(&dir, &key_inputs)?;
+    stages.end(true, &dir);
+    Ok((dir, points))
+}
+
+/// sha256 (hex) of a file's bytes.
+pub fn file_sha256(path: &Path) -> Result<String, PipelineError> {
+    let bytes = std::fs::read(path).map_err(|e| PipelineError::io(path, e))?;
+    Ok(hex::encode(Sha256::digest(&bytes)))
+}
+
+/// Writes a file atomically.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), PipelineError> {
+    crate::fsutil::write_atomically(path, bytes).map_err(|e| PipelineError::io(path, e))
+}

@@ -1,0 +1,208 @@
+//! `biasprune prune` end to end on the reference model: an uninterrupted run; a run killed
+//! (SIGKILL) while it scores, then rerun, which must reuse the finished stages and give the
+//! same manifest byte for byte; a rerun with one setting changed, which redoes only the
+//! stages downstream of it; the self-fenced baseline reproduced by `eval --baseline`; and
+//! the signed release verified against the base.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const EPOCH: &str = "1767225600";
+
+fn prune_args(model: &str, out: &Path, key: &Path) -> Vec<String> {
+    let mut args: Vec<String> = ["prune", model, "--scenario", "purchase", "--variations", "bicycle"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    args.extend(["--samples", "2", "--seed", "3", "--max-new-tokens", "12", "--quiet"].map(String::from));
+    args.extend(["--sign-key".into(), key.display().to_string(), "--out".into(), out.display().to_string()]);
+    args
+}
+
+fn run_json(args: &[String]) -> serde_json::Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_biasprune"))
+        .args(args)
+        .arg("--json")
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn status_of(outcome: &serde_json::Value, stage_prefix: &str) -> String {
+    let stage = outcome["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"].as_str().unwrap().starts_with(stage_prefix))
+        .unwrap_or_else(|| panic!("no stage {stage_prefix:?} in {outcome}"));
+    stage["status"].as_str().unwrap().to_string()
+}
+
+/// Starts a prune, waits until the log says it is scoring, lets it score a moment and kills it.
+fn kill_while_scoring(args: &[String]) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_biasprune"))
+        .args(args)
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .env("BIASPRUNE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(900);
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        assert!(Instant::now() < deadline, "scoring never started");
+        if line.contains("scoring minority answers") {
+            std::thread::sleep(Duration::from_secs(3));
+            break;
+        }
+    }
+    assert!(child.try_wait().unwrap().is_none(), "prune finished before it could be interrupted");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+fn read(path: PathBuf) -> Vec<u8> {
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn prune_resumes_after_a_kill_and_gives_the_same_signed_release() {
+    let model = common::reference_model();
+    let model = model.to_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("key");
+    let keygen = Command::new(env!("CARGO_BIN_EXE_biasprune"))
+        .args(["keygen", "--out", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(keygen.status.success());
+    let key = key.with_extension("priv");
+
+    let straight_out = tmp.path().join("straight");
+    let straight = run_json(&prune_args(model, &straight_out, &key));
+    assert!(straight["stages"].as_array().unwrap().iter().all(|s| s["status"] == "ran"), "{straight}");
+
+    let resumed_out = tmp.path().join("resumed");
+    let args = prune_args(model, &resumed_out, &key);
+    kill_while_scoring(&args);
+    assert!(!resumed_out.exists(), "a killed run must leave no OUT");
+    let work = tmp.path().join("resumed.work");
+    let partial = std::fs::read_dir(&work)
+        .unwrap()
+        .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".partial"));
+    assert!(partial, "the kill should have caught a score directory mid-way");
+
+    let resumed = run_json(&args);
+    assert_eq!(status_of(&resumed, "sample base answers"), "reused", "{resumed}");
+    assert_eq!(status_of(&resumed, "fence baseline"), "reused");
+    assert_eq!(status_of(&resumed, "score minority"), "ran");
+    assert_eq!(
+        read(straight_out.join("biasprune-manifest.json")),
+        read(resumed_out.join("biasprune-manifest.json")),
+        "the resumed run's manifest must equal the uninterrupted run's"
+    );
+    for file in ["evidence/pruned/records.jsonl", "evidence/baseline/summary.json", "pruning-mask.safetensors", "README.md"] {
+        assert_eq!(read(straight_out.join(file)), read(resumed_out.join(file)), "{file}");
+    }
+
+    let mut changed = args.clone();
+    changed.extend(["--q".to_string(), "0.2".to_string()]);
+    let rerun = run_json(&changed);
+    for reused in ["sample base answers", "fence baseline", "score minority", "score majority"] {
+        assert_eq!(status_of(&rerun, reused), "reused", "{reused}: {rerun}");
+    }
+    for redone in ["build mask", "evaluate pruned", "write release"] {
+        assert_eq!(status_of(&rerun, redone), "ran", "{redone}: {rerun}");
+    }
+    assert_eq!(rerun["q"], 0.2);
+    let manifest: serde_json::Value = serde_json::from_slice(&read(resumed_out.join("biasprune-manifest.json"))).unwrap();
+    assert_eq!(manifest["method"]["q"], 0.2);
+
+    let public = tmp.path().join("key.pub");
+    let verify = Command::new(env!("CARGO_BIN_EXE_biasprune"))
+        .args(["verify", resumed_out.to_str().unwrap(), "--public-key", public.to_str().unwrap(), "--base", model])
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+}
+
+#[test]
+fn the_self_fenced_baseline_is_what_eval_gives_with_it_as_baseline() {
+    let model = common::reference_model();
+    let model = model.to_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let mut args = prune_args(model, &out, Path::new("unused"));
+    let key_at = args.iter().position(|a| a == "--sign-key").unwrap();
+    args.drain(key_at..key_at + 2);
+    args.extend(["--p".into(), "0.3".into(), "--q".into(), "0.05".into()]);
+    run_json(&args);
+    let evidence = out.join("evidence/baseline");
+    let again = tmp.path().join("again");
+    let output = Command::new(env!("CARGO_BIN_EXE_biasprune"))
+        .args(["eval", model, "--scenario", "purchase", "--variations", "bicycle", "--samples", "2", "--seed", "3"])
+        .args(["--max-new-tokens", "12", "--quiet", "--baseline", evidence.join("records.jsonl").to_str().unwrap()])
+        .args(["--out", again.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    for file in ["records.jsonl", "summary.json", "run.json"] {
+        assert_eq!(read(evidence.join(file)), read(again.join(file)), "{file}");
+    }
+}
+
+#[test]
+fn bad_settings_fail_before_any_work_naming_what_is_wrong() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = common::reference_model();
+    let out = tmp.path().join("out");
+    let cases: [(&[&str], &str); 4] = [
+        (&["--scenario", "purchase", "--variations", "boat"], "no variation \"boat\""),
+        (&["--scenario", "purchase", "--regime", "sideways"], "regime"),
+        (&["--scenario", "purchase", "--variations", "bicycle", "--held-out", "bicycle"], "both a target and held out"),
+        (&["--variations", "bicycle"], "--scenario is required"),
+    ];
+    for (flags, needle) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_biasprune"))
+            .arg("prune")
+            .arg(&model)
+            .args(flags)
+            .args(["--out", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(stderr.contains(needle), "{flags:?}: {stderr}");
+        assert!(!out.exists() && !tmp.path().join("out.work").exists(), "{flags:?} left files behind");
+    }
+}
+
+#[test]
+fn a_pipeline_file_is_checked_and_named_in_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = common::reference_model();
+    let file = tmp.path().join("job.toml");
+    let job = |extra: &str| {
+        format!("base = {:?}\nout = \"out\"\n[use_case]\nscenario = \"purchase\"\n{extra}", model.display())
+    };
+    for (extra, needles) in [
+        ("variations = [\"boat\"]\n", &["no variation \"boat\""][..]),
+        ("[evaluation]\nsampels = 4\n", &["job.toml", "sampels"][..]),
+    ] {
+        std::fs::write(&file, job(extra)).unwrap();
+        let output =
+            Command::new(env!("CARGO_BIN_EXE_biasprune")).args(["prune", "--config", file.to_str().unwrap()]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(needles.iter().all(|n| stderr.contains(n)), "{needles:?}: {stderr}");
+        assert!(!tmp.path().join("out").exists() && !tmp.path().join("out.work").exists());
+    }
+}
