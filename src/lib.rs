@@ -11,9 +11,10 @@
 //! - `mask` turns scores into what to zero (and applies it in memory), `analyze` shows
 //!   where it sits, `surgery` writes the pruned checkpoint, `sweep` searches (p, q);
 //! - `manifest` records what was pruned and why; `sign` and `verify` implement the OpenSSF
-//!   model-signing format and the auditor's checks; `release` writes a signed, documented
-//!   pruned checkpoint in one step; `pipeline` runs the whole job (`biasprune prune`) with
-//!   a work directory keyed by input digests;
+//!   model-signing format and the auditor's checks; `report` renders a run's evidence as
+//!   one self-contained HTML page; `release` writes a signed, documented pruned checkpoint
+//!   in one step; `pipeline` runs the whole job (`biasprune prune`) with a work directory
+//!   keyed by input digests;
 //! - `device` selects CPU or CUDA and `devcheck` measures parity and speed on a device;
 //! - `cli` is the command-line front end.
 
@@ -47,6 +48,8 @@ pub mod sweep;
 pub mod manifest;
 pub mod sign;
 pub mod verify;
+
+pub mod report;
 
 pub mod release;
 

@@ -150,6 +150,16 @@ pub fn sweep_table(points: &[SweepPoint]) -> String {
 
 /// SVG of mean |SMD| and inlier ratio over the (p, q) grid, one annotated cell per point.
 pub fn sweep_svg(points: &[SweepPoint], p_grid: &[f64], q_grid: &[f64]) -> Result<String, String> {
+    sweep_marked_svg(points, p_grid, q_grid, None)
+}
+
+/// [`sweep_svg`] with the `chosen` (p, q) cell outlined in both grids.
+pub fn sweep_marked_svg(
+    points: &[SweepPoint],
+    p_grid: &[f64],
+    q_grid: &[f64],
+    chosen: Option<(f64, f64)>,
+) -> Result<String, String> {
     let mut svg = String::new();
     let (w, h) = (420 + 90 * p_grid.len() as u32, 160 + 60 * q_grid.len() as u32);
     {
@@ -157,10 +167,11 @@ pub fn sweep_svg(points: &[SweepPoint], p_grid: &[f64], q_grid: &[f64]) -> Resul
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let (left, right) = root.split_horizontally(w);
         let max_smd = points.iter().filter_map(|p| p.mean_abs_smd).fold(0.0, f64::max).max(1e-9);
-        draw_grid(&left, "mean |SMD| (lower is less disparity)", points, p_grid, q_grid, |pt| {
+        let grid = Grid { points, p_grid, q_grid, chosen };
+        draw_grid(&left, "mean |SMD| (lower is less disparity)", &grid, |pt| {
             pt.mean_abs_smd.map(|v| (v / max_smd, format!("{v:.3}")))
         })?;
-        draw_grid(&right, "inlier ratio (higher is less damage)", points, p_grid, q_grid, |pt| {
+        draw_grid(&right, "inlier ratio (higher is less damage)", &grid, |pt| {
             Some((1.0 - pt.inlier_ratio, format!("{:.1}%", pt.inlier_ratio * 100.0)))
         })?;
         root.present().map_err(|e| e.to_string())?;
@@ -170,14 +181,21 @@ pub fn sweep_svg(points: &[SweepPoint], p_grid: &[f64], q_grid: &[f64]) -> Resul
 
 type Cell = Option<(f64, String)>;
 
+/// The points of a sweep on their grid, with the chosen (p, q) if any.
+struct Grid<'a> {
+    points: &'a [SweepPoint],
+    p_grid: &'a [f64],
+    q_grid: &'a [f64],
+    chosen: Option<(f64, f64)>,
+}
+
 fn draw_grid<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
-    points: &[SweepPoint],
-    p_grid: &[f64],
-    q_grid: &[f64],
+    grid: &Grid,
     cell: impl Fn(&SweepPoint) -> Cell,
 ) -> Result<(), String> {
+    let Grid { points, p_grid, q_grid, chosen } = *grid;
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 15))
         .margin(12)
@@ -206,6 +224,13 @@ fn draw_grid<DB: DrawingBackend>(
         let style = TextStyle::from(("sans-serif", 14))
             .pos(text_anchor::Pos::new(text_anchor::HPos::Center, text_anchor::VPos::Center));
         chart.draw_series([Text::new(text, (x + 0.5, y + 0.5), style)]).map_err(|e| e.to_string())?;
+    }
+    if let Some((Some(i), Some(j))) = chosen.map(|(p, q)| (position(p_grid, p), position(q_grid, q))) {
+        let (x, y) = (i as f64, j as f64);
+        let (x0, y0, x1, y1) = (x + 0.03, y + 0.03, x + 0.97, y + 0.97);
+        let corners = vec![(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)];
+        let frame = PathElement::new(corners, BLACK.stroke_width(3));
+        chart.draw_series([frame]).map_err(|e| e.to_string())?;
     }
     Ok(())
 }

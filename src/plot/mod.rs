@@ -3,6 +3,8 @@
 //!
 //! - [`answer_distribution_svg`]: one variation's answers per group (box plot + points).
 //! - [`smd_chart_svg`]: SMD per variation with bootstrap CIs, several runs overlaid.
+//! - [`answer_histograms_svg`]: one variation's answers per group, one panel per run
+//!   (before and after pruning) on shared axes.
 
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
@@ -10,10 +12,12 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 mod distribution;
+mod histogram;
 mod smd_chart;
 
 pub use distribution::answer_distribution_svg;
-pub use smd_chart::{smd_chart_svg, SmdRun};
+pub use histogram::{answer_histograms_svg, RecordsRun};
+pub use smd_chart::{smd_chart_labelled_svg, smd_chart_svg, SmdRun};
 
 /// Errors of drawing a chart.
 #[derive(Debug, thiserror::Error)]

@@ -22,7 +22,14 @@ pub struct SmdRun<'a> {
 /// run is a dot at its SMD with an error bar from the CI's low to high bound, offset
 /// side by side, plus a zero line. Variations without an SMD in a run are left out for it.
 pub fn smd_chart_svg(runs: &[SmdRun]) -> Result<String, PlotError> {
+    smd_chart_labelled_svg(runs, &|id| id.to_string())
+}
+
+/// [`smd_chart_svg`] with each variation's column labelled `label(id)`, e.g. to mark
+/// held-out variations.
+pub fn smd_chart_labelled_svg(runs: &[SmdRun], label: &dyn Fn(&str) -> String) -> Result<String, PlotError> {
     let variations = variation_ids(runs);
+    let labels: Vec<String> = variations.iter().map(|id| label(id)).collect();
     let (low, high) =
         y_span(runs).ok_or_else(|| PlotError::NoData("no run has an SMD for any variation".to_string()))?;
     let width = (160 * variations.len() as u32 + 200).max(640);
@@ -45,7 +52,7 @@ pub fn smd_chart_svg(runs: &[SmdRun]) -> Result<String, PlotError> {
             .y_desc("SMD (majority - minority)")
             .draw()
             .map_err(draw_error)?;
-        draw_category_labels(&root, &chart, &variations, low)?;
+        draw_category_labels(&root, &chart, &labels, low)?;
         let zero = vec![(-0.5, 0.0), (variations.len() as f64 - 0.5, 0.0)];
         chart.draw_series(std::iter::once(PathElement::new(zero, BLACK.mix(0.6)))).map_err(draw_error)?;
         for (index, run) in runs.iter().enumerate() {

@@ -97,3 +97,39 @@ fn nothing_to_draw_is_an_error() {
     let empty = summary(&[]);
     assert!(matches!(smd_chart_svg(&[SmdRun { label: "x", summary: &empty }]), Err(PlotError::NoData(_))));
 }
+
+#[test]
+fn histograms_share_axes_across_runs_and_label_each_panel() {
+    let (before, after) = (records(0.1), records(0.0));
+    let runs = [RecordsRun { label: "baseline", records: &before }, RecordsRun { label: "pruned", records: &after }];
+    let svg = answer_histograms_svg(&purchase(), &runs, "bicycle", crate::metrics::Population::Inliers).unwrap();
+    let shown = texts(&svg);
+    for want in [
+        "purchase / bicycle: inlier answers by group, same axes in every panel",
+        "baseline: n = 20 / 20",
+        "pruned: n = 20 / 20",
+        // Means by hand: the wobble averages -0.5 * 2% of 500 = -5.
+        "white: mean 495",
+        "black: mean 445",
+        "black: mean 495",
+    ] {
+        assert!(shown.iter().any(|t| t == want), "missing {want:?} in {shown:?}");
+    }
+    let tick_labels = |panel: usize| -> Vec<String> {
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let mut labels: Vec<(f64, String)> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("text") && n.text().is_some_and(|t| t.trim().parse::<f64>().is_ok()))
+            .filter(|n| n.attribute("y").and_then(|y| y.parse::<f64>().ok()).is_some_and(|y| y > 380.0))
+            .map(|n| (n.attribute("x").unwrap().parse().unwrap(), n.text().unwrap().trim().to_string()))
+            .filter(|(x, _)| (*x >= 560.0) == (panel == 1))
+            .collect();
+        labels.sort_by(|a, b| a.0.total_cmp(&b.0));
+        labels.into_iter().map(|(_, t)| t).collect()
+    };
+    assert!(!tick_labels(0).is_empty());
+    assert_eq!(tick_labels(0), tick_labels(1), "both panels have the same x axis");
+    let parsed = answer_histograms_svg(&purchase(), &runs, "bicycle", crate::metrics::Population::Parsed).unwrap();
+    assert!(texts(&parsed).iter().any(|t| t == "baseline: n = 20 / 21"), "the parsed outlier is counted");
+    assert_eq!(svg, answer_histograms_svg(&purchase(), &runs, "bicycle", crate::metrics::Population::Inliers).unwrap());
+}
