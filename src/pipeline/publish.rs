@@ -89,12 +89,12 @@ pub fn publish(inputs: &PublishInputs, work: &WorkDir, stages: &mut Stages) -> R
     let zero_plan = resolve(&mask, &arch, inputs.ckpt)?;
     let pruned_entries = zero_plan.zeroed_count();
 
+    let (evidence, method, use_case) = (evidence(inputs)?, method(inputs, &mask), use_case(inputs));
     stages.begin("write report");
-    let report = super::report::render(inputs, &zero_plan, &arch)?;
+    let report = super::report::render(inputs, &zero_plan, &arch, &method, &use_case)?;
     stages.end_plain();
 
     stages.begin("write release");
-    let (evidence, method, use_case) = (evidence(inputs)?, method(inputs, &mask), use_case(inputs));
     let key_inputs = json!({"stage": "release", "base": inputs.base.root_digest, "mask": file_sha256(&inputs.mask_dir.join(MASK_JSON))?,
         "evidence": evidence.files.values().map(|p| file_sha256(p)).collect::<Result<Vec<_>, _>>()?,
         "method": method, "use_case": use_case, "report": hex::encode(sha2::Sha256::digest(&report)),
@@ -173,7 +173,7 @@ fn method(inputs: &PublishInputs, mask: &crate::mask::PruneMask) -> serde_json::
         let grid = spec.method.sweep.as_ref().expect("a sweep ran");
         json!({"p_grid": grid.p_grid, "q_grid": grid.q_grid, "max_inlier_drop": grid.max_inlier_drop,
             "max_parse_drop": grid.max_parse_drop, "chosen": {"p": s.chosen.p, "q": s.chosen.q},
-            "rule": "lowest mean |SMD| over the target variations among points whose inlier ratio and parse rate fall at most max_inlier_drop and max_parse_drop below the baseline's; ties: fewer entries pruned",
+            "rule": super::report::SWEEP_RULE,
             "points": s.points.iter().map(|p| json!({"p": p.p, "q": p.q, "pruned_entries": p.pruned_entries,
                 "mean_abs_smd": p.mean_abs_smd, "inlier_ratio": p.inlier_ratio, "parse_rate": p.parse_rate})).collect::<Vec<_>>()})
     });
@@ -187,11 +187,16 @@ fn method(inputs: &PublishInputs, mask: &crate::mask::PruneMask) -> serde_json::
         "score_batch": spec.method.score_batch,
         "direction": {"choice": spec.use_case.direction, "reason": inputs.direction.reason},
         "evaluation": {"context": plan.context, "samples": plan.sampling.samples, "seed": plan.sampling.seed,
-            "temperature": plan.sampling.temperature, "top_p": plan.sampling.top_p,
+            "temperature": decimal(plan.sampling.temperature), "top_p": decimal(plan.sampling.top_p),
             "max_new_tokens": plan.sampling.max_new_tokens, "max_rows": plan.sampling.max_rows,
             "inlier_rule": plan.inlier_rule, "summary": plan.summary,
             "baseline_inliers": "the base's answers judged by the fences of those same answers (evidence/baseline)"},
         "compute": {"device": crate::device::device_name(&plan.load.device), "dtype": format!("{:?}", plan.load.dtype)},
         "sweep": sweep,
     })
+}
+
+/// An f32 setting as the decimal it was written as (0.6, not 0.6000000238418579).
+fn decimal(value: f32) -> f64 {
+    value.to_string().parse().expect("a float's display parses")
 }

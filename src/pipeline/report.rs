@@ -1,6 +1,51 @@
-//! TEMPORARY until the report module lands.
+//! The report stage: the job's summaries, records, mask and sweep rendered by `report`.
+
 use super::publish::PublishInputs;
 use super::PipelineError;
-pub fn render(_i: &PublishInputs, _z: &crate::mask::ZeroPlan, _a: &crate::arch::Architecture) -> Result<Vec<u8>, PipelineError> {
-    Ok(b"<html></html>".to_vec())
+use crate::analyze::distribution;
+use crate::arch::{Architecture, Component};
+use crate::manifest::UseCase;
+use crate::mask::ZeroPlan;
+use crate::report::{render_html, ReportInput, SweepView};
+
+/// The rule a sweep's point is chosen by, in words (also recorded in the manifest).
+pub const SWEEP_RULE: &str = "lowest mean |SMD| over the target variations among points whose inlier ratio and parse rate fall at most max_inlier_drop and max_parse_drop below the baseline's; ties: fewer entries pruned";
+
+/// Renders OUT/report.html's bytes.
+pub fn render(
+    inputs: &PublishInputs,
+    zero_plan: &ZeroPlan,
+    arch: &Architecture,
+    method: &serde_json::Value,
+    use_case: &UseCase,
+) -> Result<Vec<u8>, PipelineError> {
+    let plan = inputs.plan;
+    let total_entries: u64 = Component::ALL.into_iter().map(|c| arch.linear_params(c)).sum::<u64>()
+        * arch.num_layers as u64;
+    let grid = inputs.spec.method.sweep.as_ref();
+    let sweep = inputs.sweep.zip(grid).map(|(s, grid)| SweepView {
+        points: &s.points,
+        p_grid: &grid.p_grid,
+        q_grid: &grid.q_grid,
+        chosen: (s.chosen.p, s.chosen.q),
+        rule: SWEEP_RULE.to_string(),
+    });
+    let input = ReportInput {
+        title: format!("{}, {} ({})", inputs.base.name, plan.scenario.id, plan.targets.join(", ")),
+        base: &inputs.base,
+        use_case,
+        settings: method,
+        scenario: &plan.scenario,
+        baseline: &inputs.baseline.summary,
+        baseline_records: &inputs.baseline.records,
+        pruned: &inputs.pruned.summary,
+        pruned_records: &inputs.pruned.records,
+        target_variations: &plan.targets,
+        distribution: &distribution(zero_plan, arch),
+        pruned_entries: zero_plan.zeroed_count(),
+        total_entries,
+        sweep,
+        generated: crate::manifest::creation_time(),
+    };
+    render_html(&input).map(String::into_bytes).map_err(|e| PipelineError::Report(e.to_string()))
 }
