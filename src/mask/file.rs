@@ -236,14 +236,42 @@ fn bitmask_bytes(mask: &PruneMask) -> Result<Vec<u8>, safetensors::SafeTensorErr
             safetensors::tensor::TensorView::new(Dtype::U8, shape, bits.as_bytes()).map(|view| (name.clone(), view))
         })
         .collect::<Result<_, _>>()?;
-    let metadata = HashMap::from([
-        ("format".to_string(), "biasprune-bitmask".to_string()),
-        ("bit_order".to_string(), "column c of a row is bit c%8 (least significant first) of byte c/8".to_string()),
-    ]);
+    // One key only: safetensors writes a HashMap's keys in random order, and the file's
+    // bytes must not depend on it.
+    let metadata = HashMap::from([(
+        "format".to_string(),
+        "biasprune-bitmask: column c of a row is bit c%8 (least significant first) of byte c/8".to_string(),
+    )]);
     safetensors::serialize(views, Some(metadata))
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), MaskFileError> {
     crate::fsutil::write_atomically(path, bytes)
         .map_err(|source| MaskFileError::Io { path: path.to_path_buf(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mask::BitMask;
+
+    #[test]
+    fn saving_the_same_mask_always_gives_the_same_bytes() {
+        let mut mask = PruneMask::default();
+        for (i, name) in ["model.layers.0.mlp.up_proj.weight", "model.layers.1.self_attn.q_proj.weight"].iter().enumerate() {
+            let mut bits = BitMask::new(4, 19);
+            bits.set(i, 3 + i);
+            mask.weights.insert(name.to_string(), bits);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let saved: Vec<(Vec<u8>, Vec<u8>)> = (0..16)
+            .map(|_| {
+                save_mask(dir.path(), &mask).unwrap();
+                let read = |f: &str| std::fs::read(dir.path().join(f)).unwrap();
+                (read(BITMASK_FILE), read(MASK_JSON))
+            })
+            .collect();
+        assert!(saved.windows(2).all(|w| w[0] == w[1]), "mask files differ between saves");
+        assert_eq!(load_mask(dir.path()).unwrap().weights, mask.weights);
+    }
 }

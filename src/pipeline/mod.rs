@@ -219,6 +219,9 @@ pub fn run_prune(spec: &PruneSpec, progress: &dyn Progress) -> Result<PruneOutco
     let plan = Plan::new(spec)?;
     publish::check_out_is_free_or_ours(spec)?;
     let work = WorkDir::open(&spec.work_dir())?;
+    if let Some(parent) = spec.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| PipelineError::io(parent, e))?;
+    }
     let mut stages = Stages::new(progress, planned_stages(spec, &plan));
 
     stages.begin("hash base checkpoint");

