@@ -128,7 +128,7 @@ fn prune_resumes_after_a_kill_and_gives_the_same_signed_release() {
         assert_eq!(status_of(&rerun, redone), "ran", "{redone}: {rerun}");
     }
     assert_eq!(rerun["q"], 0.2);
-    let manifest: serde_json::Value = serde_json::from_slice(&read(resumed_out.join("biasprune-manifest.json"))).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&read(resumed_out.join("biasprune-manifest.json"))).unwrap();
     assert_eq!(manifest["method"]["q"], 0.2);
 
     let public = tmp.path().join("key.pub");

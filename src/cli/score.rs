@@ -26,7 +26,7 @@ pub struct Args {
     pub scenario: Option<String>,
     /// Directory of extra scenario manifests.
     #[arg(long)]
-    pub scenario_dir: Option<PathBuf>,
+    pub scenarios_dir: Option<PathBuf>,
     /// Whose answers: minority or majority names.
     #[arg(long, value_enum)]
     pub group: GroupArg,
@@ -104,7 +104,7 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
         checkpoint: args.checkpoint.clone(),
         records: args.records.clone(),
         scenario: args.scenario.clone(),
-        scenario_dir: args.scenario_dir.clone(),
+        scenario_dir: args.scenarios_dir.clone(),
         calibration: CalibrationSpec {
             group: match args.group {
                 GroupArg::Minority => Group::Minority,
