@@ -14,10 +14,8 @@ use std::time::{Duration, Instant};
 const EPOCH: &str = "1767225600";
 
 fn prune_args(model: &str, out: &Path, key: &Path) -> Vec<String> {
-    let mut args: Vec<String> = ["prune", model, "--scenario", "purchase", "--variations", "bicycle"]
-        .into_iter()
-        .map(String::from)
-        .collect();
+    let mut args: Vec<String> =
+        ["prune", model, "--scenario", "purchase", "--variations", "bicycle"].into_iter().map(String::from).collect();
     args.extend(["--samples", "2", "--seed", "3", "--max-new-tokens", "12", "--quiet"].map(String::from));
     args.extend(["--sign-key".into(), key.display().to_string(), "--out".into(), out.display().to_string()]);
     args
@@ -100,9 +98,8 @@ fn prune_resumes_after_a_kill_and_gives_the_same_signed_release() {
     kill_while_scoring(&args);
     assert!(!resumed_out.exists(), "a killed run must leave no OUT");
     let work = tmp.path().join("resumed/release.work");
-    let partial = std::fs::read_dir(&work)
-        .unwrap()
-        .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".partial"));
+    let partial =
+        std::fs::read_dir(&work).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".partial"));
     assert!(partial, "the kill should have caught a score directory mid-way");
 
     let resumed = run_json(&args);
@@ -114,7 +111,9 @@ fn prune_resumes_after_a_kill_and_gives_the_same_signed_release() {
         read(resumed_out.join("biasprune-manifest.json")),
         "the resumed run's manifest must equal the uninterrupted run's"
     );
-    for file in ["evidence/pruned/records.jsonl", "evidence/baseline/summary.json", "pruning-mask.safetensors", "README.md"] {
+    for file in
+        ["evidence/pruned/records.jsonl", "evidence/baseline/summary.json", "pruning-mask.safetensors", "README.md"]
+    {
         assert!(read_bytes(straight_out.join(file)) == read_bytes(resumed_out.join(file)), "{file} differs");
     }
 
@@ -203,8 +202,10 @@ fn a_pipeline_file_is_checked_and_named_in_errors() {
         ("[evaluation]\nsampels = 4\n", &["job.toml", "sampels"][..]),
     ] {
         std::fs::write(&file, job(extra)).unwrap();
-        let output =
-            Command::new(env!("CARGO_BIN_EXE_biasprune")).args(["prune", "--config", file.to_str().unwrap()]).output().unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_biasprune"))
+            .args(["prune", "--config", file.to_str().unwrap()])
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{stderr}");
         assert!(needles.iter().all(|n| stderr.contains(n)), "{needles:?}: {stderr}");

@@ -54,7 +54,8 @@ impl Progress for Bars {
         let mut stage = self.stage.lock().expect("stage lock");
         let bar = stage.get_or_insert_with(|| {
             let bar = self.multi.insert(0, ProgressBar::new(count as u64));
-            let style = ProgressStyle::with_template("stage {pos}/{len} [{elapsed_precise}] {msg}").expect("valid template");
+            let style =
+                ProgressStyle::with_template("stage {pos}/{len} [{elapsed_precise}] {msg}").expect("valid template");
             bar.set_style(style);
             bar
         });

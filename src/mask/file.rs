@@ -258,7 +258,9 @@ mod tests {
     #[test]
     fn saving_the_same_mask_always_gives_the_same_bytes() {
         let mut mask = PruneMask::default();
-        for (i, name) in ["model.layers.0.mlp.up_proj.weight", "model.layers.1.self_attn.q_proj.weight"].iter().enumerate() {
+        for (i, name) in
+            ["model.layers.0.mlp.up_proj.weight", "model.layers.1.self_attn.q_proj.weight"].iter().enumerate()
+        {
             let mut bits = BitMask::new(4, 19);
             bits.set(i, 3 + i);
             mask.weights.insert(name.to_string(), bits);

@@ -18,7 +18,9 @@ use serde::Serialize;
 
 pub use plan::{load_options, parse_layers, Plan};
 pub use select::{choose_point, measure_direction, MeasuredDirection, TargetMetrics};
-pub use spec::{ComputeSpec, DirectionChoice, EvaluationSpec, MethodSpec, PruneSpec, RegimeChoice, SweepSpec, UseCaseSpec};
+pub use spec::{
+    ComputeSpec, DirectionChoice, EvaluationSpec, MethodSpec, PruneSpec, RegimeChoice, SweepSpec, UseCaseSpec,
+};
 pub use work::{stage_key, WorkDir, STAGE_MARKER};
 
 use crate::checkpoint::Checkpoint;
@@ -58,19 +60,19 @@ pub enum PipelineError {
     Device(#[from] crate::device::DeviceError),
     /// Evaluation failed.
     #[error(transparent)]
-    Eval(#[from] crate::eval::EvalError),
+    Eval(Box<crate::eval::EvalError>),
     /// The model could not be loaded.
     #[error(transparent)]
-    Session(#[from] crate::model::SessionError),
+    Session(Box<crate::model::SessionError>),
     /// Scoring failed.
     #[error(transparent)]
-    Score(#[from] crate::score::ScoreError),
+    Score(Box<crate::score::ScoreError>),
     /// A score file could not be read.
     #[error(transparent)]
     ScoreFile(#[from] crate::score::ScoreFileError),
     /// The mask could not be built.
     #[error(transparent)]
-    Regime(#[from] crate::mask::RegimeError),
+    Regime(Box<crate::mask::RegimeError>),
     /// The mask could not be saved or read.
     #[error(transparent)]
     MaskFile(#[from] crate::mask::MaskFileError),
@@ -79,16 +81,52 @@ pub enum PipelineError {
     MaskPlan(#[from] crate::mask::PlanError),
     /// The sweep failed.
     #[error(transparent)]
-    Sweep(#[from] crate::sweep::SweepError),
+    Sweep(Box<crate::sweep::SweepError>),
     /// Writing the release failed.
     #[error(transparent)]
-    Release(#[from] crate::release::ReleaseError),
+    Release(Box<crate::release::ReleaseError>),
     /// The report could not be drawn.
     #[error("report: {0}")]
     Report(String),
     /// No sweep point kept the model's answers usable.
     #[error("{0}")]
     NoAcceptablePoint(String),
+}
+
+impl From<crate::eval::EvalError> for PipelineError {
+    fn from(e: crate::eval::EvalError) -> Self {
+        PipelineError::Eval(Box::new(e))
+    }
+}
+
+impl From<crate::sweep::SweepError> for PipelineError {
+    fn from(e: crate::sweep::SweepError) -> Self {
+        PipelineError::Sweep(Box::new(e))
+    }
+}
+
+impl From<crate::release::ReleaseError> for PipelineError {
+    fn from(e: crate::release::ReleaseError) -> Self {
+        PipelineError::Release(Box::new(e))
+    }
+}
+
+impl From<crate::score::ScoreError> for PipelineError {
+    fn from(e: crate::score::ScoreError) -> Self {
+        PipelineError::Score(Box::new(e))
+    }
+}
+
+impl From<crate::mask::RegimeError> for PipelineError {
+    fn from(e: crate::mask::RegimeError) -> Self {
+        PipelineError::Regime(Box::new(e))
+    }
+}
+
+impl From<crate::model::SessionError> for PipelineError {
+    fn from(e: crate::model::SessionError) -> Self {
+        PipelineError::Session(Box::new(e))
+    }
 }
 
 impl PipelineError {
@@ -174,8 +212,12 @@ impl<'a> Stages<'a> {
         let (name, started) = self.current.take().expect("a stage was begun");
         let seconds = started.elapsed().as_secs_f64();
         match &status {
-            StageStatus::Reused => log::info!("{name}: reused {}", dir.map_or(String::new(), |d| d.display().to_string())),
-            StageStatus::Resumed { done, total } => log::info!("{name}: resumed ({done} of {total} chunks were complete), {seconds:.1} s"),
+            StageStatus::Reused => {
+                log::info!("{name}: reused {}", dir.map_or(String::new(), |d| d.display().to_string()))
+            }
+            StageStatus::Resumed { done, total } => {
+                log::info!("{name}: resumed ({done} of {total} chunks were complete), {seconds:.1} s")
+            }
             StageStatus::Ran => log::info!("{name}: done in {seconds:.1} s"),
         }
         self.records.push(StageRecord { name, status, seconds, dir: dir.map(Path::to_path_buf) });
@@ -229,7 +271,12 @@ pub fn run_prune(spec: &PruneSpec, progress: &dyn Progress) -> Result<PruneOutco
     let base = crate::release::base_identity(&ckpt, progress)?;
     stages.end_plain();
     let identity = CheckpointIdentity { name: base.name.clone(), files: base.files.clone(), masks_applied: Vec::new() };
-    let ctx = ModelContext { ckpt: &ckpt, identity: &identity, load: &plan.load, scenarios_dir: spec.scenarios_dir.as_deref() };
+    let ctx = ModelContext {
+        ckpt: &ckpt,
+        identity: &identity,
+        load: &plan.load,
+        scenarios_dir: spec.scenarios_dir.as_deref(),
+    };
 
     let evidence_spec = plan.eval_spec(&plan.scenario, Some(plan.evidence_variations()));
     let answers = stages::evaluate_base(&ctx, &evidence_spec, &work, &mut stages, "sample base answers")?;
@@ -242,7 +289,9 @@ pub fn run_prune(spec: &PruneSpec, progress: &dyn Progress) -> Result<PruneOutco
     let regime = plan.regime(spec.use_case.regime);
     let baseline_targets = TargetMetrics::of(&baseline.summary, &plan.targets);
     let (mask_dir, sweep) = match &spec.method.sweep {
-        None => (stages::build_mask(&ckpt, &scores, &params, &regime, spec.method.min_count, &work, &mut stages)?, None),
+        None => {
+            (stages::build_mask(&ckpt, &scores, &params, &regime, spec.method.min_count, &work, &mut stages)?, None)
+        }
         Some(grid) => {
             let target_spec = plan.eval_spec(&plan.scenario, Some(plan.targets.clone()));
             let run = SweepRun {
@@ -322,14 +371,13 @@ fn score_all(
     let mut units: Vec<(crate::scenario::Scenario, stages::Evaluated, Option<Vec<String>>)> = Vec::new();
     match spec.use_case.regime {
         RegimeChoice::PromptSpecific => {
-            let own = stages::read_evaluation(&answers.dir)?;
-            units.push((plan.scenario.clone(), own, Some(plan.targets.clone())));
+            units.push((plan.scenario.clone(), answers.clone(), Some(plan.targets.clone())))
         }
         RegimeChoice::WithinContext => {
             let train_spec = plan.eval_spec(&plan.scenario, Some(plan.train_variations.clone()));
             let train = stages::evaluate_base(ctx, &train_spec, work, stages, "sample training answers")?;
             for v in &plan.train_variations {
-                units.push((plan.scenario.clone(), stages::read_evaluation(&train.dir)?, Some(vec![v.clone()])));
+                units.push((plan.scenario.clone(), train.clone(), Some(vec![v.clone()])));
             }
         }
         RegimeChoice::CrossContext => {

@@ -126,7 +126,7 @@ impl Plan {
             scenario: scenario.clone(),
             context: self.context,
             variations,
-            sampling: self.sampling.clone(),
+            sampling: self.sampling,
             inlier_rule: self.inlier_rule,
             summary: self.summary,
         }
@@ -161,10 +161,13 @@ fn training(
 ) -> Result<(Vec<String>, Vec<Scenario>), PipelineError> {
     let use_case = &spec.use_case;
     let refuse = |what: &str| {
-        Err(PipelineError::Spec(format!("{what} only applies to the {} regime", match what {
-            "train_variations" => "within-context",
-            _ => "cross-context",
-        })))
+        Err(PipelineError::Spec(format!(
+            "{what} only applies to the {} regime",
+            match what {
+                "train_variations" => "within-context",
+                _ => "cross-context",
+            }
+        )))
     };
     match use_case.regime {
         RegimeChoice::PromptSpecific | RegimeChoice::CrossContext if !use_case.train_variations.is_empty() => {
@@ -246,9 +249,9 @@ fn difference_params(spec: &PruneSpec) -> Result<DifferenceParams, PipelineError
             return Err(PipelineError::Spec(format!("head_mode {other:?}: expected o-proj-columns or q-proj-rows")))
         }
     };
-    let fractions = [method.p, method.q].into_iter().chain(method.sweep.iter().flat_map(|s| {
-        s.p_grid.iter().chain(&s.q_grid).copied().collect::<Vec<_>>()
-    }));
+    let fractions = [method.p, method.q]
+        .into_iter()
+        .chain(method.sweep.iter().flat_map(|s| s.p_grid.iter().chain(&s.q_grid).copied().collect::<Vec<_>>()));
     for f in fractions {
         if !(0.0..=1.0).contains(&f) {
             return Err(PipelineError::Spec(format!("p and q are fractions in [0, 1]; found {f}")));

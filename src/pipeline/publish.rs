@@ -159,7 +159,10 @@ fn use_case(inputs: &PublishInputs) -> UseCase {
         scenarios,
         variations: plan.targets.clone(),
         held_out: plan.held_out.clone(),
-        regime: serde_json::to_value(spec.use_case.regime).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+        regime: serde_json::to_value(spec.use_case.regime)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
         direction: inputs.direction.direction_name().to_string(),
     }
 }

@@ -20,8 +20,8 @@ pub fn render(
     use_case: &UseCase,
 ) -> Result<Vec<u8>, PipelineError> {
     let plan = inputs.plan;
-    let total_entries: u64 = Component::ALL.into_iter().map(|c| arch.linear_params(c)).sum::<u64>()
-        * arch.num_layers as u64;
+    let total_entries: u64 =
+        Component::ALL.into_iter().map(|c| arch.linear_params(c)).sum::<u64>() * arch.num_layers as u64;
     let grid = inputs.spec.method.sweep.as_ref();
     let sweep = inputs.sweep.zip(grid).map(|(s, grid)| SweepView {
         points: &s.points,

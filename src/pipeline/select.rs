@@ -147,7 +147,13 @@ mod tests {
     }
 
     fn baseline(inlier: f64) -> TargetMetrics {
-        TargetMetrics { mean_abs_smd: Some(0.5), smd_sum: Some(0.5), inlier_ratio: inlier, parse_rate: 1.0, answers: 10 }
+        TargetMetrics {
+            mean_abs_smd: Some(0.5),
+            smd_sum: Some(0.5),
+            inlier_ratio: inlier,
+            parse_rate: 1.0,
+            answers: 10,
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ use crate::score::{load_scores, score_to_dir, CalibrationSpec, Group, Method, Sc
 use crate::sweep::{run_sweep, sweep_svg, SweepInputs, SweepPoint};
 
 /// A finished evaluation: its directory, summary and records.
+#[derive(Clone)]
 pub struct Evaluated {
     /// The stage directory (run.json, records.jsonl, summary.json).
     pub dir: PathBuf,
@@ -67,9 +68,11 @@ pub fn evaluate_base(
     stages: &mut Stages,
     label: &str,
 ) -> Result<Evaluated, PipelineError> {
-    let key_inputs = json!({"stage": "answers", "checkpoint": ctx.identity, "eval": eval_inputs(spec), "compute": ctx.compute()});
+    let key_inputs =
+        json!({"stage": "answers", "checkpoint": ctx.identity, "eval": eval_inputs(spec), "compute": ctx.compute()});
     let dir = work.stage_dir(&format!("answers-{}", spec.scenario.id), &stage_key(&key_inputs));
-    evaluate(ctx, spec, None, None, &dir, &key_inputs, stages, label)
+    let stage = EvalStage { dir, key_inputs, label: label.to_string() };
+    evaluate(ctx, spec, None, None, &stage, stages)
 }
 
 /// The base's answers judged by their own fences (see `eval::self_fenced_copy`).
@@ -82,7 +85,8 @@ pub fn fence_baseline(
     let key_inputs = json!({"stage": "baseline", "answers": answers.records_sha256()?, "scenario": scenario.id});
     let dir = work.stage_dir("baseline", &stage_key(&key_inputs));
     stages.begin("fence baseline");
-    let built = WorkDir::build_once(&dir, |tmp| self_fenced_copy(&answers.dir, scenario, tmp).map(|_| ()).map_err(Into::into))?;
+    let built =
+        WorkDir::build_once(&dir, |tmp| self_fenced_copy(&answers.dir, scenario, tmp).map(|_| ()).map_err(Into::into))?;
     stages.end(built, &dir);
     read_evaluation(&dir)
 }
@@ -100,21 +104,27 @@ pub fn evaluate_pruned(
     let key_inputs = json!({"stage": "pruned", "checkpoint": ctx.identity, "mask": mask_sha,
         "eval": eval_inputs(spec), "baseline": baseline.records_sha256()?, "compute": ctx.compute()});
     let dir = work.stage_dir("pruned", &stage_key(&key_inputs));
-    evaluate(ctx, spec, Some((mask_dir, mask_sha)), Some(baseline), &dir, &key_inputs, stages, "evaluate pruned")
+    let stage = EvalStage { dir, key_inputs, label: "evaluate pruned".to_string() };
+    evaluate(ctx, spec, Some((mask_dir, mask_sha)), Some(baseline), &stage, stages)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// An evaluation stage's directory, the inputs that key it and its display name.
+struct EvalStage {
+    dir: PathBuf,
+    key_inputs: serde_json::Value,
+    label: String,
+}
+
 fn evaluate(
     ctx: &ModelContext,
     spec: &EvalSpec,
     mask: Option<(&Path, String)>,
     baseline: Option<&Evaluated>,
-    dir: &Path,
-    key_inputs: &serde_json::Value,
+    stage: &EvalStage,
     stages: &mut Stages,
-    label: &str,
 ) -> Result<Evaluated, PipelineError> {
-    stages.begin(label);
+    let (dir, key_inputs) = (stage.dir.as_path(), &stage.key_inputs);
+    stages.begin(&stage.label);
     if WorkDir::is_complete(dir) {
         stages.end(false, dir);
         return read_evaluation(dir);
@@ -253,7 +263,8 @@ pub fn build_mask(
     work: &WorkDir,
     stages: &mut Stages,
 ) -> Result<PathBuf, PipelineError> {
-    let key_inputs = json!({"stage": "mask", "scores": scores.keys(), "params": params, "regime": regime, "min_count": min_count});
+    let key_inputs =
+        json!({"stage": "mask", "scores": scores.keys(), "params": params, "regime": regime, "min_count": min_count});
     let dir = work.stage_dir("mask", &stage_key(&key_inputs));
     stages.begin("build mask");
     let built = WorkDir::build_once(&dir, |tmp| {

@@ -42,9 +42,12 @@ impl WorkDir {
             .write(true)
             .open(&lock_path)
             .map_err(|e| PipelineError::io(&lock_path, e))?;
-        lock.try_lock().map_err(|_| {
-            PipelineError::Spec(format!("{}: another biasprune prune is using this work directory", root.display()))
-        })?;
+        if !try_lock_exclusive(&lock) {
+            return Err(PipelineError::Spec(format!(
+                "{}: another biasprune prune is using this work directory",
+                root.display()
+            )));
+        }
         Ok(WorkDir { root: root.to_path_buf(), _lock: lock })
     }
 
@@ -89,6 +92,13 @@ impl WorkDir {
         std::fs::rename(&partial, dir).map_err(|e| PipelineError::io(dir, e))?;
         Ok(true)
     }
+}
+
+/// Takes an exclusive advisory lock on `file` without waiting (released when it closes).
+fn try_lock_exclusive(file: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a file descriptor this function borrows; no memory is shared.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
 
 fn partial_path(dir: &Path) -> PathBuf {
