@@ -2,6 +2,7 @@
 //! files and signature, all assembled in surgery's temporary directory before the atomic
 //! publish, so OUT appears complete (and signed, when asked) or not at all.
 
+mod evidence;
 mod use_case;
 
 use std::collections::BTreeMap;
@@ -14,19 +15,24 @@ use crate::arch::Architecture;
 use crate::checkpoint::Checkpoint;
 use crate::manifest::{
     creation_time, model_card, pruned_section, to_bytes, BaseIdentity, EvaluationEvidence, Evidence, FileRef, Manifest,
-    Tool, UseCase, EVIDENCE_DIR, FORMAT_VERSION, MANIFEST_FILE,
+    Pruned, Tool, UseCase, EVIDENCE_DIR, FORMAT_VERSION, MANIFEST_FILE,
 };
 use crate::mask::{bitmask_source, load_mask, resolve, MaskFileError, PruneMask, BITMASK_FILE};
 use crate::progress::{NoProgress, Progress};
-use crate::sign::{digest_directory, root_digest, sign_directory_as, SignError, SignOutcome, SIGNATURE_FILE};
+use crate::sign::{
+    digest_directory, list_files, root_digest, sign_directory_as, SignError, SignOutcome, IGNORE_PATHS, SIGNATURE_FILE,
+};
 use crate::surgery::{sync_dir, write_pruned_then, ApplyOptions, ApplyReport, FileDigest, OutputTarget, SurgeryError};
 
+pub use evidence::{BASELINE_EVIDENCE, PRUNED_EVIDENCE};
 pub use use_case::{read_use_case, use_case_and_method, DIRECTIONS, REGIMES};
 
 /// Model card file name; the base's own README.md is kept as `README.base.md`.
 pub const CARD_FILE: &str = "README.md";
 /// Where the base checkpoint's README.md goes in a release.
 pub const BASE_CARD_FILE: &str = "README.base.md";
+/// The HTML report `biasprune prune` ships beside the card (signed like every file).
+pub const REPORT_FILE: &str = "report.html";
 
 /// A release could not be made; OUT was not created.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +53,14 @@ pub enum ReleaseError {
         path: PathBuf,
         /// The underlying error.
         source: std::io::Error,
+    },
+    /// Evidence or a given base identity that does not fit the release.
+    #[error("{}: {reason}", path.display())]
+    BadInput {
+        /// The file or directory at fault.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
     },
     /// A use-case file that does not describe a use case.
     #[error("{}: {reason}", path.display())]
@@ -96,6 +110,10 @@ pub struct ReleaseOptions {
     pub use_case: Option<UseCase>,
     /// Evidence files and summaries.
     pub evidence: Option<EvidenceInput>,
+    /// The base's identity when the caller already hashed it (see
+    /// [`base_identity_from_digests`]); the base is then not read a second time. Its file
+    /// list and root digest are checked against a listing of the base.
+    pub base: Option<BaseIdentity>,
 }
 
 /// What `release` wrote.
@@ -130,15 +148,24 @@ pub fn release(
     let ckpt = Checkpoint::open(checkpoint).map_err(SurgeryError::from)?;
     let arch = Architecture::of_checkpoint(&ckpt).map_err(SurgeryError::from)?;
     let plan = resolve(&mask, &arch, &ckpt).map_err(SurgeryError::from)?;
-    let context = Context { mask: &mask, bitmask, ckpt: &ckpt, arch: &arch, options };
+    let context = Context { mask: &mask, bitmask, options };
     let mut finished = None;
+    if let Some(given) = &options.base {
+        check_given_base(ckpt.dir(), given)?;
+    }
     let apply = std::thread::scope(|scope| {
-        // The base is hashed while surgery writes, on its own thread: surgery waits on the
-        // disk (writes, fsync) often enough that this hides most of the base's hashing.
-        let base_job = scope.spawn(|| base_identity(&ckpt, &NoProgress));
+        // Unless given, the base is hashed while surgery writes, on its own thread: surgery
+        // waits on the disk (writes, fsync) often enough that this hides much of the hashing.
+        // The manifest's pruned section (counting every declared entry) is computed the same way.
+        let base_job = options.base.is_none().then(|| scope.spawn(|| base_identity(&ckpt, &NoProgress)));
+        let pruned_job = scope.spawn(|| pruned_section(&mask, &plan, &ckpt, &arch, None));
         write_pruned_then(&ckpt, &plan, out, options.apply, progress, |target, report| {
-            let base = base_job.join().expect("base hashing does not panic")?;
-            finished = Some(context.finalize(target, report, base, &plan, progress)?);
+            let base = match base_job {
+                Some(job) => job.join().expect("base hashing does not panic")?,
+                None => options.base.clone().expect("a base identity is given when not hashed"),
+            };
+            let pruned = pruned_job.join().expect("the pruned section does not panic");
+            finished = Some(context.finalize(target, report, base, pruned, progress)?);
             Ok::<(), ReleaseError>(())
         })
     })?;
@@ -159,11 +186,61 @@ pub fn base_identity(ckpt: &Checkpoint, progress: &dyn Progress) -> Result<BaseI
     })
 }
 
+/// The base's identity from per-file sha256 (hex) computed earlier, e.g. by `eval` (its
+/// `CheckpointIdentity::files`): the base is listed as model-signing lists it (model.sig and
+/// VCS files left out, no hashing) and every listed file must have a digest in `files`.
+pub fn base_identity_from_digests(dir: &Path, files: &BTreeMap<String, String>) -> Result<BaseIdentity, ReleaseError> {
+    let dir = dir.canonicalize().map_err(|e| ReleaseError::io(dir, e))?;
+    let ignore: Vec<String> = IGNORE_PATHS.iter().map(|p| p.to_string()).collect();
+    let mut kept = BTreeMap::new();
+    for file in list_files(&dir, &ignore)? {
+        let Some(sha) = files.get(&file.path) else {
+            return Err(bad_base(&dir, format!("no sha256 given for the base's file {}", file.path)));
+        };
+        kept.insert(file.path, sha.clone());
+    }
+    let root = root_of(&dir, &kept)?;
+    Ok(BaseIdentity {
+        name: dir.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        files: kept,
+        root_digest: root,
+    })
+}
+
+/// A given base identity must list exactly the base's files and carry their root digest.
+fn check_given_base(dir: &Path, given: &BaseIdentity) -> Result<(), ReleaseError> {
+    let listed = base_identity_from_digests(dir, &given.files)?;
+    if listed.files.len() != given.files.len() {
+        let extra: Vec<&String> = given.files.keys().filter(|p| !listed.files.contains_key(*p)).collect();
+        return Err(bad_base(dir, format!("the given base identity lists files the base does not have: {extra:?}")));
+    }
+    if listed.root_digest != given.root_digest {
+        return Err(bad_base(
+            dir,
+            format!("the given root digest {} is not that of its files ({})", given.root_digest, listed.root_digest),
+        ));
+    }
+    Ok(())
+}
+
+fn root_of(dir: &Path, files: &BTreeMap<String, String>) -> Result<String, ReleaseError> {
+    let mut digests = Vec::with_capacity(files.len());
+    for (path, sha) in files {
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(sha, &mut digest)
+            .map_err(|_| bad_base(dir, format!("{path}: {sha:?} is not a hex sha256")))?;
+        digests.push(digest);
+    }
+    Ok(hex::encode(root_digest(digests.iter())))
+}
+
+fn bad_base(dir: &Path, reason: String) -> ReleaseError {
+    ReleaseError::BadInput { path: dir.to_path_buf(), reason }
+}
+
 struct Context<'a> {
     mask: &'a PruneMask,
     bitmask: Option<PathBuf>,
-    ckpt: &'a Checkpoint,
-    arch: &'a Architecture,
     options: &'a ReleaseOptions,
 }
 
@@ -174,14 +251,14 @@ impl Context<'_> {
         target: &OutputTarget,
         report: &mut ApplyReport,
         base: BaseIdentity,
-        plan: &crate::mask::ZeroPlan,
+        mut pruned: Pruned,
         progress: &dyn Progress,
     ) -> Result<(String, String, Option<SignOutcome>), ReleaseError> {
         let temp = &target.temp;
         let out_name = target.out.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         drop_base_signature(temp, report)?;
         keep_base_card(temp, report)?;
-        let bitmask_ref = match &self.bitmask {
+        pruned.bitmask_file = match &self.bitmask {
             Some(source) => Some(copy_recorded(source, temp, BITMASK_FILE, report)?),
             None => None,
         };
@@ -197,7 +274,7 @@ impl Context<'_> {
             base,
             use_case,
             method,
-            pruned: pruned_section(self.mask, plan, self.ckpt, self.arch, bitmask_ref),
+            pruned,
             evidence,
             card: None,
         };

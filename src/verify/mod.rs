@@ -2,11 +2,14 @@
 //!
 //! `verify_signature` runs the signature checks (bundle, key hint, DSSE signature,
 //! statement, root digest) and the file checks (digests, unsigned and missing files).
-//! Other checks (manifest, base comparison) add their own `Check`s to the same `Report`.
+//! Other checks (manifest, base comparison, reproduction of the evidence) add their own
+//! `Check`s to the same `Report`.
 
+mod agreement;
 mod base;
 mod files;
 mod manifest;
+mod reproduce;
 mod signature;
 
 use std::path::Path;
@@ -16,6 +19,9 @@ use serde::Serialize;
 
 use crate::progress::Progress;
 use crate::sign::{PublicKey, SignError};
+
+pub use agreement::{Comparison, Tolerance};
+pub use reproduce::{check_reproduction, ReproduceOptions};
 
 /// Check names, stable for scripts reading `--json` output.
 pub mod names {
@@ -55,6 +61,15 @@ pub mod names {
     pub const BASE_UNDECLARED_ZEROING: &str = "base.undeclared_zeroing";
     /// No declared entry still holds the base's non-zero value.
     pub const BASE_OVERDECLARED: &str = "base.overdeclared";
+    /// evidence/pruned (and with --base evidence/baseline) holds an evaluation's run.json
+    /// and summary.json, and the baseline records that fenced it, with the recorded sha256.
+    pub const REPRODUCE_EVIDENCE: &str = "reproduce.evidence";
+    /// The recorded scenario exists here with the recorded definition sha256.
+    pub const REPRODUCE_SCENARIO: &str = "reproduce.scenario";
+    /// Re-running the pruned evaluation on DIR gives the recorded SMD and inlier ratios.
+    pub const REPRODUCE_PRUNED: &str = "reproduce.pruned";
+    /// Re-running the baseline evaluation on BASE gives the recorded SMD and inlier ratios.
+    pub const REPRODUCE_BASELINE: &str = "reproduce.baseline";
 }
 
 /// One named verification check and its outcome.
