@@ -160,8 +160,19 @@ pub fn verify_directory(
     if let Some(base) = base.filter(|b| !b.is_dir()) {
         return Err(SignError::NotADirectory { path: base.to_path_buf() });
     }
-    let mut checks = verify_signature(dir, public_key_pem, progress)?;
-    if let Some(declared) = manifest::check_manifest(dir, base.is_some(), &mut checks) {
+    // The manifest checks read only the declared entries and the bitmask: they run while
+    // the signature checks hash every file, and their checks are reported after those.
+    let (signature, (declared, manifest_checks)) = std::thread::scope(|scope| {
+        let manifest_job = scope.spawn(|| {
+            let mut checks = Vec::new();
+            (manifest::check_manifest(dir, base.is_some(), &mut checks), checks)
+        });
+        let signature = verify_signature(dir, public_key_pem, progress);
+        (signature, manifest_job.join().expect("manifest checks do not panic"))
+    });
+    let mut checks = signature?;
+    checks.extend(manifest_checks);
+    if let Some(declared) = declared {
         if let Some(base) = base {
             base::check_base(dir, base, &declared, progress, &mut checks);
         }
