@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::analyze::distribution;
 use crate::arch::{classify_tensor, linear_weight_name, Architecture, Component};
 use crate::checkpoint::Checkpoint;
 use crate::mask::{HeadMode, PruneMask, ZeroPlan};
@@ -247,23 +246,20 @@ pub fn pruned_section(
             },
         );
     }
-    let dist = distribution(plan, arch);
-    let per_layer: BTreeMap<usize, BTreeMap<Component, u64>> = dist
-        .counts
-        .iter()
-        .enumerate()
-        .filter(|(_, row)| row.iter().any(|&n| n > 0))
-        .map(|(layer, row)| {
-            (layer, Component::ALL.iter().zip(row).filter(|(_, &n)| n > 0).map(|(&c, &n)| (c, n)).collect())
-        })
-        .collect();
+    // Per layer and component from the per-tensor counts (each tensor is counted once).
+    let mut per_layer: BTreeMap<usize, BTreeMap<Component, u64>> = BTreeMap::new();
+    for (name, tensor) in tensors.iter().filter(|(_, t)| t.zeroed > 0) {
+        if let Some((layer, component)) = classify_tensor(name).filter(|(l, _)| *l < arch.num_layers) {
+            *per_layer.entry(layer).or_default().entry(component).or_default() += tensor.zeroed;
+        }
+    }
     let mut per_component: BTreeMap<Component, u64> = BTreeMap::new();
     for counts in per_layer.values() {
         for (&c, &n) in counts {
             *per_component.entry(c).or_default() += n;
         }
     }
-    let other: u64 = tensors.iter().filter(|(n, _)| classify_tensor(n).is_none()).map(|(_, t)| t.zeroed).sum();
+    let total: u64 = tensors.values().map(|t| t.zeroed).sum();
     Pruned {
         head_mode: mask.head_mode,
         heads: mask
@@ -282,7 +278,7 @@ pub fn pruned_section(
         tensors,
         per_layer,
         per_component,
-        total: dist.total + other,
+        total,
     }
 }
 
