@@ -240,6 +240,19 @@ fn a_release_with_evaluations_reproduces_and_forged_evidence_is_caught() {
     // The same forgery within a loose tolerance still fails: same device and dtype compare exactly.
     let loose = ["--scenarios-dir", s(&setup.scenarios), "--inlier-tolerance", "0.5"];
     assert_eq!(verify(&setup, &forged, &loose).0, 1);
+
+    // In another compute dtype the comparison is within the tolerances given.
+    let f16 = ["--scenarios-dir", s(&setup.scenarios), "--compute-dtype", "f16"];
+    let wide = [&f16[..], &["--smd-tolerance", "100", "--inlier-tolerance", "1"]].concat();
+    let (code, checks) = verify(&setup, &forged, &wide);
+    assert_eq!((code, failed(&checks)), (0, vec![]), "{checks:#?}");
+    let detail = named(&checks, "reproduce.pruned")[0]["detail"].as_str().unwrap().to_string();
+    assert!(detail.contains("with cpu/f16 (recorded on cpu/f32: compared within |ΔSMD| <= 100"), "{detail}");
+    let narrow = [&f16[..], &["--smd-tolerance", "0", "--inlier-tolerance", "0"]].concat();
+    let (code, checks) = verify(&setup, &dir, &narrow);
+    let failures = failed(&checks);
+    assert_eq!(code, 1, "f16 arithmetic changes some noise answers, so zero tolerance fails: {checks:#?}");
+    assert!(failures.iter().all(|c| c["name"] == "reproduce.pruned"), "{failures:#?}");
 }
 
 #[test]
