@@ -14,8 +14,8 @@ use base64::Engine;
 use biasprune::arch::{linear_weight_name, Architecture, Component};
 use biasprune::checkpoint::Checkpoint;
 use biasprune::fixture::FixtureSpec;
-use biasprune::manifest::{from_bytes, BaseIdentity};
-use biasprune::mask::{save_mask, BitMask, PruneMask};
+use biasprune::manifest::{from_bytes, pruned_section, BaseIdentity};
+use biasprune::mask::{load_mask, resolve, save_mask, BitMask, PruneMask};
 use biasprune::progress::NoProgress;
 use biasprune::release::{base_identity, base_identity_from_digests, release, ReleaseOptions};
 use biasprune::sign::{sign_payload, Bundle, Statement};
@@ -345,6 +345,13 @@ fn a_given_base_identity_is_recorded_as_if_hashed_and_an_inconsistent_one_is_ref
         manifest
     };
     assert_eq!(read("given"), read("hashed"));
+    let ckpt = Checkpoint::open(&base).unwrap();
+    let arch = Architecture::of_checkpoint(&ckpt).unwrap();
+    let mask = load_mask(&root.path().join("mask")).unwrap();
+    let plan = resolve(&mask, &arch, &ckpt).unwrap();
+    let recorded = read("hashed").pruned;
+    let recounted = pruned_section(&mask, &plan, &ckpt, &arch, recorded.bitmask_file.clone());
+    assert_eq!(recorded, recounted, "surgery's per-tensor counts are the plan's");
 
     let mut wrong_digest = given.clone();
     wrong_digest.files.insert("config.json".into(), "00".repeat(32));

@@ -231,6 +231,19 @@ pub fn pruned_section(
     arch: &Architecture,
     bitmask_file: Option<FileRef>,
 ) -> Pruned {
+    pruned_section_counted(mask, plan, ckpt, arch, bitmask_file, &BTreeMap::new())
+}
+
+/// [`pruned_section`] with entries zeroed per tensor already counted (surgery counts them
+/// while writing: `ApplyReport::zeroed`); tensors missing from `zeroed` are counted here.
+pub fn pruned_section_counted(
+    mask: &PruneMask,
+    plan: &ZeroPlan,
+    ckpt: &Checkpoint,
+    arch: &Architecture,
+    bitmask_file: Option<FileRef>,
+    zeroed: &BTreeMap<String, u64>,
+) -> Pruned {
     let mut tensors = BTreeMap::new();
     for (name, zeroing) in &plan.tensors {
         let shard = ckpt.tensor(name).map(|t| t.shard.to_string()).unwrap_or_default();
@@ -242,7 +255,7 @@ pub fn pruned_section(
                 rows: zeroing.zero_rows.iter().copied().collect(),
                 columns: zeroing.zero_cols.iter().copied().collect(),
                 bitmask_entries: zeroing.entries.as_ref().map_or(0, |b| b.count()),
-                zeroed: zeroing.zeroed_count(),
+                zeroed: zeroed.get(name).copied().unwrap_or_else(|| zeroing.zeroed_count()),
             },
         );
     }

@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 use crate::arch::Architecture;
 use crate::checkpoint::Checkpoint;
 use crate::manifest::{
-    creation_time, model_card, pruned_section, to_bytes, BaseIdentity, EvaluationEvidence, Evidence, FileRef, Manifest,
-    Pruned, Tool, UseCase, EVIDENCE_DIR, FORMAT_VERSION, MANIFEST_FILE,
+    creation_time, model_card, pruned_section_counted, to_bytes, BaseIdentity, EvaluationEvidence, Evidence, FileRef,
+    Manifest, Tool, UseCase, EVIDENCE_DIR, FORMAT_VERSION, MANIFEST_FILE,
 };
 use crate::mask::{bitmask_source, load_mask, resolve, MaskFileError, PruneMask, BITMASK_FILE};
 use crate::progress::{NoProgress, Progress};
@@ -148,7 +148,7 @@ pub fn release(
     let ckpt = Checkpoint::open(checkpoint).map_err(SurgeryError::from)?;
     let arch = Architecture::of_checkpoint(&ckpt).map_err(SurgeryError::from)?;
     let plan = resolve(&mask, &arch, &ckpt).map_err(SurgeryError::from)?;
-    let context = Context { mask: &mask, bitmask, options };
+    let context = Context { mask: &mask, bitmask, ckpt: &ckpt, arch: &arch, options };
     let mut finished = None;
     if let Some(given) = &options.base {
         check_given_base(ckpt.dir(), given)?;
@@ -156,16 +156,13 @@ pub fn release(
     let apply = std::thread::scope(|scope| {
         // Unless given, the base is hashed while surgery writes, on its own thread: surgery
         // waits on the disk (writes, fsync) often enough that this hides much of the hashing.
-        // The manifest's pruned section (counting every declared entry) is computed the same way.
         let base_job = options.base.is_none().then(|| scope.spawn(|| base_identity(&ckpt, &NoProgress)));
-        let pruned_job = scope.spawn(|| pruned_section(&mask, &plan, &ckpt, &arch, None));
         write_pruned_then(&ckpt, &plan, out, options.apply, progress, |target, report| {
             let base = match base_job {
                 Some(job) => job.join().expect("base hashing does not panic")?,
                 None => options.base.clone().expect("a base identity is given when not hashed"),
             };
-            let pruned = pruned_job.join().expect("the pruned section does not panic");
-            finished = Some(context.finalize(target, report, base, pruned, progress)?);
+            finished = Some(context.finalize(target, report, base, &plan, progress)?);
             Ok::<(), ReleaseError>(())
         })
     })?;
@@ -241,6 +238,8 @@ fn bad_base(dir: &Path, reason: String) -> ReleaseError {
 struct Context<'a> {
     mask: &'a PruneMask,
     bitmask: Option<PathBuf>,
+    ckpt: &'a Checkpoint,
+    arch: &'a Architecture,
     options: &'a ReleaseOptions,
 }
 
@@ -251,14 +250,14 @@ impl Context<'_> {
         target: &OutputTarget,
         report: &mut ApplyReport,
         base: BaseIdentity,
-        mut pruned: Pruned,
+        plan: &crate::mask::ZeroPlan,
         progress: &dyn Progress,
     ) -> Result<(String, String, Option<SignOutcome>), ReleaseError> {
         let temp = &target.temp;
         let out_name = target.out.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         drop_base_signature(temp, report)?;
         keep_base_card(temp, report)?;
-        pruned.bitmask_file = match &self.bitmask {
+        let bitmask_ref = match &self.bitmask {
             Some(source) => Some(copy_recorded(source, temp, BITMASK_FILE, report)?),
             None => None,
         };
@@ -274,7 +273,8 @@ impl Context<'_> {
             base,
             use_case,
             method,
-            pruned,
+            // Surgery counted the entries it zeroed per tensor: no second count.
+            pruned: pruned_section_counted(self.mask, plan, self.ckpt, self.arch, bitmask_ref, &report.zeroed),
             evidence,
             card: None,
         };
