@@ -14,7 +14,10 @@ use base64::Engine;
 use biasprune::arch::{linear_weight_name, Architecture, Component};
 use biasprune::checkpoint::Checkpoint;
 use biasprune::fixture::FixtureSpec;
-use biasprune::mask::{save_mask, BitMask, PruneMask};
+use biasprune::manifest::{from_bytes, pruned_section, BaseIdentity};
+use biasprune::mask::{load_mask, resolve, save_mask, BitMask, PruneMask};
+use biasprune::progress::NoProgress;
+use biasprune::release::{base_identity, base_identity_from_digests, release, ReleaseOptions};
 use biasprune::sign::{sign_payload, Bundle, Statement};
 use support::{biasprune, fixture};
 use tempfile::TempDir;
@@ -316,6 +319,69 @@ fn undeclared_change_re_signed_is_caught_against_the_base() {
     flip_byte(&r.out.join(&shard));
     resign(&r);
     assert_fails_naming(&r, true, "base.unchanged", &shard);
+}
+
+#[test]
+fn a_given_base_identity_is_recorded_as_if_hashed_and_an_inconsistent_one_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let base = fixture(root.path(), "base", &FixtureSpec::default());
+    fs::write(base.join("model.sig"), "the base's own signature, not part of its identity").unwrap();
+    write_mask(&base, &root.path().join("mask"));
+    let hashed = base_identity(&Checkpoint::open(&base).unwrap(), &NoProgress).unwrap();
+    let eval_digests = biasprune::checkpoint::file_digests(&base).unwrap();
+    assert!(eval_digests.contains_key("model.sig"), "eval's identity lists every file");
+    let given = base_identity_from_digests(&base, &eval_digests).unwrap();
+    assert_eq!(given, hashed, "model.sig is left out as model-signing leaves it out");
+
+    let release_with = |name: &str, base_id: Option<BaseIdentity>| {
+        let options = ReleaseOptions { base: base_id, ..ReleaseOptions::default() };
+        release(&base, &root.path().join("mask"), &root.path().join(name), &options, &NoProgress)
+    };
+    release_with("hashed", None).unwrap();
+    release_with("given", Some(given.clone())).unwrap();
+    let read = |name: &str| {
+        let mut manifest = from_bytes(&fs::read(root.path().join(name).join(MANIFEST)).unwrap()).unwrap();
+        (manifest.created, manifest.card) = (String::new(), None);
+        manifest
+    };
+    assert_eq!(read("given"), read("hashed"));
+    let ckpt = Checkpoint::open(&base).unwrap();
+    let arch = Architecture::of_checkpoint(&ckpt).unwrap();
+    let mask = load_mask(&root.path().join("mask")).unwrap();
+    let plan = resolve(&mask, &arch, &ckpt).unwrap();
+    let recorded = read("hashed").pruned;
+    let recounted = pruned_section(&mask, &plan, &ckpt, &arch, recorded.bitmask_file.clone());
+    assert_eq!(recorded, recounted, "surgery's per-tensor counts are the plan's");
+
+    let mut wrong_digest = given.clone();
+    wrong_digest.files.insert("config.json".into(), "00".repeat(32));
+    let mut missing = given.clone();
+    missing.files.remove("config.json");
+    let mut extra = given.clone();
+    extra.files.insert("gone.bin".into(), "11".repeat(32));
+    for (identity, needle) in [
+        (wrong_digest, "is not that of its files"),
+        (missing, "no sha256 given for the base's file config.json"),
+        (extra, "lists files the base does not have: [\"gone.bin\"]"),
+    ] {
+        let err = release_with("refused", Some(identity)).unwrap_err().to_string();
+        assert!(err.contains(needle), "{err}");
+        assert!(!root.path().join("refused").exists(), "nothing is written");
+    }
+}
+
+#[test]
+fn a_signed_report_html_is_a_release_file_but_other_additions_are_not() {
+    let r = released();
+    fs::write(r.out.join("report.html"), "<!doctype html><title>report</title>\n").unwrap();
+    resign(&r);
+    let (code, text) = verify(&r, &r.public, true);
+    assert_eq!(code, 0, "report.html belongs to a release:\n{text}");
+    assert!(text.contains("PASS base.unchanged"), "{text}");
+    fs::write(r.out.join("notes.html"), "<p>not declared</p>\n").unwrap();
+    resign(&r);
+    let text = assert_fails_naming(&r, true, "base.unchanged", "notes.html");
+    assert!(text.contains("is neither in the base nor declared by the manifest"), "{text}");
 }
 
 #[test]

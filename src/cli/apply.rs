@@ -39,6 +39,16 @@ pub struct Args {
     /// (implies --manifest).
     #[arg(long, value_name = "DIR")]
     pub evidence_dir: Option<PathBuf>,
+    /// An `eval` output directory of the base model: its run.json, summary.json and
+    /// records.jsonl go to OUT/evidence/baseline/ and its summary into the manifest (implies
+    /// --manifest).
+    #[arg(long, value_name = "DIR")]
+    pub baseline_eval: Option<PathBuf>,
+    /// An `eval` output directory of the pruned model (`eval BASE --mask MASK --baseline
+    /// BASELINE/records.jsonl`): to OUT/evidence/pruned/ and into the manifest, so `verify
+    /// --reproduce` can re-run it (implies --manifest).
+    #[arg(long, value_name = "DIR")]
+    pub pruned_eval: Option<PathBuf>,
     /// JSON file with the manifest's use_case object (scenarios, variations, held_out,
     /// regime, direction), replacing the one derived from the mask (implies --manifest).
     #[arg(long, value_name = "FILE")]
@@ -50,7 +60,13 @@ pub struct Args {
 
 /// Runs `apply`.
 pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
-    if args.manifest || args.sign_key.is_some() || args.evidence_dir.is_some() || args.use_case_file.is_some() {
+    let release_asked = args.manifest
+        || args.sign_key.is_some()
+        || args.evidence_dir.is_some()
+        || args.use_case_file.is_some()
+        || args.baseline_eval.is_some()
+        || args.pruned_eval.is_some();
+    if release_asked {
         return run_release(args, bars);
     }
     let mask = load_mask(&args.mask)?;
@@ -70,6 +86,16 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
+fn evidence(args: &Args) -> anyhow::Result<Option<EvidenceInput>> {
+    let mut input = args.evidence_dir.as_deref().map(EvidenceInput::from_dir).transpose()?;
+    if args.baseline_eval.is_some() || args.pruned_eval.is_some() {
+        input
+            .get_or_insert_with(EvidenceInput::default)
+            .add_evaluations(args.baseline_eval.as_deref(), args.pruned_eval.as_deref())?;
+    }
+    Ok(input)
+}
+
 fn run_release(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
     let sign_key_pem = match &args.sign_key {
         Some(path) => {
@@ -81,7 +107,7 @@ fn run_release(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
         apply: ApplyOptions { force: args.force },
         sign_key_pem,
         use_case: args.use_case_file.as_deref().map(read_use_case).transpose()?,
-        evidence: args.evidence_dir.as_deref().map(EvidenceInput::from_dir).transpose()?,
+        evidence: evidence(&args)?,
         ..ReleaseOptions::default()
     };
     let report = release(&args.checkpoint, &args.mask, &args.out, &options, bars)?;

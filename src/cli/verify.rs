@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
+use super::device::DeviceArg;
 use super::Outcome;
 use crate::progress::Progress;
-use crate::verify::{verify_directory, Report};
+use crate::verify::{check_reproduction, verify_directory, Report, ReproduceOptions, Tolerance};
 
 /// Arguments of `biasprune verify`.
 #[derive(Args, Debug)]
@@ -22,6 +23,24 @@ pub struct VerifyArgs {
     /// and that every byte not declared pruned equals it (needs biasprune-manifest.json).
     #[arg(long, value_name = "BASE")]
     base: Option<PathBuf>,
+    /// Re-run the shipped evaluations (evidence/pruned on DIR; with --base, evidence/baseline
+    /// on BASE) with their recorded seeds and settings, and compare the SMD and inlier ratios
+    /// with evidence/*/summary.json and the manifest: exactly on the recorded device kind and
+    /// dtype, else within the tolerances below.
+    #[arg(long)]
+    reproduce: bool,
+    /// A directory of scenario manifests, for scenarios that are not built in (--reproduce).
+    #[arg(long, value_name = "DIR", requires = "reproduce")]
+    scenarios_dir: Option<PathBuf>,
+    /// Largest accepted |ΔSMD| when device or dtype differ from the recorded run.
+    #[arg(long, default_value_t = Tolerance::default().smd, value_name = "X", requires = "reproduce")]
+    smd_tolerance: f64,
+    /// Largest accepted |Δ inlier ratio| when device or dtype differ from the recorded run.
+    #[arg(long, default_value_t = Tolerance::default().inlier_ratio, value_name = "X", requires = "reproduce")]
+    inlier_tolerance: f64,
+    /// Where the re-run runs (--reproduce).
+    #[command(flatten)]
+    device: DeviceArg,
     /// Print the report as JSON: {"passed": bool, "checks": [{name, passed, detail, file}]}.
     #[arg(long)]
     json: bool,
@@ -31,14 +50,31 @@ pub struct VerifyArgs {
 pub fn run(args: VerifyArgs, progress: &dyn Progress) -> anyhow::Result<Outcome> {
     let pem = std::fs::read_to_string(&args.public_key)
         .with_context(|| format!("reading the public key {}", args.public_key.display()))?;
-    let report = verify_directory(&args.dir, &pem, args.base.as_deref(), progress)
+    let reproduce = args.reproduce.then(|| reproduce_options(&args)).transpose()?;
+    let mut report = verify_directory(&args.dir, &pem, args.base.as_deref(), progress)
         .with_context(|| format!("verifying {} with {}", args.dir.display(), args.public_key.display()))?;
+    if let Some(options) = &reproduce {
+        report.checks.extend(check_reproduction(&args.dir, args.base.as_deref(), options, progress));
+    }
     if args.json {
         super::print_json(&report)?;
     } else {
         print_human(&report);
     }
     Ok(if report.passed() { Outcome::Ok } else { Outcome::CheckFailed })
+}
+
+fn reproduce_options(args: &VerifyArgs) -> anyhow::Result<ReproduceOptions> {
+    for (flag, value) in [("--smd-tolerance", args.smd_tolerance), ("--inlier-tolerance", args.inlier_tolerance)] {
+        if !(value.is_finite() && value >= 0.0) {
+            anyhow::bail!("{flag} {value}: expected a finite number >= 0");
+        }
+    }
+    Ok(ReproduceOptions {
+        scenarios_dir: args.scenarios_dir.clone(),
+        load: args.device.load_options(false)?,
+        tolerance: Tolerance { smd: args.smd_tolerance, inlier_ratio: args.inlier_tolerance },
+    })
 }
 
 fn print_human(report: &Report) {

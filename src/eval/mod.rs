@@ -13,12 +13,13 @@ mod files;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use candle_core::DeviceLocation;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::checkpoint::CheckpointError;
 use crate::metrics::{AnswerRecord, InlierJudge, InlierRule, MetricsError, Summary, SummarySettings};
-use crate::model::{ChatSession, SamplingSettings, SessionError};
+use crate::model::{ChatSession, LoadOptions, SamplingSettings, SessionError};
 use crate::progress::{Progress, Unit};
 use crate::scenario::parse::parse_answer;
 use crate::scenario::{ContextLevel, Prompt, Scenario, ScenarioError};
@@ -124,6 +125,38 @@ pub struct RunIdentity {
     pub baseline_sha256: Option<String>,
     /// The checkpoint: directory name and sha256 of every file.
     pub checkpoint: CheckpointIdentity,
+    /// Where the model ran and in which compute dtype; absent in runs recorded before it
+    /// was kept. Reproduction is exact only on the same device kind and dtype.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute: Option<ComputeIdentity>,
+}
+
+/// The device and compute dtype an evaluation ran with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComputeIdentity {
+    /// `cpu`, `cuda:N` or `metal:N`.
+    pub device: String,
+    /// Compute dtype: `f32`, `f16`, `bf16`, ...
+    pub dtype: String,
+}
+
+impl ComputeIdentity {
+    /// The device and dtype of loaded weights.
+    pub fn of(options: &LoadOptions) -> Self {
+        let device = match options.device.location() {
+            DeviceLocation::Cpu => "cpu".to_string(),
+            DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+            DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+        };
+        ComputeIdentity { device, dtype: options.dtype.as_str().to_string() }
+    }
+
+    /// Whether results computed with `self` and `other` are expected to be bit-identical:
+    /// the same kind of device (the GPU's index does not matter) and the same dtype.
+    pub fn same_arithmetic(&self, other: &ComputeIdentity) -> bool {
+        let kind = |d: &str| d.split(':').next().unwrap_or(d).to_string();
+        kind(&self.device) == kind(&other.device) && self.dtype == other.dtype
+    }
 }
 
 /// A checkpoint's identity for reproduction.
@@ -191,6 +224,7 @@ pub fn run_eval(
         summary: spec.summary,
         baseline_sha256: baseline.as_ref().map(|(_, digest)| digest.clone()),
         checkpoint,
+        compute: Some(ComputeIdentity::of(session.model().options())),
     };
     std::fs::create_dir_all(out).map_err(|e| EvalError::io(out, e))?;
     files::claim_run(out, &identity)?;

@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::analyze::distribution;
 use crate::arch::{classify_tensor, linear_weight_name, Architecture, Component};
 use crate::checkpoint::Checkpoint;
 use crate::mask::{HeadMode, PruneMask, ZeroPlan};
@@ -232,6 +231,19 @@ pub fn pruned_section(
     arch: &Architecture,
     bitmask_file: Option<FileRef>,
 ) -> Pruned {
+    pruned_section_counted(mask, plan, ckpt, arch, bitmask_file, &BTreeMap::new())
+}
+
+/// [`pruned_section`] with entries zeroed per tensor already counted (surgery counts them
+/// while writing: `ApplyReport::zeroed`); tensors missing from `zeroed` are counted here.
+pub fn pruned_section_counted(
+    mask: &PruneMask,
+    plan: &ZeroPlan,
+    ckpt: &Checkpoint,
+    arch: &Architecture,
+    bitmask_file: Option<FileRef>,
+    zeroed: &BTreeMap<String, u64>,
+) -> Pruned {
     let mut tensors = BTreeMap::new();
     for (name, zeroing) in &plan.tensors {
         let shard = ckpt.tensor(name).map(|t| t.shard.to_string()).unwrap_or_default();
@@ -243,27 +255,24 @@ pub fn pruned_section(
                 rows: zeroing.zero_rows.iter().copied().collect(),
                 columns: zeroing.zero_cols.iter().copied().collect(),
                 bitmask_entries: zeroing.entries.as_ref().map_or(0, |b| b.count()),
-                zeroed: zeroing.zeroed_count(),
+                zeroed: zeroed.get(name).copied().unwrap_or_else(|| zeroing.zeroed_count()),
             },
         );
     }
-    let dist = distribution(plan, arch);
-    let per_layer: BTreeMap<usize, BTreeMap<Component, u64>> = dist
-        .counts
-        .iter()
-        .enumerate()
-        .filter(|(_, row)| row.iter().any(|&n| n > 0))
-        .map(|(layer, row)| {
-            (layer, Component::ALL.iter().zip(row).filter(|(_, &n)| n > 0).map(|(&c, &n)| (c, n)).collect())
-        })
-        .collect();
+    // Per layer and component from the per-tensor counts (each tensor is counted once).
+    let mut per_layer: BTreeMap<usize, BTreeMap<Component, u64>> = BTreeMap::new();
+    for (name, tensor) in tensors.iter().filter(|(_, t)| t.zeroed > 0) {
+        if let Some((layer, component)) = classify_tensor(name).filter(|(l, _)| *l < arch.num_layers) {
+            *per_layer.entry(layer).or_default().entry(component).or_default() += tensor.zeroed;
+        }
+    }
     let mut per_component: BTreeMap<Component, u64> = BTreeMap::new();
     for counts in per_layer.values() {
         for (&c, &n) in counts {
             *per_component.entry(c).or_default() += n;
         }
     }
-    let other: u64 = tensors.iter().filter(|(n, _)| classify_tensor(n).is_none()).map(|(_, t)| t.zeroed).sum();
+    let total: u64 = tensors.values().map(|t| t.zeroed).sum();
     Pruned {
         head_mode: mask.head_mode,
         heads: mask
@@ -282,7 +291,7 @@ pub fn pruned_section(
         tensors,
         per_layer,
         per_component,
-        total: dist.total + other,
+        total,
     }
 }
 

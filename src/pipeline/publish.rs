@@ -21,8 +21,7 @@ use crate::release::{release, EvidenceInput, ReleaseOptions};
 use crate::surgery::ApplyOptions;
 use crate::sweep::SweepPoint;
 
-/// The report's file name inside OUT.
-pub const REPORT_FILE: &str = "report.html";
+pub use crate::release::REPORT_FILE;
 /// Records of a finished release in the work directory, so a rerun knows OUT is its own.
 const RELEASE_STAGE: &str = "release";
 

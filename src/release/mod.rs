@@ -2,6 +2,7 @@
 //! files and signature, all assembled in surgery's temporary directory before the atomic
 //! publish, so OUT appears complete (and signed, when asked) or not at all.
 
+mod evidence;
 mod use_case;
 
 use std::collections::BTreeMap;
@@ -13,20 +14,25 @@ use sha2::{Digest, Sha256};
 use crate::arch::Architecture;
 use crate::checkpoint::Checkpoint;
 use crate::manifest::{
-    creation_time, model_card, pruned_section, to_bytes, BaseIdentity, EvaluationEvidence, Evidence, FileRef, Manifest,
-    Tool, UseCase, EVIDENCE_DIR, FORMAT_VERSION, MANIFEST_FILE,
+    creation_time, model_card, pruned_section_counted, to_bytes, BaseIdentity, EvaluationEvidence, Evidence, FileRef,
+    Manifest, Tool, UseCase, EVIDENCE_DIR, FORMAT_VERSION, MANIFEST_FILE,
 };
 use crate::mask::{bitmask_source, load_mask, resolve, MaskFileError, PruneMask, BITMASK_FILE};
 use crate::progress::{NoProgress, Progress};
-use crate::sign::{digest_directory, root_digest, sign_directory_as, SignError, SignOutcome, SIGNATURE_FILE};
+use crate::sign::{
+    digest_directory, list_files, root_digest, sign_directory_as, SignError, SignOutcome, IGNORE_PATHS, SIGNATURE_FILE,
+};
 use crate::surgery::{sync_dir, write_pruned_then, ApplyOptions, ApplyReport, FileDigest, OutputTarget, SurgeryError};
 
+pub use evidence::{BASELINE_EVIDENCE, PRUNED_EVIDENCE};
 pub use use_case::{read_use_case, use_case_and_method, DIRECTIONS, REGIMES};
 
 /// Model card file name; the base's own README.md is kept as `README.base.md`.
 pub const CARD_FILE: &str = "README.md";
 /// Where the base checkpoint's README.md goes in a release.
 pub const BASE_CARD_FILE: &str = "README.base.md";
+/// The HTML report `biasprune prune` ships beside the card (signed like every file).
+pub const REPORT_FILE: &str = "report.html";
 
 /// A release could not be made; OUT was not created.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +53,14 @@ pub enum ReleaseError {
         path: PathBuf,
         /// The underlying error.
         source: std::io::Error,
+    },
+    /// Evidence or a given base identity that does not fit the release.
+    #[error("{}: {reason}", path.display())]
+    BadInput {
+        /// The file or directory at fault.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
     },
     /// A use-case file that does not describe a use case.
     #[error("{}: {reason}", path.display())]
@@ -101,8 +115,9 @@ pub struct ReleaseOptions {
     /// Extra top-level files (name to bytes), e.g. `report.html`, written and signed with
     /// the release.
     pub extra_files: BTreeMap<String, Vec<u8>>,
-    /// The base's identity when the caller already hashed it (the base is then not read
-    /// a second time).
+    /// The base's identity when the caller already hashed it (see
+    /// [`base_identity_from_digests`]); the base is then not read a second time. Its file
+    /// list and root digest are checked against a listing of the base.
     pub base: Option<BaseIdentity>,
 }
 
@@ -140,14 +155,17 @@ pub fn release(
     let plan = resolve(&mask, &arch, &ckpt).map_err(SurgeryError::from)?;
     let context = Context { mask: &mask, bitmask, ckpt: &ckpt, arch: &arch, options };
     let mut finished = None;
+    if let Some(given) = &options.base {
+        check_given_base(ckpt.dir(), given)?;
+    }
     let apply = std::thread::scope(|scope| {
-        // The base is hashed while surgery writes, on its own thread: surgery waits on the
-        // disk (writes, fsync) often enough that this hides most of the base's hashing.
+        // Unless given, the base is hashed while surgery writes, on its own thread: surgery
+        // waits on the disk (writes, fsync) often enough that this hides much of the hashing.
         let base_job = options.base.is_none().then(|| scope.spawn(|| base_identity(&ckpt, &NoProgress)));
         write_pruned_then(&ckpt, &plan, out, options.apply, progress, |target, report| {
             let base = match base_job {
                 Some(job) => job.join().expect("base hashing does not panic")?,
-                None => options.base.clone().expect("given when not hashed here"),
+                None => options.base.clone().expect("a base identity is given when not hashed"),
             };
             finished = Some(context.finalize(target, report, base, &plan, progress)?);
             Ok::<(), ReleaseError>(())
@@ -168,6 +186,58 @@ pub fn base_identity(ckpt: &Checkpoint, progress: &dyn Progress) -> Result<BaseI
         files: digests.iter().map(|(path, d)| (path.clone(), hex::encode(d.sha256))).collect(),
         root_digest: hex::encode(root),
     })
+}
+
+/// The base's identity from per-file sha256 (hex) computed earlier, e.g. by `eval` (its
+/// `CheckpointIdentity::files`): the base is listed as model-signing lists it (model.sig and
+/// VCS files left out, no hashing) and every listed file must have a digest in `files`.
+pub fn base_identity_from_digests(dir: &Path, files: &BTreeMap<String, String>) -> Result<BaseIdentity, ReleaseError> {
+    let dir = dir.canonicalize().map_err(|e| ReleaseError::io(dir, e))?;
+    let ignore: Vec<String> = IGNORE_PATHS.iter().map(|p| p.to_string()).collect();
+    let mut kept = BTreeMap::new();
+    for file in list_files(&dir, &ignore)? {
+        let Some(sha) = files.get(&file.path) else {
+            return Err(bad_base(&dir, format!("no sha256 given for the base's file {}", file.path)));
+        };
+        kept.insert(file.path, sha.clone());
+    }
+    let root = root_of(&dir, &kept)?;
+    Ok(BaseIdentity {
+        name: dir.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        files: kept,
+        root_digest: root,
+    })
+}
+
+/// A given base identity must list exactly the base's files and carry their root digest.
+fn check_given_base(dir: &Path, given: &BaseIdentity) -> Result<(), ReleaseError> {
+    let listed = base_identity_from_digests(dir, &given.files)?;
+    if listed.files.len() != given.files.len() {
+        let extra: Vec<&String> = given.files.keys().filter(|p| !listed.files.contains_key(*p)).collect();
+        return Err(bad_base(dir, format!("the given base identity lists files the base does not have: {extra:?}")));
+    }
+    if listed.root_digest != given.root_digest {
+        return Err(bad_base(
+            dir,
+            format!("the given root digest {} is not that of its files ({})", given.root_digest, listed.root_digest),
+        ));
+    }
+    Ok(())
+}
+
+fn root_of(dir: &Path, files: &BTreeMap<String, String>) -> Result<String, ReleaseError> {
+    let mut digests = Vec::with_capacity(files.len());
+    for (path, sha) in files {
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(sha, &mut digest)
+            .map_err(|_| bad_base(dir, format!("{path}: {sha:?} is not a hex sha256")))?;
+        digests.push(digest);
+    }
+    Ok(hex::encode(root_digest(digests.iter())))
+}
+
+fn bad_base(dir: &Path, reason: String) -> ReleaseError {
+    ReleaseError::BadInput { path: dir.to_path_buf(), reason }
 }
 
 struct Context<'a> {
@@ -210,7 +280,8 @@ impl Context<'_> {
             base,
             use_case,
             method,
-            pruned: pruned_section(self.mask, plan, self.ckpt, self.arch, bitmask_ref),
+            // Surgery counted the entries it zeroed per tensor: no second count.
+            pruned: pruned_section_counted(self.mask, plan, self.ckpt, self.arch, bitmask_ref, &report.zeroed),
             evidence,
             card: None,
         };

@@ -249,7 +249,8 @@ fn classify_tensor(
 }
 
 /// Non-shard files: each base file must be in the output unchanged (README.md as
-/// README.base.md when a card was written); extra files must be ones the manifest declares.
+/// README.base.md when a card was written); extra files must be ones the manifest declares
+/// or the release's own report.html.
 fn compare_other_files(
     dir: &Path,
     out: &Checkpoint,
@@ -267,7 +268,7 @@ fn compare_other_files(
             path.to_string()
         }
     };
-    let mut expected: BTreeSet<String> = [MANIFEST_FILE.to_string()].into();
+    let mut expected: BTreeSet<String> = [MANIFEST_FILE.to_string(), crate::release::REPORT_FILE.to_string()].into();
     expected.extend(manifest.card.iter().chain(&manifest.pruned.bitmask_file).map(|f| f.path.clone()));
     expected.extend(manifest.evidence.iter().flat_map(|e| &e.files).map(|f| f.path.clone()));
     for (path, sha) in base_digests.iter().filter(|(p, _)| !shards.contains(p.as_str())) {

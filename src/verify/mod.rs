@@ -2,11 +2,14 @@
 //!
 //! `verify_signature` runs the signature checks (bundle, key hint, DSSE signature,
 //! statement, root digest) and the file checks (digests, unsigned and missing files).
-//! Other checks (manifest, base comparison) add their own `Check`s to the same `Report`.
+//! Other checks (manifest, base comparison, reproduction of the evidence) add their own
+//! `Check`s to the same `Report`.
 
+mod agreement;
 mod base;
 mod files;
 mod manifest;
+mod reproduce;
 mod signature;
 
 use std::path::Path;
@@ -16,6 +19,9 @@ use serde::Serialize;
 
 use crate::progress::Progress;
 use crate::sign::{PublicKey, SignError};
+
+pub use agreement::{Comparison, Tolerance};
+pub use reproduce::{check_reproduction, ReproduceOptions};
 
 /// Check names, stable for scripts reading `--json` output.
 pub mod names {
@@ -55,6 +61,15 @@ pub mod names {
     pub const BASE_UNDECLARED_ZEROING: &str = "base.undeclared_zeroing";
     /// No declared entry still holds the base's non-zero value.
     pub const BASE_OVERDECLARED: &str = "base.overdeclared";
+    /// evidence/pruned (and with --base evidence/baseline) holds an evaluation's run.json
+    /// and summary.json, and the baseline records that fenced it, with the recorded sha256.
+    pub const REPRODUCE_EVIDENCE: &str = "reproduce.evidence";
+    /// The recorded scenario exists here with the recorded definition sha256.
+    pub const REPRODUCE_SCENARIO: &str = "reproduce.scenario";
+    /// Re-running the pruned evaluation on DIR gives the recorded SMD and inlier ratios.
+    pub const REPRODUCE_PRUNED: &str = "reproduce.pruned";
+    /// Re-running the baseline evaluation on BASE gives the recorded SMD and inlier ratios.
+    pub const REPRODUCE_BASELINE: &str = "reproduce.baseline";
 }
 
 /// One named verification check and its outcome.
@@ -145,8 +160,19 @@ pub fn verify_directory(
     if let Some(base) = base.filter(|b| !b.is_dir()) {
         return Err(SignError::NotADirectory { path: base.to_path_buf() });
     }
-    let mut checks = verify_signature(dir, public_key_pem, progress)?;
-    if let Some(declared) = manifest::check_manifest(dir, base.is_some(), &mut checks) {
+    // The manifest checks read only the declared entries and the bitmask: they run while
+    // the signature checks hash every file, and their checks are reported after those.
+    let (signature, (declared, manifest_checks)) = std::thread::scope(|scope| {
+        let manifest_job = scope.spawn(|| {
+            let mut checks = Vec::new();
+            (manifest::check_manifest(dir, base.is_some(), &mut checks), checks)
+        });
+        let signature = verify_signature(dir, public_key_pem, progress);
+        (signature, manifest_job.join().expect("manifest checks do not panic"))
+    });
+    let mut checks = signature?;
+    checks.extend(manifest_checks);
+    if let Some(declared) = declared {
         if let Some(base) = base {
             base::check_base(dir, base, &declared, progress, &mut checks);
         }
