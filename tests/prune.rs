@@ -2,7 +2,7 @@
 //! (SIGKILL) while it scores, then rerun, which must reuse the finished stages and give the
 //! same manifest byte for byte; a rerun with one setting changed, which redoes only the
 //! stages downstream of it; the self-fenced baseline reproduced by `eval --baseline`; and
-//! the signed release verified against the base.
+//! the signed release verified against the base, its evaluations reproduced by `verify`.
 
 mod common;
 
@@ -133,9 +133,12 @@ fn prune_resumes_after_a_kill_and_gives_the_same_signed_release() {
     let public = tmp.path().join("key.pub");
     let verify = Command::new(env!("CARGO_BIN_EXE_biasprune"))
         .args(["verify", resumed_out.to_str().unwrap(), "--public-key", public.to_str().unwrap(), "--base", model])
+        .args(["--reproduce", "--quiet"])
         .output()
         .unwrap();
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{report}");
+    assert!(report.contains("PASS reproduce.pruned") && report.contains("PASS reproduce.baseline"), "{report}");
 }
 
 #[test]
