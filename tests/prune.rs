@@ -129,6 +129,11 @@ fn prune_resumes_after_a_kill_and_gives_the_same_signed_release() {
     assert_eq!(rerun["q"], 0.2);
     let manifest: serde_json::Value = serde_json::from_str(&read(resumed_out.join("biasprune-manifest.json"))).unwrap();
     assert_eq!(manifest["method"]["q"], 0.2);
+    let direction = &manifest["method"]["direction"];
+    assert!(direction["reason"].as_str().unwrap().starts_with("measured: baseline SMD"), "{direction}");
+    assert!(direction["significant"].is_boolean(), "{direction}");
+    let expected = if rerun["direction"]["direction"] == "minority-minus-majority" { "minority" } else { "majority" };
+    assert!(direction["reason"].as_str().unwrap().contains(&format!("so {expected}-name prompts")), "{direction}");
 
     let public = tmp.path().join("key.pub");
     let verify = Command::new(env!("CARGO_BIN_EXE_biasprune"))

@@ -54,6 +54,10 @@ pub struct MeasuredDirection {
     pub direction: Direction,
     /// Why: the measured SMD or "set explicitly".
     pub reason: String,
+    /// Whether some target variation's 95% CI of the baseline SMD excludes 0; when none
+    /// does, the measured disparity (and so an automatic direction) is not distinguishable
+    /// from sampling noise at these sample sizes.
+    pub significant: bool,
 }
 
 impl MeasuredDirection {
@@ -74,7 +78,16 @@ pub fn measure_direction(
     baseline: &Summary,
     targets: &[String],
 ) -> Result<MeasuredDirection, PipelineError> {
-    let explicit = |direction| Ok(MeasuredDirection { direction, reason: "set explicitly".into() });
+    let significant = targets
+        .iter()
+        .filter_map(|t| baseline.variations.get(t).and_then(|v| v.smd_ci.as_ref()))
+        .any(|ci| ci.low > 0.0 || ci.high < 0.0);
+    if !significant {
+        log::warn!(
+            "the baseline's SMD is not significant on any target variation (every 95% CI contains 0): there may be no disparity to remove at these sample sizes; consider more samples"
+        );
+    }
+    let explicit = |direction| Ok(MeasuredDirection { direction, reason: "set explicitly".into(), significant });
     match choice {
         DirectionChoice::Minority => explicit(Direction::MinorityMinusMajority),
         DirectionChoice::Majority => explicit(Direction::MajorityMinusMinority),
@@ -92,9 +105,11 @@ pub fn measure_direction(
             };
             Ok(MeasuredDirection {
                 direction,
+                significant,
                 reason: format!(
-                    "measured: baseline SMD (majority minus minority) summed over {} is {sum:+.4}, so {lower}-name prompts get the lower answers and their important weights are pruned",
-                    targets.join(", ")
+                    "measured: baseline SMD (majority minus minority) summed over {} is {sum:+.4}, so {lower}-name prompts get the lower answers and their important weights are pruned{}",
+                    targets.join(", "),
+                    if significant { "" } else { " (not significant: every target's 95% CI contains 0)" }
                 ),
             })
         }
