@@ -135,6 +135,13 @@ fn prune_resumes_after_a_kill_and_gives_the_same_signed_release() {
     let expected = if rerun["direction"]["direction"] == "minority-minus-majority" { "minority" } else { "majority" };
     assert!(direction["reason"].as_str().unwrap().contains(&format!("so {expected}-name prompts")), "{direction}");
 
+    let mut elsewhere = changed.clone();
+    elsewhere.extend(["--work-dir".to_string(), tmp.path().join("other.work").display().to_string()]);
+    let refused = Command::new(env!("CARGO_BIN_EXE_biasprune")).args(&elsewhere).output().unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("was not written from the work directory"), "{stderr}");
+
     let public = tmp.path().join("key.pub");
     let verify = Command::new(env!("CARGO_BIN_EXE_biasprune"))
         .args(["verify", resumed_out.to_str().unwrap(), "--public-key", public.to_str().unwrap(), "--base", model])

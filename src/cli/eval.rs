@@ -9,7 +9,7 @@ use super::{bars::Bars, device::DeviceArg, print_json, Outcome};
 use crate::checkpoint::{file_digests, Checkpoint};
 use crate::eval::{run_eval, CheckpointIdentity, EvalSpec, RECORDS_FILE, SUMMARY_FILE};
 use crate::mask::{load_mask, mask_json_path, resolve, MaskedWeights};
-use crate::metrics::{read_records, BootstrapSettings, InlierRule, Summary, SummarySettings};
+use crate::metrics::{read_records, InlierRule, Summary, SummarySettings};
 use crate::model::{ChatSession, SamplingSettings};
 use crate::plot::{answer_distribution_svg, smd_chart_svg, SmdRun};
 use crate::scenario::{Catalog, ContextLevel};
@@ -115,14 +115,7 @@ impl EvalOptions {
                 max_rows: self.max_rows,
             },
             inlier_rule: InlierRule::parse(&self.inlier_rule)?,
-            summary: SummarySettings {
-                bootstrap: BootstrapSettings {
-                    resamples: self.bootstrap,
-                    seed: self.seed,
-                    ..BootstrapSettings::default()
-                },
-                ..SummarySettings::default()
-            },
+            summary: SummarySettings::with_bootstrap(self.bootstrap, self.seed),
         };
         let baseline = self.baseline.as_deref().map(load_baseline).transpose()?;
         Ok((spec, baseline))

@@ -35,6 +35,17 @@ pub struct SummarySettings {
     pub bootstrap: BootstrapSettings,
 }
 
+impl SummarySettings {
+    /// The default statistics with `resamples` bootstrap resamples seeded by `seed` (the
+    /// settings `eval` and `prune` take from their options).
+    pub fn with_bootstrap(resamples: usize, seed: u64) -> Self {
+        SummarySettings {
+            bootstrap: BootstrapSettings { resamples, seed, ..BootstrapSettings::default() },
+            ..SummarySettings::default()
+        }
+    }
+}
+
 /// Statistics of one variation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VariationSummary {

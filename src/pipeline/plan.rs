@@ -9,7 +9,7 @@ use super::spec::{PruneSpec, RegimeChoice};
 use super::PipelineError;
 use crate::eval::EvalSpec;
 use crate::mask::{DifferenceParams, Direction, Granularity, HeadMode, Regime, Selection};
-use crate::metrics::{BootstrapSettings, InlierRule, SummarySettings};
+use crate::metrics::{InlierRule, SummarySettings};
 use crate::model::{LoadOptions, SamplingSettings};
 use crate::scenario::{Catalog, ContextLevel, Scenario};
 use crate::score::{Method, TokenCount};
@@ -81,14 +81,7 @@ impl Plan {
                 max_rows: evaluation.max_rows,
             },
             inlier_rule: InlierRule::parse(&evaluation.inlier_rule)?,
-            summary: SummarySettings {
-                bootstrap: BootstrapSettings {
-                    resamples: evaluation.bootstrap,
-                    seed: evaluation.seed,
-                    ..BootstrapSettings::default()
-                },
-                ..SummarySettings::default()
-            },
+            summary: SummarySettings::with_bootstrap(evaluation.bootstrap, evaluation.seed),
             method: parse_method(&spec.method.method)?,
             tokens: parse_tokens(&spec.method.tokens)?,
             params: difference_params(spec)?,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
+use sha2::Digest;
 
 use super::plan::Plan;
 use super::select::MeasuredDirection;
@@ -65,19 +66,31 @@ pub struct Published {
     pub pruned_entries: u64,
 }
 
-/// Refuses to start when OUT exists and was not made by an earlier run of this job
-/// (unless `force`), so hours of work do not end in a refusal.
+/// Refuses to start when OUT exists and was not released from this work directory (unless
+/// `force`), so a run neither replaces someone else's directory nor ends hours of work in
+/// a refusal.
 pub fn check_out_is_free_or_ours(spec: &PruneSpec) -> Result<(), PipelineError> {
     if !spec.out.exists() || spec.force {
         return Ok(());
     }
-    if !spec.out.join(MANIFEST_FILE).is_file() {
-        return Err(PipelineError::Spec(format!(
-            "{} exists and is not a biasprune release; choose another out or pass --force",
-            spec.out.display()
-        )));
+    let manifest = spec.out.join(MANIFEST_FILE);
+    let ours = manifest.is_file() && released_from(&spec.work_dir(), &file_sha256(&manifest)?);
+    if ours {
+        return Ok(());
     }
-    Ok(())
+    Err(PipelineError::Spec(format!(
+        "{} exists and was not written from the work directory {}; choose another out or pass --force",
+        spec.out.display(),
+        spec.work_dir().display()
+    )))
+}
+
+/// Whether a release stage of `work_dir` recorded this manifest digest.
+fn released_from(work_dir: &Path, manifest_sha256: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir(work_dir) else { return false };
+    entries.flatten().filter(|e| e.file_name().to_string_lossy().starts_with(&format!("{RELEASE_STAGE}-"))).any(|e| {
+        std::fs::read_to_string(e.path().join("manifest.sha256")).is_ok_and(|recorded| recorded == manifest_sha256)
+    })
 }
 
 /// Writes the report and the release; reuses OUT when an earlier run released exactly this.
@@ -104,7 +117,8 @@ pub fn publish(inputs: &PublishInputs, work: &WorkDir, stages: &mut Stages) -> R
         return Ok(Published { manifest_sha256, pruned_entries });
     }
     let options = ReleaseOptions {
-        apply: ApplyOptions { force: spec.force || spec.out.join(MANIFEST_FILE).is_file() },
+        // OUT, if it exists, was checked before the run started: ours, or --force.
+        apply: ApplyOptions { force: spec.out.exists() },
         sign_key_pem: inputs.plan.sign_key_pem.clone(),
         use_case: Some(use_case),
         evidence: Some(evidence),
@@ -118,8 +132,6 @@ pub fn publish(inputs: &PublishInputs, work: &WorkDir, stages: &mut Stages) -> R
     stages.end(true, &spec.out);
     Ok(Published { manifest_sha256: released.manifest_sha256, pruned_entries })
 }
-
-use sha2::Digest;
 
 /// The manifest digest when `marker` says this exact release was written to `out` and
 /// `out`'s manifest still has it.
