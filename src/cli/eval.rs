@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use sha2::{Digest, Sha256};
 
 use super::{bars::Bars, device::DeviceArg, print_json, Outcome};
 use crate::checkpoint::{file_digests, Checkpoint};
@@ -181,8 +180,7 @@ fn load_baseline(path: &Path) -> anyhow::Result<(Vec<crate::metrics::AnswerRecor
 }
 
 fn file_sha256(path: &Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-    Ok(hex::encode(Sha256::digest(&bytes)))
+    crate::fsutil::file_sha256(path).with_context(|| format!("{}", path.display()))
 }
 
 fn dir_name(path: &Path) -> String {

@@ -9,7 +9,8 @@ use super::{print_json, Outcome};
 use crate::arch::{Architecture, Component};
 use crate::checkpoint::Checkpoint;
 use crate::mask::{
-    build_regime_mask, resolve, save_mask, DifferenceParams, Direction, Granularity, HeadMode, Regime, Selection,
+    build_regime_mask, parse_layer_range, resolve, save_mask, DifferenceParams, Direction, Granularity, HeadMode,
+    Regime, Selection,
 };
 use crate::score::{checkpoint_fingerprint, load_scores};
 
@@ -217,11 +218,5 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 }
 
 fn parse_layers(text: &str) -> anyhow::Result<(usize, usize)> {
-    let (lo, hi) = text.split_once('-').unwrap_or((text, text));
-    let lo: usize = lo.trim().parse().with_context(|| format!("--layers {text:?}: expected FIRST-LAST, e.g. 8-20"))?;
-    let hi: usize = hi.trim().parse().with_context(|| format!("--layers {text:?}: expected FIRST-LAST, e.g. 8-20"))?;
-    if lo > hi {
-        bail!("--layers {text:?}: FIRST must not exceed LAST");
-    }
-    Ok((lo, hi))
+    parse_layer_range(text).map_err(|reason| anyhow::anyhow!("--layers {text:?}: {reason}"))
 }

@@ -58,6 +58,18 @@ impl Selection {
     }
 }
 
+/// Parses a layer range FIRST-LAST (or one layer N); the error says what was expected.
+pub fn parse_layer_range(text: &str) -> Result<(usize, usize), &'static str> {
+    let (lo, hi) = text.split_once('-').unwrap_or((text, text));
+    let expected = "expected FIRST-LAST, e.g. 8-20";
+    let lo: usize = lo.trim().parse().map_err(|_| expected)?;
+    let hi: usize = hi.trim().parse().map_err(|_| expected)?;
+    if lo > hi {
+        return Err("FIRST must not exceed LAST");
+    }
+    Ok((lo, hi))
+}
+
 /// The set-difference hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DifferenceParams {
@@ -318,4 +330,18 @@ fn join_sets<'m, K: Ord + Clone + 'm>(
         .into_iter()
         .map(|(k, c)| (k, c.into_iter().filter(|&(_, n)| n >= min_count).map(|(i, _)| i).collect()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_layer_range;
+
+    #[test]
+    fn layer_ranges_parse_and_say_what_is_wrong() {
+        assert_eq!(parse_layer_range("8-20"), Ok((8, 20)));
+        assert_eq!(parse_layer_range(" 3 "), Ok((3, 3)));
+        assert_eq!(parse_layer_range("5-2"), Err("FIRST must not exceed LAST"));
+        assert_eq!(parse_layer_range("a-2"), Err("expected FIRST-LAST, e.g. 8-20"));
+        assert_eq!(parse_layer_range("1-"), Err("expected FIRST-LAST, e.g. 8-20"));
+    }
 }

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-pub use plan::{load_options, parse_layers, Plan};
+pub use plan::{load_options, Plan};
 pub use select::{choose_point, measure_direction, MeasuredDirection, TargetMetrics};
 pub use spec::{
     ComputeSpec, DirectionChoice, EvaluationSpec, MethodSpec, PruneSpec, RegimeChoice, SweepSpec, UseCaseSpec,

@@ -8,7 +8,7 @@ use candle_core::DType;
 use super::spec::{PruneSpec, RegimeChoice};
 use super::PipelineError;
 use crate::eval::EvalSpec;
-use crate::mask::{DifferenceParams, Direction, Granularity, HeadMode, Regime, Selection};
+use crate::mask::{parse_layer_range, DifferenceParams, Direction, Granularity, HeadMode, Regime, Selection};
 use crate::metrics::{InlierRule, SummarySettings};
 use crate::model::{LoadOptions, SamplingSettings};
 use crate::scenario::{Catalog, ContextLevel, Scenario};
@@ -264,22 +264,16 @@ fn difference_params(spec: &PruneSpec) -> Result<DifferenceParams, PipelineError
             } else {
                 method.components.iter().copied().collect()
             },
-            layers: method.layers.as_deref().map(parse_layers).transpose()?,
+            layers: method
+                .layers
+                .as_deref()
+                .map(|text| {
+                    parse_layer_range(text).map_err(|reason| PipelineError::Spec(format!("layers {text:?}: {reason}")))
+                })
+                .transpose()?,
         },
         head_mode,
     })
-}
-
-/// Parses FIRST-LAST (or one layer).
-pub fn parse_layers(text: &str) -> Result<(usize, usize), PipelineError> {
-    let bad = || PipelineError::Spec(format!("layers {text:?}: expected FIRST-LAST, e.g. 8-20"));
-    let (lo, hi) = text.split_once('-').unwrap_or((text, text));
-    let lo: usize = lo.trim().parse().map_err(|_| bad())?;
-    let hi: usize = hi.trim().parse().map_err(|_| bad())?;
-    if lo > hi {
-        return Err(bad());
-    }
-    Ok((lo, hi))
 }
 
 /// Load options for a device spec and a compute dtype name (auto: f32 on the CPU, bf16 on

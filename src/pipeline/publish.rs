@@ -206,7 +206,7 @@ fn method(inputs: &PublishInputs, mask: &crate::mask::PruneMask) -> serde_json::
             "max_new_tokens": plan.sampling.max_new_tokens, "max_rows": plan.sampling.max_rows,
             "inlier_rule": plan.inlier_rule, "summary": plan.summary,
             "baseline_inliers": "the base's answers judged by the fences of those same answers (evidence/baseline)"},
-        "compute": {"device": crate::device::device_name(&plan.load.device), "dtype": format!("{:?}", plan.load.dtype)},
+        "compute": crate::eval::ComputeIdentity::of(&plan.load),
         "sweep": sweep,
     })
 }

@@ -5,13 +5,14 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::work::{stage_key, WorkDir};
 use super::{PipelineError, Stages};
 use crate::arch::Architecture;
 use crate::checkpoint::Checkpoint;
-use crate::eval::{run_eval, self_fenced_copy, CheckpointIdentity, EvalSpec, RECORDS_FILE, SUMMARY_FILE};
+use crate::eval::{
+    run_eval, self_fenced_copy, CheckpointIdentity, ComputeIdentity, EvalSpec, RECORDS_FILE, SUMMARY_FILE,
+};
 use crate::mask::{build_regime_mask, resolve, save_mask, DifferenceParams, MaskedWeights, Regime, MASK_JSON};
 use crate::metrics::{read_records, AnswerRecord, Summary};
 use crate::model::{ChatSession, LoadOptions};
@@ -28,17 +29,20 @@ pub struct Evaluated {
     pub summary: Summary,
     /// Every answer.
     pub records: Vec<AnswerRecord>,
+    /// sha256 (hex) of the records file, which keys every stage that uses the answers.
+    pub records_sha256: String,
 }
 
 impl Evaluated {
+    /// A finished evaluation in `dir`, hashing its records file once.
+    fn new(dir: &Path, summary: Summary, records: Vec<AnswerRecord>) -> Result<Self, PipelineError> {
+        let records_sha256 = file_sha256(&dir.join(RECORDS_FILE))?;
+        Ok(Evaluated { dir: dir.to_path_buf(), summary, records, records_sha256 })
+    }
+
     /// The records file.
     pub fn records_path(&self) -> PathBuf {
         self.dir.join(RECORDS_FILE)
-    }
-
-    /// sha256 (hex) of the records file.
-    pub fn records_sha256(&self) -> Result<String, PipelineError> {
-        file_sha256(&self.records_path())
     }
 }
 
@@ -55,8 +59,8 @@ pub struct ModelContext<'a> {
 }
 
 impl ModelContext<'_> {
-    fn compute(&self) -> serde_json::Value {
-        json!({"device": crate::device::device_name(&self.load.device), "dtype": format!("{:?}", self.load.dtype)})
+    fn compute(&self) -> ComputeIdentity {
+        ComputeIdentity::of(self.load)
     }
 }
 
@@ -82,7 +86,7 @@ pub fn fence_baseline(
     stages: &mut Stages,
     work: &WorkDir,
 ) -> Result<Evaluated, PipelineError> {
-    let key_inputs = json!({"stage": "baseline", "answers": answers.records_sha256()?, "scenario": scenario.id});
+    let key_inputs = json!({"stage": "baseline", "answers": answers.records_sha256.clone(), "scenario": scenario.id});
     let dir = work.stage_dir("baseline", &stage_key(&key_inputs));
     stages.begin("fence baseline");
     let built =
@@ -102,7 +106,7 @@ pub fn evaluate_pruned(
 ) -> Result<Evaluated, PipelineError> {
     let mask_sha = file_sha256(&mask_dir.join(MASK_JSON))?;
     let key_inputs = json!({"stage": "pruned", "checkpoint": ctx.identity, "mask": mask_sha,
-        "eval": eval_inputs(spec), "baseline": baseline.records_sha256()?, "compute": ctx.compute()});
+        "eval": eval_inputs(spec), "baseline": baseline.records_sha256.clone(), "compute": ctx.compute()});
     let dir = work.stage_dir("pruned", &stage_key(&key_inputs));
     let stage = EvalStage { dir, key_inputs, label: "evaluate pruned".to_string() };
     evaluate(ctx, spec, Some((mask_dir, mask_sha)), Some(baseline), &stage, stages)
@@ -143,14 +147,11 @@ fn evaluate(
         }
         None => ChatSession::load_from(ctx.ckpt, ctx.ckpt, ctx.load.clone())?,
     };
-    let baseline_ref = match baseline {
-        Some(b) => Some((b.records.as_slice(), b.records_sha256()?)),
-        None => None,
-    };
+    let baseline_ref = baseline.map(|b| (b.records.as_slice(), b.records_sha256.clone()));
     let output = run_eval(&session, spec, identity, baseline_ref, dir, stages.progress())?;
     WorkDir::mark_complete(dir, key_inputs)?;
     stages.end_resumable(output.chunks_resumed, output.chunks_resumed + output.chunks_generated, dir);
-    Ok(Evaluated { dir: dir.to_path_buf(), summary: output.summary, records: output.records })
+    Evaluated::new(dir, output.summary, output.records)
 }
 
 fn eval_inputs(spec: &EvalSpec) -> serde_json::Value {
@@ -173,7 +174,7 @@ pub fn read_evaluation(dir: &Path) -> Result<Evaluated, PipelineError> {
     let file: SummaryFile = serde_json::from_slice(&bytes)
         .map_err(|e| PipelineError::Spec(format!("{}: not a summary written by eval: {e}", path.display())))?;
     let records = read_records(&dir.join(RECORDS_FILE))?;
-    Ok(Evaluated { dir: dir.to_path_buf(), summary: file.summary, records })
+    Evaluated::new(dir, file.summary, records)
 }
 
 /// One score job: whose answers, from which records.
@@ -206,7 +207,7 @@ pub fn score(
     work: &WorkDir,
     stages: &mut Stages,
 ) -> Result<(PathBuf, String), PipelineError> {
-    let key_inputs = json!({"stage": "score", "checkpoint": ctx.identity, "records": job.answers.records_sha256()?,
+    let key_inputs = json!({"stage": "score", "checkpoint": ctx.identity, "records": job.answers.records_sha256.clone(),
         "scenario": job.scenario.id, "scenario_sha256": crate::eval::scenario_sha256(job.scenario),
         "variations": job.variations, "group": job.group, "method": settings.method.as_str(),
         "tokens": settings.tokens.as_str(), "batch": settings.batch, "compute": ctx.compute()});
@@ -306,7 +307,7 @@ pub fn sweep(
 ) -> Result<(PathBuf, Vec<SweepPoint>), PipelineError> {
     let key_inputs = json!({"stage": "sweep", "checkpoint": ctx.identity, "scores": scores.keys(), "params": run.params,
         "regime": run.regime, "min_count": run.min_count, "eval": eval_inputs(run.eval),
-        "baseline": run.baseline.records_sha256()?, "p_grid": run.p_grid, "q_grid": run.q_grid, "compute": ctx.compute()});
+        "baseline": run.baseline.records_sha256.clone(), "p_grid": run.p_grid, "q_grid": run.q_grid, "compute": ctx.compute()});
     let dir = work.stage_dir("sweep", &stage_key(&key_inputs));
     stages.begin(&format!("sweep {} points", run.p_grid.len() * run.q_grid.len()));
     let table = dir.join("sweep.json");
@@ -328,7 +329,7 @@ pub fn sweep(
         params: run.params.clone(),
         eval: run.eval.clone(),
         load: ctx.load.clone(),
-        baseline: Some((run.baseline.records.as_slice(), run.baseline.records_sha256()?)),
+        baseline: Some((run.baseline.records.as_slice(), run.baseline.records_sha256.clone())),
     };
     let points = run_sweep(&inputs, run.p_grid, run.q_grid, &dir, stages.progress())?;
     let svg = sweep_svg(&points, run.p_grid, run.q_grid).map_err(PipelineError::Spec)?;
@@ -343,8 +344,7 @@ pub fn sweep(
 
 /// sha256 (hex) of a file's bytes.
 pub fn file_sha256(path: &Path) -> Result<String, PipelineError> {
-    let bytes = std::fs::read(path).map_err(|e| PipelineError::io(path, e))?;
-    Ok(hex::encode(Sha256::digest(&bytes)))
+    crate::fsutil::file_sha256(path).map_err(|e| PipelineError::io(path, e))
 }
 
 /// Writes a file atomically.
