@@ -1,8 +1,14 @@
 //! Benchmark of `apply` on a generated checkpoint (1 GiB by default) against a plain copy of
 //! the files and sha256 alone; also the peak resident set of the `biasprune apply` process.
 //!
+//! Two floors put the figures in context: sha256 of every file on all cores (apply must hash
+//! every byte it writes), and a durable write (the same bytes written to disk with direct I/O
+//! and fsynced, nothing else), which apply must also do before it renames OUT into place,
+//! whereas the plain copy may leave its bytes in the page cache.
+//!
 //! `cargo bench --bench apply` (env: BIASPRUNE_BENCH_MIB, default 1024; BIASPRUNE_BENCH_RUNS,
-//! default 5). Prints medians; the target is apply <= 1.5x the plain copy, peak RSS < 200 MB.
+//! default 5; BIASPRUNE_BENCH_DIR, where the checkpoints go). Prints medians of each round's
+//! ratio; the target is apply <= 1.5x the plain copy, peak RSS < 200 MB.
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -14,7 +20,7 @@ use biasprune::checkpoint::Checkpoint;
 use biasprune::fixture::{write_checkpoint, FixtureDtype, FixtureSpec};
 use biasprune::mask::{resolve, save_mask, BitMask, PruneMask};
 use biasprune::progress::NoProgress;
-use biasprune::surgery::{write_pruned, ApplyOptions};
+use biasprune::surgery::{write_pruned, ApplyOptions, OutputFile, CHUNK_BYTES};
 use sha2::{Digest, Sha256};
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -43,20 +49,66 @@ fn plain_copy(src: &Path, dst: &Path, fsync: bool) {
     }
 }
 
+fn sha256_file(file: &Path, buffer: &mut [u8]) {
+    let mut f = std::fs::File::open(file).unwrap();
+    let mut hasher = Sha256::new();
+    loop {
+        let n = f.read(buffer).unwrap();
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    std::hint::black_box(hasher.finalize());
+}
+
 fn sha256_files(dir: &Path) {
     let mut buffer = vec![0u8; 8 << 20];
     for file in files_of(dir) {
-        let mut f = std::fs::File::open(&file).unwrap();
-        let mut hasher = Sha256::new();
-        loop {
-            let n = f.read(&mut buffer).unwrap();
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buffer[..n]);
-        }
-        std::hint::black_box(hasher.finalize());
+        sha256_file(&file, &mut buffer);
     }
+}
+
+/// sha256 of every file, the files shared out over one thread per core.
+fn sha256_files_all_cores(dir: &Path) {
+    let files = files_of(dir);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|scope| {
+        for _ in 0..cores {
+            scope.spawn(|| {
+                let mut buffer = vec![0u8; 8 << 20];
+                while let Some(file) = files.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
+                    sha256_file(file, &mut buffer);
+                }
+            });
+        }
+    });
+}
+
+/// Writes every file's bytes to `dst` the way apply does (direct I/O in windows, one thread
+/// per core) and fsyncs them: no hashing, no zeroing. Apply cannot beat this on the same disk.
+fn durable_write(src: &Path, dst: &Path) {
+    std::fs::create_dir(dst).unwrap();
+    let files = files_of(src);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|scope| {
+        for _ in 0..cores {
+            scope.spawn(|| {
+                while let Some(file) = files.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
+                    let input = std::fs::File::open(file).unwrap();
+                    // SAFETY: the benchmark's own input, which nothing modifies while mapped.
+                    let map = unsafe { memmap2::Mmap::map(&input) }.unwrap();
+                    let mut output = OutputFile::create(&dst.join(file.file_name().unwrap())).unwrap();
+                    for (i, window) in map.chunks(CHUNK_BYTES).enumerate() {
+                        output.write_all_at(window, (i * CHUNK_BYTES) as u64).unwrap();
+                    }
+                    output.sync().unwrap();
+                }
+            });
+        }
+    });
 }
 
 fn bench_mask(arch: &Architecture) -> PruneMask {
@@ -77,17 +129,28 @@ fn bench_mask(arch: &Architecture) -> PruneMask {
     mask
 }
 
-fn time(runs: u64, mut setup: impl FnMut(), mut f: impl FnMut()) -> Duration {
-    median(
-        (0..runs)
-            .map(|_| {
-                setup();
-                let start = Instant::now();
-                f();
-                start.elapsed()
-            })
-            .collect(),
-    )
+/// Runs every timed step once per round, in the same order, so that each round's ratios
+/// compare steps measured under the same conditions; steps marked `true` start from an empty
+/// output (`clear`, untimed). Returns the times per step.
+fn rounds<const N: usize>(runs: u64, clear: &dyn Fn(), mut steps: [(bool, &mut dyn FnMut()); N]) -> [Vec<Duration>; N] {
+    let mut times: [Vec<Duration>; N] = std::array::from_fn(|_| Vec::new());
+    for _ in 0..runs {
+        for (i, (writes_output, step)) in steps.iter_mut().enumerate() {
+            if *writes_output {
+                clear();
+            }
+            let start = Instant::now();
+            step();
+            times[i].push(start.elapsed());
+        }
+    }
+    times
+}
+
+fn median_ratio(a: &[Duration], b: &[Duration]) -> f64 {
+    let mut ratios: Vec<f64> = a.iter().zip(b).map(|(a, b)| a.as_secs_f64() / b.as_secs_f64()).collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios[ratios.len() / 2]
 }
 
 fn peak_rss_of_cli_apply(input: &Path, mask: &Path, out: &Path) -> u64 {
@@ -108,9 +171,14 @@ fn peak_rss_of_cli_apply(input: &Path, mask: &Path, out: &Path) -> u64 {
         .status()
         .unwrap_or_else(|e| panic!("{}: {e} (build it with cargo build --release)", binary.display()));
     assert!(status.success());
+    peak_rss(libc::RUSAGE_CHILDREN)
+}
+
+/// Peak resident set in bytes of this process (`RUSAGE_SELF`) or its waited-for children.
+fn peak_rss(who: libc::c_int) -> u64 {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: getrusage writes into the zeroed struct we own.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    unsafe { libc::getrusage(who, &mut usage) };
     usage.ru_maxrss as u64 * 1024
 }
 
@@ -130,16 +198,27 @@ fn main() {
         let _ = std::fs::remove_dir_all(&out);
     };
     sha256_files(&input);
-
-    let copy = time(runs, clear, || plain_copy(&input, &out, false));
-    let copy_fsync = time(runs, clear, || plain_copy(&input, &out, true));
-    let sha = time(runs, || {}, || sha256_files(&input));
-    let apply = time(runs, clear, || {
-        write_pruned(&ckpt, &plan, &out, ApplyOptions::default(), &NoProgress).unwrap();
-    });
+    // First, while this process is still small: a spawned child's peak RSS includes its
+    // parent's peak at the moment it execs (the spawn shares the parent's memory until then).
     let mask_dir = root.path().join("mask");
     save_mask(&mask_dir, &mask).unwrap();
+    let own_rss = peak_rss(libc::RUSAGE_SELF);
     let rss = peak_rss_of_cli_apply(&input, &mask_dir, &out);
+
+    let [copy, copy_fsync, durable, sha, sha_all, apply] = rounds(
+        runs,
+        &clear,
+        [
+            (true, &mut || plain_copy(&input, &out, false)),
+            (true, &mut || plain_copy(&input, &out, true)),
+            (true, &mut || durable_write(&input, &out)),
+            (false, &mut || sha256_files(&input)),
+            (false, &mut || sha256_files_all_cores(&input)),
+            (true, &mut || {
+                write_pruned(&ckpt, &plan, &out, ApplyOptions::default(), &NoProgress).unwrap();
+            }),
+        ],
+    );
 
     let rate = |d: Duration| bytes as f64 / d.as_secs_f64() / 1e6;
     println!(
@@ -148,15 +227,26 @@ fn main() {
         ckpt.shards().len(),
         plan.zeroed_count()
     );
-    for (name, d) in [
-        ("copy (std::fs::copy)", copy),
-        ("copy + fsync", copy_fsync),
-        ("sha256 alone (1 core)", sha),
-        ("apply (zero+write+hash+fsync)", apply),
+    for (name, times) in [
+        ("copy (std::fs::copy)", &copy),
+        ("copy + fsync", &copy_fsync),
+        ("durable write (direct I/O + fsync)", &durable),
+        ("sha256 alone (1 core)", &sha),
+        ("sha256 alone (all cores)", &sha_all),
+        ("apply (zero+write+hash+fsync)", &apply),
     ] {
-        println!("  {name:<32} {:>8.3} s {:>8.0} MB/s", d.as_secs_f64(), rate(d));
+        let d = median(times.clone());
+        println!("  {name:<36} {:>8.3} s {:>8.0} MB/s", d.as_secs_f64(), rate(d));
     }
-    println!("  apply / copy           {:.2}x (target <= 1.5x)", apply.as_secs_f64() / copy.as_secs_f64());
-    println!("  apply / (copy + fsync) {:.2}x", apply.as_secs_f64() / copy_fsync.as_secs_f64());
-    println!("  peak RSS of `biasprune apply`: {:.1} MB (target < 200 MB)", rss as f64 / 1e6);
+    println!("  medians of the per-round ratios:");
+    println!("  apply / copy                 {:.2}x (target <= 1.5x)", median_ratio(&apply, &copy));
+    println!("  apply / (copy + fsync)       {:.2}x", median_ratio(&apply, &copy_fsync));
+    println!("  apply / durable write        {:.2}x (apply's floor on this disk)", median_ratio(&apply, &durable));
+    println!("  durable write / copy         {:.2}x", median_ratio(&durable, &copy));
+    println!("  sha256 all cores / copy      {:.2}x", median_ratio(&sha_all, &copy));
+    println!(
+        "  peak RSS of `biasprune apply`: {:.1} MB (target < 200 MB; an upper bound when it equals this process's own {:.1} MB)",
+        rss as f64 / 1e6,
+        own_rss as f64 / 1e6
+    );
 }

@@ -182,6 +182,58 @@ fn apply_zeroes_exactly_the_mask_and_copies_every_other_byte() {
     }
 }
 
+/// Shards several windows long, whose rows do not divide the window: rows (and the tensors
+/// themselves) straddle window boundaries, yet exactly the masked entries become zero.
+#[test]
+fn rows_straddling_write_windows_are_zeroed_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = FixtureSpec {
+        dtype: FixtureDtype::BF16,
+        num_layers: 2,
+        hidden_size: 1000,
+        intermediate_size: 2999,
+        num_heads: 10,
+        num_kv_heads: 2,
+        num_shards: 2,
+        ..FixtureSpec::default()
+    };
+    let input = fixture(tmp.path(), "in", &spec);
+    let ckpt = Checkpoint::open(&input).unwrap();
+    let arch = Architecture::of_checkpoint(&ckpt).unwrap();
+    let window = biasprune::surgery::CHUNK_BYTES;
+    assert!(ckpt.shards().iter().all(|s| s.bytes().len() > 2 * window), "every shard spans several windows");
+    let [dr, dc] = arch.linear_shape(Component::Down);
+    let [qr, qc] = arch.linear_shape(Component::Q);
+    let mask = PruneMask {
+        weights: BTreeMap::from([
+            (linear_weight_name(0, Component::Down), random_bits(dr, dc, 0.2, 4)),
+            (linear_weight_name(1, Component::Q), random_bits(qr, qc, 0.05, 5)),
+        ]),
+        rows: BTreeMap::from([(linear_weight_name(1, Component::Gate), BTreeSet::from([0, 699, 2998]))]),
+        mlp_units: BTreeMap::from([(1, BTreeSet::from([1, 1500, 2998]))]),
+        heads: BTreeMap::from([(0, BTreeSet::from([9])), (1, BTreeSet::from([0, 4]))]),
+        ..PruneMask::default()
+    };
+    let mask_dir = tmp.path().join("mask");
+    save_mask(&mask_dir, &mask).unwrap();
+    let out = tmp.path().join("out");
+    let args = apply_args(&input, &mask_dir, &out);
+    let run = biasprune(&[args.as_slice(), &["--json"]].concat());
+    assert!(run.status.success(), "{}", stderr(&run));
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+
+    let zeros = expected_zeros(&mask, &arch);
+    for (i, shard) in ckpt.shards().iter().enumerate() {
+        let written = std::fs::read(out.join(shard.file_name())).unwrap();
+        assert!(written == expected_shard_bytes(&ckpt, i, &zeros), "{} differs", shard.file_name());
+    }
+    let expected_total: usize = zeros.values().map(BTreeSet::len).sum();
+    assert_eq!(report["total_zeroed"], expected_total as u64);
+    for (tensor, entries) in &zeros {
+        assert_eq!(report["zeroed"][tensor], entries.len() as u64, "{tensor}");
+    }
+}
+
 #[test]
 fn output_loads_with_identical_headers() {
     let tmp = tempfile::tempdir().unwrap();

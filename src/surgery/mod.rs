@@ -4,6 +4,7 @@
 //! from the memory map, every output file is hashed while it is written, and the output
 //! directory appears atomically.
 
+mod direct;
 mod output;
 mod stream;
 
@@ -17,6 +18,7 @@ use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::mask::{resolve, PlanError, PruneMask, ZeroPlan};
 use crate::progress::{Progress, Unit};
 
+pub use direct::{AlignedBuffer, OutputFile, DIRECT_ALIGN};
 pub use output::{prepare_output, publish, sync_dir, OutputTarget};
 pub use stream::{copy_file, write_shard, CHUNK_BYTES};
 

@@ -1,68 +1,117 @@
 //! One pass per output file: bytes flow from the memory map (zeroed where the plan says) to
 //! the output file while a second thread hashes the same bytes.
 //!
-//! The writer sends each chunk to the hasher only after writing it, so both cores work at
-//! once; pages of the input map are handed back to the kernel once hashed, which keeps the
-//! resident set bounded whatever the checkpoint size.
+//! A shard is written in windows of `CHUNK_BYTES` at aligned file offsets, so that on Linux
+//! each window can go straight to the disk (`O_DIRECT`, see `direct`): no copy into the page
+//! cache, and no long fsync of dirty pages at the end; writing runs at the disk's speed while
+//! the hasher runs beside it. Windows that no plan entry touches are written from the input
+//! map itself; the others are copied into an aligned buffer and zeroed there. Pages of the
+//! input map are handed back to the kernel once hashed, which keeps the resident set bounded
+//! whatever the checkpoint size.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
+use std::ops::Range;
 use std::path::Path;
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 
 use memmap2::{Mmap, UncheckedAdvice};
 use sha2::{Digest, Sha256};
 
+use super::direct::{AlignedBuffer, OutputFile};
 use super::{FileDigest, SurgeryError};
 use crate::checkpoint::{Shard, TensorInfo};
 use crate::mask::{TensorZeroing, ZeroPlan};
 use crate::progress::Progress;
 
-/// Bytes moved per chunk: large enough for fast syscalls, small enough to bound memory.
+/// Bytes moved per window: large enough for fast syscalls and disk requests, small enough to
+/// bound memory. A multiple of the direct-I/O alignment.
 pub const CHUNK_BYTES: usize = 4 << 20;
 const CHUNKS_IN_FLIGHT: usize = 3;
 
-enum Chunk<'a> {
-    /// A range of the input map, unchanged: `offset` locates it for page release.
-    Mapped { bytes: &'a [u8], offset: usize },
-    /// A buffer holding zeroed rows, returned to the writer for reuse after hashing.
-    Owned(Vec<u8>),
+/// One window of the output file on its way from the preparer to the writer to the hasher.
+struct Chunk<'a> {
+    /// File offset of the window.
+    offset: usize,
+    data: ChunkData<'a>,
+}
+
+enum ChunkData<'a> {
+    /// The input map's bytes, unchanged; their pages are released once hashed.
+    Mapped(&'a [u8]),
+    /// A copy with zeroed entries, returned to the preparer for reuse after hashing.
+    Owned(AlignedBuffer),
+}
+
+impl Chunk<'_> {
+    fn bytes(&self) -> &[u8] {
+        match &self.data {
+            ChunkData::Mapped(bytes) => bytes,
+            ChunkData::Owned(buffer) => buffer.as_slice(),
+        }
+    }
+}
+
+/// One tensor the plan zeroes, located in the shard file.
+struct ZeroedTensor<'p> {
+    name: &'p str,
+    /// File offsets of the tensor's bytes.
+    bytes: Range<usize>,
+    /// Bytes per entry.
+    element: usize,
+    zeroing: &'p TensorZeroing,
 }
 
 /// Writes `shard` to `dst` with the plan's entries zeroed; returns the file digest and the
 /// number of entries zeroed per tensor.
+///
+/// Three threads form a pipeline, so that the disk is never idle while a core zeroes or
+/// hashes: this one prepares windows, a writer writes them, a hasher hashes them in order.
 pub fn write_shard(
     shard: &Shard,
     plan: &ZeroPlan,
     dst: &Path,
     progress: &dyn Progress,
 ) -> Result<(FileDigest, BTreeMap<String, u64>), SurgeryError> {
-    let mut file = File::create_new(dst).map_err(|source| SurgeryError::io(dst, source))?;
+    let file = OutputFile::create(dst)?;
     let bytes = shard.bytes();
-    let data_start = shard.header().data_start();
-    let mut zeroed = BTreeMap::new();
-    let digest = std::thread::scope(|scope| -> Result<[u8; 32], SurgeryError> {
+    let mmap = shard.mmap();
+    let targets = zeroed_tensors(shard, plan);
+    let mut zeroed: BTreeMap<String, u64> = targets.iter().map(|t| (t.name.to_string(), 0)).collect();
+    let (file, digest) = std::thread::scope(|scope| -> Result<(OutputFile, [u8; 32]), SurgeryError> {
+        let (to_writer, from_preparer) = sync_channel::<Chunk<'_>>(CHUNKS_IN_FLIGHT);
         let (to_hasher, from_writer) = sync_channel::<Chunk<'_>>(CHUNKS_IN_FLIGHT);
-        let (recycle, recycled) = channel::<Vec<u8>>();
-        let mmap = shard.mmap();
+        let (recycle, recycled) = channel::<AlignedBuffer>();
+        let writer = scope.spawn(move || write_chunks(file, from_preparer, to_hasher));
         let hasher = scope.spawn(move || hash_chunks(from_writer, recycle, mmap));
-        let mut sink = Sink { file: &mut file, dst, to_hasher, recycled, progress, mmap };
-        sink.send_mapped(&bytes[..data_start], 0)?;
-        for info in shard.header().tensors() {
-            let data = shard.tensor_data(info);
-            let offset = data_start + info.start;
-            match plan.tensors.get(&info.name) {
-                None => sink.send_mapped(data, offset)?,
-                Some(zeroing) => {
-                    zeroed.insert(info.name.clone(), sink.send_zeroed(info, data, offset, zeroing)?);
+        let mut flags = Vec::new();
+        for offset in (0..bytes.len()).step_by(CHUNK_BYTES) {
+            let window = offset..(offset + CHUNK_BYTES).min(bytes.len());
+            let hits: Vec<&ZeroedTensor<'_>> = targets.iter().filter(|t| overlaps(&t.bytes, &window)).collect();
+            let data = if hits.is_empty() {
+                ChunkData::Mapped(&bytes[window.clone()])
+            } else {
+                let mut buffer = recycled.try_recv().unwrap_or_else(|_| AlignedBuffer::new(CHUNK_BYTES));
+                let copy = buffer.fill_from(&bytes[window.clone()]);
+                release_pages(mmap, offset, window.len());
+                for target in hits {
+                    let count = zero_in_window(target, copy, offset, &mut flags);
+                    *zeroed.get_mut(target.name).expect("every target has a count") += count;
                 }
+                ChunkData::Owned(buffer)
+            };
+            if to_writer.send(Chunk { offset, data }).is_err() {
+                break;
             }
+            progress.advance(window.len() as u64);
         }
-        drop(sink);
-        Ok(hasher.join().expect("hasher thread does not panic"))
+        drop(to_writer);
+        let file = writer.join().expect("writer thread does not panic")?;
+        Ok((file, hasher.join().expect("hasher thread does not panic")))
     })?;
-    file.sync_all().map_err(|source| SurgeryError::io(dst, source))?;
+    log::debug!("{}: {} of {} bytes written with direct I/O", dst.display(), file.direct_bytes(), bytes.len());
+    file.sync()?;
     Ok((FileDigest::new(digest, bytes.len() as u64), zeroed))
 }
 
@@ -90,84 +139,104 @@ pub fn copy_file(src: &Path, dst: &Path, progress: &dyn Progress) -> Result<File
     Ok(FileDigest::new(hasher.finalize().into(), size))
 }
 
-struct Sink<'s, 'a> {
-    file: &'s mut File,
-    dst: &'s Path,
-    to_hasher: std::sync::mpsc::SyncSender<Chunk<'a>>,
-    recycled: Receiver<Vec<u8>>,
-    progress: &'s dyn Progress,
-    mmap: &'s Mmap,
+fn zeroed_tensors<'p>(shard: &Shard, plan: &'p ZeroPlan) -> Vec<ZeroedTensor<'p>> {
+    let data_start = shard.header().data_start();
+    shard
+        .header()
+        .tensors()
+        .iter()
+        .filter_map(|info: &TensorInfo| {
+            let (name, zeroing) = plan.tensors.get_key_value(&info.name)?;
+            let start = data_start + info.start;
+            Some(ZeroedTensor { name, bytes: start..start + info.len(), element: info.dtype.bitsize() / 8, zeroing })
+        })
+        .collect()
 }
 
-impl<'a> Sink<'_, 'a> {
-    fn write(&mut self, bytes: &[u8]) -> Result<(), SurgeryError> {
-        self.file.write_all(bytes).map_err(|source| SurgeryError::io(self.dst, source))?;
-        self.progress.advance(bytes.len() as u64);
-        Ok(())
-    }
+fn overlaps(a: &Range<usize>, b: &Range<usize>) -> bool {
+    a.start < b.end && b.start < a.end
+}
 
-    fn send(&mut self, chunk: Chunk<'a>) {
-        self.to_hasher.send(chunk).expect("hasher outlives the writer");
+/// Writes each chunk at its offset, then passes it on to the hasher; stops at the first
+/// error (the preparer sees the closed channel and the error comes back from the join).
+fn write_chunks<'a>(
+    mut file: OutputFile,
+    chunks: Receiver<Chunk<'a>>,
+    to_hasher: SyncSender<Chunk<'a>>,
+) -> Result<OutputFile, SurgeryError> {
+    for chunk in chunks {
+        file.write_all_at(chunk.bytes(), chunk.offset as u64)?;
+        to_hasher.send(chunk).expect("hasher outlives the writer");
     }
+    Ok(file)
+}
 
-    fn send_mapped(&mut self, bytes: &'a [u8], offset: usize) -> Result<(), SurgeryError> {
-        for (i, piece) in bytes.chunks(CHUNK_BYTES).enumerate() {
-            self.write(piece)?;
-            self.send(Chunk::Mapped { bytes: piece, offset: offset + i * CHUNK_BYTES });
+/// Zeroes the entries of `target` that lie in `window` (the file's bytes from `offset`); an
+/// entry split across two windows is zeroed in both. Returns the zeroed entries of the rows
+/// that start in this window, so that summing over windows counts every row once.
+fn zero_in_window(target: &ZeroedTensor<'_>, window: &mut [u8], offset: usize, flags: &mut Vec<bool>) -> u64 {
+    let zeroing = target.zeroing;
+    let row_len = zeroing.cols * target.element;
+    let visible = target.bytes.start.max(offset)..target.bytes.end.min(offset + window.len());
+    if row_len == 0 || visible.is_empty() {
+        return 0;
+    }
+    flags.resize(zeroing.cols, false);
+    let rows = (visible.start - target.bytes.start) / row_len..(visible.end - target.bytes.start).div_ceil(row_len);
+    let mut count = 0;
+    for row in rows {
+        let row_bytes = target.bytes.start + row * row_len..target.bytes.start + (row + 1) * row_len;
+        let zeroed = zeroing.row_flags(row, flags);
+        if row_bytes.start >= visible.start {
+            count += zeroed as u64;
         }
-        Ok(())
-    }
-
-    fn send_zeroed(
-        &mut self,
-        info: &TensorInfo,
-        data: &[u8],
-        data_offset: usize,
-        zeroing: &TensorZeroing,
-    ) -> Result<u64, SurgeryError> {
-        let element = info.dtype.bitsize() / 8;
-        let row_bytes = zeroing.cols * element;
-        let rows_per_chunk = (CHUNK_BYTES / row_bytes.max(1)).max(1);
-        let mut flags = vec![false; zeroing.cols];
-        let mut count = 0u64;
-        for first_row in (0..zeroing.rows).step_by(rows_per_chunk) {
-            let last_row = (first_row + rows_per_chunk).min(zeroing.rows);
-            let mut buffer = self.recycled.try_recv().unwrap_or_default();
-            buffer.clear();
-            buffer.extend_from_slice(&data[first_row * row_bytes..last_row * row_bytes]);
-            release_pages(self.mmap, data_offset + first_row * row_bytes, buffer.len());
-            for (row, bytes) in (first_row..last_row).zip(buffer.chunks_exact_mut(row_bytes)) {
-                count += zero_row(zeroing, row, bytes, element, &mut flags);
+        if zeroed == zeroing.cols {
+            fill_zero(window, offset, row_bytes);
+        } else if zeroed > 0 && row_bytes.start >= offset && row_bytes.end <= offset + window.len() {
+            zero_flagged(&mut window[row_bytes.start - offset..row_bytes.end - offset], flags, target.element);
+        } else if zeroed > 0 {
+            for (col, _) in flags.iter().enumerate().filter(|(_, &flag)| flag) {
+                let entry = row_bytes.start + col * target.element;
+                fill_zero(window, offset, entry..entry + target.element);
             }
-            self.write(&buffer)?;
-            self.send(Chunk::Owned(buffer));
         }
-        Ok(count)
+    }
+    count
+}
+
+/// Zeroes the entries of one whole row whose flag is set.
+fn zero_flagged(row: &mut [u8], flags: &[bool], element: usize) {
+    match element {
+        2 => zero_flagged_entries::<2>(row, flags),
+        4 => zero_flagged_entries::<4>(row, flags),
+        _ => row.chunks_exact_mut(element).zip(flags).filter(|(_, &flag)| flag).for_each(|(entry, _)| entry.fill(0)),
     }
 }
 
-fn zero_row(zeroing: &TensorZeroing, row: usize, bytes: &mut [u8], element: usize, flags: &mut [bool]) -> u64 {
-    let count = zeroing.row_flags(row, flags);
-    if count == zeroing.cols {
-        bytes.fill(0);
-    } else if count > 0 {
-        for (value, _) in bytes.chunks_exact_mut(element).zip(flags.iter()).filter(|(_, &flag)| flag) {
-            value.fill(0);
+fn zero_flagged_entries<const N: usize>(row: &mut [u8], flags: &[bool]) {
+    for (entry, &flag) in row.chunks_exact_mut(N).zip(flags) {
+        if flag {
+            entry.copy_from_slice(&[0; N]);
         }
     }
-    count as u64
 }
 
-fn hash_chunks(chunks: Receiver<Chunk<'_>>, recycle: Sender<Vec<u8>>, mmap: &Mmap) -> [u8; 32] {
+/// Zeroes the part of the file range `bytes` that lies in `window` (the file from `offset`).
+fn fill_zero(window: &mut [u8], offset: usize, bytes: Range<usize>) {
+    let start = bytes.start.max(offset) - offset;
+    let end = bytes.end.min(offset + window.len()).saturating_sub(offset);
+    if start < end {
+        window[start..end].fill(0);
+    }
+}
+
+fn hash_chunks(chunks: Receiver<Chunk<'_>>, recycle: Sender<AlignedBuffer>, mmap: &Mmap) -> [u8; 32] {
     let mut hasher = Sha256::new();
     for chunk in chunks {
-        match chunk {
-            Chunk::Mapped { bytes, offset } => {
-                hasher.update(bytes);
-                release_pages(mmap, offset, bytes.len());
-            }
-            Chunk::Owned(buffer) => {
-                hasher.update(&buffer);
+        hasher.update(chunk.bytes());
+        match chunk.data {
+            ChunkData::Mapped(bytes) => release_pages(mmap, chunk.offset, bytes.len()),
+            ChunkData::Owned(buffer) => {
                 let _ = recycle.send(buffer);
             }
         }
@@ -181,4 +250,48 @@ fn release_pages(mmap: &Mmap, offset: usize, len: usize) {
     // faults the same file bytes back in. Nothing holds references into released pages
     // beyond this function except slices that are re-read from the page cache on access.
     let _ = unsafe { mmap.unchecked_advise_range(UncheckedAdvice::DontNeed, offset, len) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(zeroing: &TensorZeroing, start: usize, element: usize) -> ZeroedTensor<'_> {
+        let len = zeroing.rows * zeroing.cols * element;
+        ZeroedTensor { name: "t", bytes: start..start + len, element, zeroing }
+    }
+
+    /// Zeroing window by window, with windows that split rows and entries, gives the same
+    /// bytes and count as zeroing the whole file at once.
+    #[test]
+    fn windows_that_split_rows_and_entries_zero_the_same_bytes_once_counted() {
+        let mut entries = crate::mask::BitMask::new(5, 7);
+        entries.set(4, 6);
+        entries.set(0, 0);
+        let zeroing =
+            TensorZeroing { rows: 5, cols: 7, zero_rows: [1].into(), zero_cols: [3].into(), entries: Some(entries) };
+        let start = 3;
+        let t = target(&zeroing, start, 2);
+        let file: Vec<u8> = (0..start + 5 * 7 * 2 + 4).map(|i| 1 + (i % 200) as u8).collect();
+
+        let mut whole = file.clone();
+        let whole_count = zero_in_window(&t, &mut whole, 0, &mut Vec::new());
+        for window_len in [1, 2, 5, 13, 14, 64] {
+            let mut pieces = file.clone();
+            let mut count = 0;
+            for (i, window) in pieces.chunks_mut(window_len).enumerate() {
+                count += zero_in_window(&t, window, i * window_len, &mut Vec::new());
+            }
+            assert_eq!(pieces, whole, "window length {window_len}");
+            assert_eq!(count, whole_count, "window length {window_len}");
+        }
+        assert_eq!(whole_count, zeroing.zeroed_count());
+        let entry = |row: usize, col: usize| start + (row * 7 + col) * 2;
+        for (row, col) in [(1, 0), (1, 6), (0, 3), (4, 3), (4, 6), (0, 0)] {
+            assert_eq!(&whole[entry(row, col)..entry(row, col) + 2], &[0, 0], "({row}, {col})");
+        }
+        assert_eq!(&whole[entry(2, 2)..entry(2, 2) + 2], &file[entry(2, 2)..entry(2, 2) + 2]);
+        assert_eq!(&whole[..start], &file[..start]);
+        assert_eq!(&whole[t.bytes.end..], &file[t.bytes.end..]);
+    }
 }
