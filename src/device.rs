@@ -1,7 +1,47 @@
 //! Choosing where the model runs: parsing `cpu`, `cuda` and `cuda:N` into a candle
 //! `Device`, with errors that say what to do when CUDA is not compiled in or fails to start.
 
-use candle_core::Device;
+use candle_core::{DType, Device};
+
+/// The float type the model computes in, as users name it (command line and job files).
+#[derive(clap::ValueEnum, serde::Serialize, serde::Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ComputeDtype {
+    /// f32 on the CPU, bf16 on a GPU.
+    #[default]
+    Auto,
+    /// 32-bit float.
+    F32,
+    /// 16-bit float.
+    F16,
+    /// bfloat16 (GPU only: candle's CPU matmul has no bf16 kernel).
+    Bf16,
+}
+
+impl ComputeDtype {
+    /// The candle dtype on `device`.
+    pub fn resolve(self, device: &Device) -> DType {
+        match self {
+            ComputeDtype::Auto if device.is_cpu() => DType::F32,
+            ComputeDtype::Auto => DType::BF16,
+            ComputeDtype::F32 => DType::F32,
+            ComputeDtype::F16 => DType::F16,
+            ComputeDtype::Bf16 => DType::BF16,
+        }
+    }
+}
+
+impl std::fmt::Display for ComputeDtype {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            ComputeDtype::Auto => "auto",
+            ComputeDtype::F32 => "f32",
+            ComputeDtype::F16 => "f16",
+            ComputeDtype::Bf16 => "bf16",
+        };
+        f.write_str(name)
+    }
+}
 
 /// Why a device specification could not be turned into a device.
 #[derive(Debug, thiserror::Error)]

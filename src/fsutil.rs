@@ -32,3 +32,17 @@ pub fn file_sha256(path: &Path) -> std::io::Result<String> {
         hasher.update(&buffer[..n]);
     }
 }
+
+/// sha256 of a read-only file map, giving each 4 MiB block's pages back to the kernel once
+/// hashed, so that hashing a large map does not grow the resident set.
+pub fn mapped_sha256(map: &memmap2::Mmap) -> [u8; 32] {
+    const BLOCK: usize = 4 << 20;
+    let mut hasher = Sha256::new();
+    for (i, block) in map.chunks(BLOCK).enumerate() {
+        hasher.update(block);
+        // SAFETY: the map is read-only and file-backed: MADV_DONTNEED only drops page-table
+        // entries, and a later read faults the same file bytes back in.
+        let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, i * BLOCK, block.len()) };
+    }
+    hasher.finalize().into()
+}

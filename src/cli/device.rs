@@ -2,9 +2,10 @@
 //! [`DeviceArg`] into a command's arguments and call [`DeviceArg::load_options`].
 
 use anyhow::Context;
-use candle_core::{DType, Device};
+use candle_core::Device;
 
 use crate::device::parse_device;
+pub use crate::device::ComputeDtype;
 use crate::model::LoadOptions;
 
 /// Where the model runs and in which float type.
@@ -16,32 +17,6 @@ pub struct DeviceArg {
     /// Compute dtype; auto is f32 on the CPU and bf16 on a GPU.
     #[arg(long, value_enum, default_value_t = ComputeDtype::Auto)]
     pub compute_dtype: ComputeDtype,
-}
-
-/// Compute dtypes on the command line.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ComputeDtype {
-    /// f32 on the CPU, bf16 on a GPU.
-    Auto,
-    /// 32-bit float.
-    F32,
-    /// 16-bit float.
-    F16,
-    /// bfloat16 (GPU only: candle's CPU matmul has no bf16 kernel).
-    Bf16,
-}
-
-impl ComputeDtype {
-    /// The candle dtype on `device`.
-    pub fn resolve(self, device: &Device) -> DType {
-        match self {
-            ComputeDtype::Auto if device.is_cpu() => DType::F32,
-            ComputeDtype::Auto => DType::BF16,
-            ComputeDtype::F32 => DType::F32,
-            ComputeDtype::F16 => DType::F16,
-            ComputeDtype::Bf16 => DType::BF16,
-        }
-    }
 }
 
 impl DeviceArg {
@@ -66,11 +41,11 @@ mod tests {
 
     #[test]
     fn auto_is_f32_on_the_cpu() {
-        assert_eq!(ComputeDtype::Auto.resolve(&Device::Cpu), DType::F32);
+        assert_eq!(ComputeDtype::Auto.resolve(&Device::Cpu), candle_core::DType::F32);
         let arg = DeviceArg { device: "cpu".into(), compute_dtype: ComputeDtype::Auto };
         let opts = arg.load_options(false).unwrap();
         assert!(opts.device.is_cpu());
-        assert_eq!(opts.dtype, DType::F32);
+        assert_eq!(opts.dtype, candle_core::DType::F32);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::{bars::Bars, print_json, Outcome};
 use crate::arch::Component;
+use crate::device::ComputeDtype;
 use crate::pipeline::{run_prune, PruneOutcome, PruneSpec};
 use crate::progress::{NoProgress, Progress};
 
@@ -129,9 +130,9 @@ pub struct Args {
     /// Where the model runs: cpu, cuda or cuda:N [default: cpu].
     #[arg(long)]
     pub device: Option<String>,
-    /// auto, f32, f16 or bf16 [default: auto: f32 on the CPU, bf16 on a GPU].
-    #[arg(long)]
-    pub compute_dtype: Option<String>,
+    /// Compute dtype [default: auto: f32 on the CPU, bf16 on a GPU].
+    #[arg(long, value_enum)]
+    pub compute_dtype: Option<ComputeDtype>,
     /// ECDSA private key (PEM) that signs OUT.
     #[arg(long, value_name = "KEY.priv")]
     pub sign_key: Option<PathBuf>,

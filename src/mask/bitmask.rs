@@ -1,38 +1,84 @@
 //! A packed bitmask over the entries of a 2-D weight, one padded byte row per matrix row.
+//!
+//! The bits live on the heap (masks being built) or in a read-only memory map of a mask file
+//! (masks loaded for surgery): a whole-model weight mask holds one bit per weight, too much to
+//! copy onto the heap when applying it to a large checkpoint, so a loaded mask reads its bits
+//! from the page cache and gives its pages back once used (`release_pages`).
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use memmap2::{Mmap, UncheckedAdvice};
 
 /// Set bits mark entries to zero; bit `c % 8` (least significant first) of byte `c / 8` of a
 /// row's bytes stands for column `c`. Each row starts on a byte boundary.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct BitMask {
     rows: usize,
     cols: usize,
-    bytes: Vec<u8>,
+    bytes: Bits,
 }
+
+/// Where a mask's bytes are.
+#[derive(Debug, Clone)]
+enum Bits {
+    Owned(Vec<u8>),
+    /// A range of a read-only map, shared by every mask of the same file.
+    Mapped(Arc<Mmap>, Range<usize>),
+}
+
+impl PartialEq for BitMask {
+    fn eq(&self, other: &Self) -> bool {
+        self.rows == other.rows && self.cols == other.cols && self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for BitMask {}
 
 impl BitMask {
     /// An all-clear mask of the given shape.
     pub fn new(rows: usize, cols: usize) -> Self {
-        BitMask { rows, cols, bytes: vec![0; rows * cols.div_ceil(8)] }
+        BitMask { rows, cols, bytes: Bits::Owned(vec![0; rows * cols.div_ceil(8)]) }
     }
 
     /// Wraps packed bytes; fails when the length or the padding bits are wrong.
     pub fn from_bytes(rows: usize, cols: usize, bytes: Vec<u8>) -> Result<Self, String> {
-        let row_bytes = cols.div_ceil(8);
-        if bytes.len() != rows * row_bytes {
-            return Err(format!(
-                "expected {} bytes for a {rows}x{cols} bitmask, found {}",
-                rows * row_bytes,
-                bytes.len()
-            ));
+        BitMask { rows, cols, bytes: Bits::Owned(bytes) }.validated()
+    }
+
+    /// Wraps the packed bytes at `range` of a read-only map, without copying them; fails when
+    /// the length or the padding bits are wrong.
+    pub fn from_mapped(rows: usize, cols: usize, map: Arc<Mmap>, range: Range<usize>) -> Result<Self, String> {
+        if range.end > map.len() {
+            return Err(format!("bytes {range:?} lie beyond the map's {} bytes", map.len()));
         }
-        let mask = BitMask { rows, cols, bytes };
+        BitMask { rows, cols, bytes: Bits::Mapped(map, range) }.validated()
+    }
+
+    fn validated(self) -> Result<Self, String> {
+        let (rows, cols) = (self.rows, self.cols);
+        let row_bytes = cols.div_ceil(8);
+        let len = self.as_bytes().len();
+        if len != rows * row_bytes {
+            return Err(format!("expected {} bytes for a {rows}x{cols} bitmask, found {len}", rows * row_bytes));
+        }
         if cols % 8 != 0 {
             let padding = !((1u8 << (cols % 8)) - 1);
-            if let Some(row) = (0..rows).find(|&r| mask.row_bytes(r)[row_bytes - 1] & padding != 0) {
+            if let Some(row) = (0..rows).find(|&r| self.row_bytes(r)[row_bytes - 1] & padding != 0) {
                 return Err(format!("padding bits past column {cols} are set in row {row}"));
             }
         }
-        Ok(mask)
+        Ok(self)
+    }
+
+    /// Gives the pages of a mapped mask back to the kernel (they are read back from the page
+    /// cache if used again); nothing to do for a mask on the heap.
+    pub fn release_pages(&self) {
+        if let Bits::Mapped(map, range) = &self.bytes {
+            // SAFETY: the map is read-only and file-backed: MADV_DONTNEED only drops page-table
+            // entries, and a later read faults the same file bytes back in.
+            let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, range.start, range.len()) };
+        }
     }
 
     /// Number of rows.
@@ -47,14 +93,28 @@ impl BitMask {
 
     /// The packed bytes, row by row.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
+        match &self.bytes {
+            Bits::Owned(bytes) => bytes,
+            Bits::Mapped(map, range) => &map[range.clone()],
+        }
     }
 
     /// Marks entry (row, col).
     pub fn set(&mut self, row: usize, col: usize) {
         assert!(row < self.rows && col < self.cols, "({row}, {col}) outside {}x{}", self.rows, self.cols);
         let index = row * self.cols.div_ceil(8) + col / 8;
-        self.bytes[index] |= 1 << (col % 8);
+        self.owned_bytes()[index] |= 1 << (col % 8);
+    }
+
+    /// The bytes on the heap, copied there first if they are mapped.
+    fn owned_bytes(&mut self) -> &mut Vec<u8> {
+        if let Bits::Mapped(map, range) = &self.bytes {
+            self.bytes = Bits::Owned(map[range.clone()].to_vec());
+        }
+        match &mut self.bytes {
+            Bits::Owned(bytes) => bytes,
+            Bits::Mapped(..) => unreachable!("mapped bytes were just copied"),
+        }
     }
 
     /// Whether entry (row, col) is marked.
@@ -65,12 +125,12 @@ impl BitMask {
     /// The packed bytes of one row.
     pub fn row_bytes(&self, row: usize) -> &[u8] {
         let width = self.cols.div_ceil(8);
-        &self.bytes[row * width..(row + 1) * width]
+        &self.as_bytes()[row * width..(row + 1) * width]
     }
 
     /// Number of marked entries.
     pub fn count(&self) -> u64 {
-        self.bytes.iter().map(|b| b.count_ones() as u64).sum()
+        self.as_bytes().iter().map(|b| b.count_ones() as u64).sum()
     }
 
     /// Calls `f(col)` for every marked column of `row`, in increasing order.
@@ -102,6 +162,33 @@ mod tests {
         mask.for_each_in_row(1, |c| seen.push(c));
         assert_eq!(seen, vec![7, 8]);
         assert_eq!(mask.as_bytes().len(), 3 * 2);
+    }
+
+    /// A mask read from a map equals the same bytes on the heap, survives releasing its
+    /// pages, and is copied (never written through) when a bit is set.
+    #[test]
+    fn mapped_masks_read_like_owned_ones_and_copy_on_write() {
+        let mut owned = BitMask::new(2, 13);
+        owned.set(0, 3);
+        owned.set(1, 12);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bits");
+        let mut file_bytes = vec![9u8; 5];
+        file_bytes.extend_from_slice(owned.as_bytes());
+        std::fs::write(&path, &file_bytes).unwrap();
+        // SAFETY: a file of this test, not modified while mapped.
+        let map = Arc::new(unsafe { Mmap::map(&std::fs::File::open(&path).unwrap()) }.unwrap());
+
+        let mut mapped = BitMask::from_mapped(2, 13, map.clone(), 5..9).unwrap();
+        assert_eq!(mapped, owned);
+        mapped.release_pages();
+        assert!(mapped.get(1, 12) && mapped.count() == 2);
+        mapped.set(1, 0);
+        assert_eq!(mapped.count(), 3);
+        assert_eq!(std::fs::read(&path).unwrap(), file_bytes, "the file is never written");
+        assert_eq!(&map[5..9], owned.as_bytes());
+        assert!(BitMask::from_mapped(2, 13, map.clone(), 5..8).unwrap_err().contains("expected 4 bytes"));
+        assert!(BitMask::from_mapped(2, 13, map, 7..11).unwrap_err().contains("beyond"));
     }
 
     #[test]

@@ -3,6 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::Mmap;
 
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
@@ -188,12 +191,12 @@ fn load_bitmasks(
         path: base.join(MASK_JSON),
         reason: format!("bitmask_file: {e}"),
     })?;
-    let bytes = std::fs::read(&path).map_err(|source| MaskFileError::Io { path: path.clone(), source })?;
-    let found = hex::encode(Sha256::digest(&bytes));
+    let map = map_file(&path)?;
+    let found = hex::encode(crate::fsutil::mapped_sha256(&map));
     if found != file.sha256 {
         return Err(MaskFileError::DigestMismatch { path, expected: file.sha256.clone(), found });
     }
-    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| MaskFileError::BadBitmask {
+    let tensors = SafeTensors::deserialize(&map).map_err(|e| MaskFileError::BadBitmask {
         path: path.clone(),
         tensor: String::new(),
         reason: e.to_string(),
@@ -218,13 +221,26 @@ fn load_bitmasks(
                 view.shape()
             )));
         }
-        let bits = BitMask::from_bytes(rows, cols, view.data().to_vec()).map_err(bad)?;
-        if bits.count() != entry.count {
-            return Err(bad(format!("mask.json declares {} entries, the bitmask sets {}", entry.count, bits.count())));
+        let start = view.data().as_ptr() as usize - map.as_ptr() as usize;
+        let bits = BitMask::from_mapped(rows, cols, map.clone(), start..start + view.data().len()).map_err(bad)?;
+        let count = bits.count();
+        bits.release_pages();
+        if count != entry.count {
+            return Err(bad(format!("mask.json declares {} entries, the bitmask sets {count}", entry.count)));
         }
         out.insert(name.clone(), bits);
     }
     Ok(out)
+}
+
+/// Maps a bitmask file read-only: its bits are read from the page cache, not copied.
+fn map_file(path: &Path) -> Result<Arc<Mmap>, MaskFileError> {
+    let io = |source| MaskFileError::Io { path: path.to_path_buf(), source };
+    let file = std::fs::File::open(path).map_err(io)?;
+    // SAFETY: the map is read-only; like the checkpoint's shards, the file must not be changed
+    // while biasprune runs (its digest was checked against mask.json after mapping).
+    let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+    Ok(Arc::new(map))
 }
 
 fn bitmask_bytes(mask: &PruneMask) -> Result<Vec<u8>, safetensors::SafeTensorError> {

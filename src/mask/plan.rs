@@ -130,6 +130,13 @@ impl TensorZeroing {
         flags.iter().filter(|&&f| f).count()
     }
 
+    /// Gives back the pages of a memory-mapped entry mask once the tensor is done.
+    pub fn release_pages(&self) {
+        if let Some(entries) = &self.entries {
+            entries.release_pages();
+        }
+    }
+
     /// Number of distinct entries zeroed.
     pub fn zeroed_count(&self) -> u64 {
         let mut flags = vec![false; self.cols];

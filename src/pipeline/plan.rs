@@ -3,10 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use candle_core::DType;
-
 use super::spec::{PruneSpec, RegimeChoice};
 use super::PipelineError;
+use crate::device::ComputeDtype;
 use crate::eval::EvalSpec;
 use crate::mask::{parse_layer_range, DifferenceParams, Direction, Granularity, HeadMode, Regime, Selection};
 use crate::metrics::{InlierRule, SummarySettings};
@@ -85,7 +84,7 @@ impl Plan {
             method: parse_method(&spec.method.method)?,
             tokens: parse_tokens(&spec.method.tokens)?,
             params: difference_params(spec)?,
-            load: load_options(&spec.compute.device, &spec.compute.compute_dtype)?,
+            load: load_options(&spec.compute.device, spec.compute.compute_dtype)?,
             sign_key_pem: read_sign_key(spec)?,
             scenario,
         })
@@ -278,16 +277,9 @@ fn difference_params(spec: &PruneSpec) -> Result<DifferenceParams, PipelineError
 
 /// Load options for a device spec and a compute dtype name (auto: f32 on the CPU, bf16 on
 /// a GPU).
-pub fn load_options(device: &str, compute_dtype: &str) -> Result<LoadOptions, PipelineError> {
+pub fn load_options(device: &str, compute_dtype: ComputeDtype) -> Result<LoadOptions, PipelineError> {
     let device = crate::device::parse_device(device)?;
-    let dtype = match compute_dtype {
-        "auto" if device.is_cpu() => DType::F32,
-        "auto" | "bf16" => DType::BF16,
-        "f32" => DType::F32,
-        "f16" => DType::F16,
-        other => return Err(PipelineError::Spec(format!("compute_dtype {other:?}: expected auto, f32, f16 or bf16"))),
-    };
-    let options = LoadOptions { dtype, device, trainable: false };
+    let options = LoadOptions { dtype: compute_dtype.resolve(&device), device, trainable: false };
     options.check().map_err(|e| PipelineError::Spec(format!("compute_dtype {compute_dtype}: {e}")))?;
     Ok(options)
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::PipelineError;
 use crate::arch::Component;
+use crate::device::ComputeDtype;
 
 /// A whole prune job: base checkpoint, use case, method, evaluation and outputs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -205,8 +206,8 @@ pub struct ComputeSpec {
     #[serde(default = "default_device")]
     pub device: String,
     /// auto, f32, f16 or bf16.
-    #[serde(default = "default_compute_dtype")]
-    pub compute_dtype: String,
+    #[serde(default)]
+    pub compute_dtype: ComputeDtype,
 }
 
 impl Default for MethodSpec {
@@ -244,7 +245,7 @@ impl Default for EvaluationSpec {
 
 impl Default for ComputeSpec {
     fn default() -> Self {
-        ComputeSpec { device: default_device(), compute_dtype: default_compute_dtype() }
+        ComputeSpec { device: default_device(), compute_dtype: ComputeDtype::Auto }
     }
 }
 
@@ -335,9 +336,6 @@ fn default_bootstrap() -> usize {
 }
 fn default_device() -> String {
     "cpu".into()
-}
-fn default_compute_dtype() -> String {
-    "auto".into()
 }
 
 #[cfg(test)]

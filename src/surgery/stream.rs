@@ -77,38 +77,23 @@ pub fn write_shard(
     let file = OutputFile::create(dst)?;
     let bytes = shard.bytes();
     let mmap = shard.mmap();
-    let targets = zeroed_tensors(shard, plan);
-    let mut zeroed: BTreeMap<String, u64> = targets.iter().map(|t| (t.name.to_string(), 0)).collect();
-    let (file, digest) = std::thread::scope(|scope| -> Result<(OutputFile, [u8; 32]), SurgeryError> {
+    let (file, digest, zeroed) = std::thread::scope(|scope| -> Result<_, SurgeryError> {
         let (to_writer, from_preparer) = sync_channel::<Chunk<'_>>(CHUNKS_IN_FLIGHT);
         let (to_hasher, from_writer) = sync_channel::<Chunk<'_>>(CHUNKS_IN_FLIGHT);
         let (recycle, recycled) = channel::<AlignedBuffer>();
         let writer = scope.spawn(move || write_chunks(file, from_preparer, to_hasher));
         let hasher = scope.spawn(move || hash_chunks(from_writer, recycle, mmap));
-        let mut flags = Vec::new();
+        let mut preparer = Preparer::new(shard, plan, recycled);
         for offset in (0..bytes.len()).step_by(CHUNK_BYTES) {
-            let window = offset..(offset + CHUNK_BYTES).min(bytes.len());
-            let hits: Vec<&ZeroedTensor<'_>> = targets.iter().filter(|t| overlaps(&t.bytes, &window)).collect();
-            let data = if hits.is_empty() {
-                ChunkData::Mapped(&bytes[window.clone()])
-            } else {
-                let mut buffer = recycled.try_recv().unwrap_or_else(|_| AlignedBuffer::new(CHUNK_BYTES));
-                let copy = buffer.fill_from(&bytes[window.clone()]);
-                release_pages(mmap, offset, window.len());
-                for target in hits {
-                    let count = zero_in_window(target, copy, offset, &mut flags);
-                    *zeroed.get_mut(target.name).expect("every target has a count") += count;
-                }
-                ChunkData::Owned(buffer)
-            };
-            if to_writer.send(Chunk { offset, data }).is_err() {
+            let window = &bytes[offset..(offset + CHUNK_BYTES).min(bytes.len())];
+            if to_writer.send(preparer.prepare(window, offset)).is_err() {
                 break;
             }
             progress.advance(window.len() as u64);
         }
         drop(to_writer);
         let file = writer.join().expect("writer thread does not panic")?;
-        Ok((file, hasher.join().expect("hasher thread does not panic")))
+        Ok((file, hasher.join().expect("hasher thread does not panic"), preparer.zeroed))
     })?;
     log::debug!("{}: {} of {} bytes written with direct I/O", dst.display(), file.direct_bytes(), bytes.len());
     file.sync()?;
@@ -139,18 +124,57 @@ pub fn copy_file(src: &Path, dst: &Path, progress: &dyn Progress) -> Result<File
     Ok(FileDigest::new(hasher.finalize().into(), size))
 }
 
-fn zeroed_tensors<'p>(shard: &Shard, plan: &'p ZeroPlan) -> Vec<ZeroedTensor<'p>> {
-    let data_start = shard.header().data_start();
-    shard
-        .header()
-        .tensors()
-        .iter()
-        .filter_map(|info: &TensorInfo| {
-            let (name, zeroing) = plan.tensors.get_key_value(&info.name)?;
-            let start = data_start + info.start;
-            Some(ZeroedTensor { name, bytes: start..start + info.len(), element: info.dtype.bitsize() / 8, zeroing })
-        })
-        .collect()
+/// Turns windows of the input map into chunks: the map's own bytes where the plan touches
+/// nothing, an aligned copy with the plan's entries zeroed elsewhere.
+struct Preparer<'p> {
+    targets: Vec<ZeroedTensor<'p>>,
+    /// Entries zeroed so far, per tensor of the plan in this shard.
+    zeroed: BTreeMap<String, u64>,
+    recycled: Receiver<AlignedBuffer>,
+    mmap: &'p Mmap,
+    flags: Vec<bool>,
+}
+
+impl<'p> Preparer<'p> {
+    fn new(shard: &'p Shard, plan: &'p ZeroPlan, recycled: Receiver<AlignedBuffer>) -> Self {
+        let data_start = shard.header().data_start();
+        let targets: Vec<ZeroedTensor<'p>> = shard
+            .header()
+            .tensors()
+            .iter()
+            .filter_map(|info: &TensorInfo| {
+                let (name, zeroing) = plan.tensors.get_key_value(&info.name)?;
+                let start = data_start + info.start;
+                Some(ZeroedTensor {
+                    name,
+                    bytes: start..start + info.len(),
+                    element: info.dtype.bitsize() / 8,
+                    zeroing,
+                })
+            })
+            .collect();
+        let zeroed = targets.iter().map(|t| (t.name.to_string(), 0)).collect();
+        Preparer { targets, zeroed, recycled, mmap: shard.mmap(), flags: Vec::new() }
+    }
+
+    /// The chunk for `window`, the file's bytes at `offset`.
+    fn prepare(&mut self, window: &'p [u8], offset: usize) -> Chunk<'p> {
+        let range = offset..offset + window.len();
+        if !self.targets.iter().any(|t| overlaps(&t.bytes, &range)) {
+            return Chunk { offset, data: ChunkData::Mapped(window) };
+        }
+        let mut buffer = self.recycled.try_recv().unwrap_or_else(|_| AlignedBuffer::new(CHUNK_BYTES));
+        let copy = buffer.fill_from(window);
+        release_pages(self.mmap, offset, window.len());
+        for target in self.targets.iter().filter(|t| overlaps(&t.bytes, &range)) {
+            let count = zero_in_window(target, copy, offset, &mut self.flags);
+            *self.zeroed.get_mut(target.name).expect("every target has a count") += count;
+            if target.bytes.end <= range.end {
+                target.zeroing.release_pages();
+            }
+        }
+        Chunk { offset, data: ChunkData::Owned(buffer) }
+    }
 }
 
 fn overlaps(a: &Range<usize>, b: &Range<usize>) -> bool {
