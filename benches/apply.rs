@@ -68,48 +68,44 @@ fn sha256_files(dir: &Path) {
     }
 }
 
-/// sha256 of every file, the files shared out over one thread per core.
-fn sha256_files_all_cores(dir: &Path) {
+/// Calls `work` on every file of `dir`, the files shared out over one thread per core.
+fn on_all_cores(dir: &Path, work: impl Fn(&Path) + Sync) {
     let files = files_of(dir);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     std::thread::scope(|scope| {
         for _ in 0..cores {
             scope.spawn(|| {
-                let mut buffer = vec![0u8; 8 << 20];
                 while let Some(file) = files.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
-                    sha256_file(file, &mut buffer);
+                    work(file);
                 }
             });
         }
     });
 }
 
-/// Writes every file's bytes to `dst` the way apply does (direct I/O in windows, one thread
-/// per core) and fsyncs them: no hashing, no zeroing. Apply cannot beat this on the same disk.
+/// sha256 of every file, on all cores.
+fn sha256_files_all_cores(dir: &Path) {
+    on_all_cores(dir, |file| sha256_file(file, &mut vec![0u8; 8 << 20]));
+}
+
+/// Writes every file's bytes to `dst` the way apply does (direct I/O in windows, on all
+/// cores) and fsyncs them: no hashing, no zeroing. Apply cannot beat this on the same disk.
 fn durable_write(src: &Path, dst: &Path) {
     std::fs::create_dir(dst).unwrap();
-    let files = files_of(src);
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    std::thread::scope(|scope| {
-        for _ in 0..cores {
-            scope.spawn(|| {
-                while let Some(file) = files.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
-                    let input = std::fs::File::open(file).unwrap();
-                    // SAFETY: the benchmark's own input, which nothing modifies while mapped.
-                    let map = unsafe { memmap2::Mmap::map(&input) }.unwrap();
-                    let mut output = OutputFile::create(&dst.join(file.file_name().unwrap())).unwrap();
-                    for (i, window) in map.chunks(CHUNK_BYTES).enumerate() {
-                        output.write_all_at(window, (i * CHUNK_BYTES) as u64).unwrap();
-                    }
-                    output.sync().unwrap();
-                }
-            });
+    on_all_cores(src, |file| {
+        let input = std::fs::File::open(file).unwrap();
+        // SAFETY: the benchmark's own input, which nothing modifies while mapped.
+        let map = unsafe { memmap2::Mmap::map(&input) }.unwrap();
+        let mut output = OutputFile::create(&dst.join(file.file_name().unwrap())).unwrap();
+        for (i, window) in map.chunks(CHUNK_BYTES).enumerate() {
+            output.write_all_at(window, (i * CHUNK_BYTES) as u64).unwrap();
         }
+        output.sync().unwrap();
     });
 }
 
+/// Sparse bitmask entries in q_proj and down_proj and head 0, in every layer.
 fn bench_mask(arch: &Architecture) -> PruneMask {
     let mut mask = PruneMask::default();
     for layer in 0..arch.num_layers {
