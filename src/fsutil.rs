@@ -33,6 +33,15 @@ pub fn file_sha256(path: &Path) -> std::io::Result<String> {
     }
 }
 
+/// Maps a file read-only, for reading large files through the page cache without copying
+/// them onto the heap. The file must not change while mapped (as with checkpoint shards).
+pub fn map_read_only(path: &Path) -> std::io::Result<memmap2::Mmap> {
+    let file = std::fs::File::open(path)?;
+    // SAFETY: a read-only map; biasprune never writes its inputs, and, as documented for
+    // checkpoints and masks, they must not be changed by others while it runs.
+    unsafe { memmap2::Mmap::map(&file) }
+}
+
 /// sha256 of a read-only file map, giving each 4 MiB block's pages back to the kernel once
 /// hashed, so that hashing a large map does not grow the resident set.
 pub fn mapped_sha256(map: &memmap2::Mmap) -> [u8; 32] {

@@ -5,8 +5,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use memmap2::Mmap;
-
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -191,7 +189,9 @@ fn load_bitmasks(
         path: base.join(MASK_JSON),
         reason: format!("bitmask_file: {e}"),
     })?;
-    let map = map_file(&path)?;
+    let map = crate::fsutil::map_read_only(&path)
+        .map(Arc::new)
+        .map_err(|source| MaskFileError::Io { path: path.clone(), source })?;
     let found = hex::encode(crate::fsutil::mapped_sha256(&map));
     if found != file.sha256 {
         return Err(MaskFileError::DigestMismatch { path, expected: file.sha256.clone(), found });
@@ -231,16 +231,6 @@ fn load_bitmasks(
         out.insert(name.clone(), bits);
     }
     Ok(out)
-}
-
-/// Maps a bitmask file read-only: its bits are read from the page cache, not copied.
-fn map_file(path: &Path) -> Result<Arc<Mmap>, MaskFileError> {
-    let io = |source| MaskFileError::Io { path: path.to_path_buf(), source };
-    let file = std::fs::File::open(path).map_err(io)?;
-    // SAFETY: the map is read-only; like the checkpoint's shards, the file must not be changed
-    // while biasprune runs (its digest was checked against mask.json after mapping).
-    let map = unsafe { Mmap::map(&file) }.map_err(io)?;
-    Ok(Arc::new(map))
 }
 
 fn bitmask_bytes(mask: &PruneMask) -> Result<Vec<u8>, safetensors::SafeTensorError> {

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use safetensors::{Dtype, SafeTensors};
 use sha2::{Digest, Sha256};
@@ -123,12 +124,12 @@ fn read_bitmasks(
     with_entries: &BTreeMap<&String, u64>,
 ) -> Result<BTreeMap<String, BitMask>, String> {
     let path = crate::checkpoint::resolve_inside(dir, &file.path).map_err(|e| e.to_string())?;
-    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", file.path))?;
-    let found = hex::encode(Sha256::digest(&bytes));
+    let map = crate::fsutil::map_read_only(&path).map(Arc::new).map_err(|e| format!("{}: {e}", file.path))?;
+    let found = hex::encode(crate::fsutil::mapped_sha256(&map));
     if found != file.sha256 {
         return Err(format!("{}: sha256 is {found}, the manifest says {}", file.path, file.sha256));
     }
-    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| format!("{}: {e}", file.path))?;
+    let tensors = SafeTensors::deserialize(&map).map_err(|e| format!("{}: {e}", file.path))?;
     let mut out = BTreeMap::new();
     for name in tensors.names() {
         let Some(&declared) = with_entries.get(&name.to_string()) else {
@@ -145,12 +146,13 @@ fn read_bitmasks(
                 view.shape()
             ));
         }
-        let bits = BitMask::from_bytes(rows, cols, view.data().to_vec()).map_err(|e| format!("{name}: {e}"))?;
-        if bits.count() != declared {
-            return Err(format!(
-                "{name}: the manifest declares {declared} bitmask entries, the file sets {}",
-                bits.count()
-            ));
+        let start = view.data().as_ptr() as usize - map.as_ptr() as usize;
+        let bits = BitMask::from_mapped(rows, cols, map.clone(), start..start + view.data().len())
+            .map_err(|e| format!("{name}: {e}"))?;
+        let count = bits.count();
+        bits.release_pages();
+        if count != declared {
+            return Err(format!("{name}: the manifest declares {declared} bitmask entries, the file sets {count}"));
         }
         out.insert(name.to_string(), bits);
     }
