@@ -26,13 +26,12 @@ pub struct OutputFile {
 }
 
 impl OutputFile {
-    /// Creates `path` (which must not exist), with direct I/O when the filesystem takes it.
+    /// Creates `path` (which must not exist), with direct I/O when the filesystem takes it
+    /// (it is switched on after creation, so a refusal leaves an ordinary file, not an error).
     pub fn create(path: &Path) -> Result<Self, SurgeryError> {
-        if let Some(file) = create_direct(path).map_err(|source| SurgeryError::io(path, source))? {
-            return Ok(OutputFile { file, path: path.to_path_buf(), direct: true, direct_bytes: 0 });
-        }
         let file = File::create_new(path).map_err(|source| SurgeryError::io(path, source))?;
-        Ok(OutputFile { file, path: path.to_path_buf(), direct: false, direct_bytes: 0 })
+        let direct = set_direct(&file, true).is_ok();
+        Ok(OutputFile { file, path: path.to_path_buf(), direct, direct_bytes: 0 })
     }
 
     /// Bytes written so far with direct I/O.
@@ -66,7 +65,7 @@ impl OutputFile {
 
     fn stop_direct(&mut self) -> Result<(), SurgeryError> {
         self.direct = false;
-        clear_direct(&self.file).map_err(|source| SurgeryError::io(&self.path, source))
+        set_direct(&self.file, false).map_err(|source| SurgeryError::io(&self.path, source))
     }
 }
 
@@ -76,23 +75,10 @@ fn is_aligned(bytes: &[u8], offset: u64) -> bool {
         && offset % DIRECT_ALIGN as u64 == 0
 }
 
+/// Switches `O_DIRECT` on or off for an open file; the kernel refuses (EINVAL) to switch it
+/// on where the filesystem cannot do direct I/O.
 #[cfg(target_os = "linux")]
-fn create_direct(path: &Path) -> std::io::Result<Option<File>> {
-    use std::os::unix::fs::OpenOptionsExt;
-    match std::fs::OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_DIRECT).open(path) {
-        Ok(file) => Ok(Some(file)),
-        Err(error) if error.raw_os_error() == Some(libc::EINVAL) => Ok(None),
-        Err(error) => Err(error),
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn create_direct(_path: &Path) -> std::io::Result<Option<File>> {
-    Ok(None)
-}
-
-#[cfg(target_os = "linux")]
-fn clear_direct(file: &File) -> std::io::Result<()> {
+fn set_direct(file: &File, on: bool) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let fd = file.as_raw_fd();
     // SAFETY: F_GETFL and F_SETFL on a descriptor this File owns; no memory is passed.
@@ -100,16 +86,21 @@ fn clear_direct(file: &File) -> std::io::Result<()> {
     if flags < 0 {
         return Err(std::io::Error::last_os_error());
     }
+    let flags = if on { flags | libc::O_DIRECT } else { flags & !libc::O_DIRECT };
     // SAFETY: as above.
-    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_DIRECT) } < 0 {
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags) } < 0 {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }
 
 #[cfg(not(target_os = "linux"))]
-fn clear_direct(_file: &File) -> std::io::Result<()> {
-    Ok(())
+fn set_direct(_file: &File, on: bool) -> std::io::Result<()> {
+    if on {
+        Err(std::io::ErrorKind::Unsupported.into())
+    } else {
+        Ok(())
+    }
 }
 
 /// A reusable buffer whose bytes start at a `DIRECT_ALIGN` boundary.
