@@ -42,16 +42,22 @@ pub fn map_read_only(path: &Path) -> std::io::Result<memmap2::Mmap> {
     unsafe { memmap2::Mmap::map(&file) }
 }
 
-/// sha256 of a read-only file map, giving each 4 MiB block's pages back to the kernel once
-/// hashed, so that hashing a large map does not grow the resident set.
+/// Gives the pages of `len` bytes at `offset` of a read-only file map back to the kernel, so
+/// that reading a large map does not grow the resident set; a later read of the range faults
+/// the same file bytes back in from the page cache.
+pub fn release_pages(map: &memmap2::Mmap, offset: usize, len: usize) {
+    // SAFETY: the map is read-only and file-backed: MADV_DONTNEED only drops page-table
+    // entries (no data is lost), and slices into the range stay valid, re-read on access.
+    let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) };
+}
+
+/// sha256 of a read-only file map, giving each 4 MiB block's pages back once hashed.
 pub fn mapped_sha256(map: &memmap2::Mmap) -> [u8; 32] {
     const BLOCK: usize = 4 << 20;
     let mut hasher = Sha256::new();
     for (i, block) in map.chunks(BLOCK).enumerate() {
         hasher.update(block);
-        // SAFETY: the map is read-only and file-backed: MADV_DONTNEED only drops page-table
-        // entries, and a later read faults the same file bytes back in.
-        let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, i * BLOCK, block.len()) };
+        release_pages(map, i * BLOCK, block.len());
     }
     hasher.finalize().into()
 }

@@ -154,6 +154,17 @@ fn resign(setup: &Setup, dir: &Path) {
 }
 
 /// A variation of the pruned evaluation that has an SMD.
+/// Re-signs a forged release, verifies it and returns its one failed check (exit code 1):
+/// every signature and digest check passes, only the reproduction objects.
+fn resigned_sole_failure(setup: &Setup, dir: &Path, extra: &[&str]) -> serde_json::Value {
+    resign(setup, dir);
+    let (code, checks) = verify(setup, dir, extra);
+    let failures = failed(&checks);
+    assert_eq!(code, 1, "{checks:#?}");
+    assert_eq!(failures.len(), 1, "only the reproduction objects: {failures:#?}");
+    failures[0].clone()
+}
+
 fn variation_with_smd(dir: &Path) -> String {
     let summary = read_json(&dir.join(PRUNED_SUMMARY));
     let variations = summary["variations"].as_object().unwrap();
@@ -199,14 +210,10 @@ fn a_release_with_evaluations_reproduces_and_forged_evidence_is_caught() {
     let smd = &mut manifest["evidence"]["pruned"]["variations"][&variation]["smd"];
     *smd = serde_json::json!(smd.as_f64().unwrap() + 0.5);
     write_json(&forged.join(MANIFEST), &manifest);
-    resign(&setup, &forged);
-    let (code, checks) = verify(&setup, &forged, &scenarios);
-    let failures = failed(&checks);
-    assert_eq!(code, 1, "{checks:#?}");
-    assert_eq!(failures.len(), 1, "only the reproduction objects: {failures:#?}");
-    assert_eq!(failures[0]["name"], "reproduce.pruned");
-    assert_eq!(failures[0]["file"], MANIFEST);
-    let detail = failures[0]["detail"].as_str().unwrap();
+    let failure = resigned_sole_failure(&setup, &forged, &scenarios);
+    assert_eq!(failure["name"], "reproduce.pruned");
+    assert_eq!(failure["file"], MANIFEST);
+    let detail = failure["detail"].as_str().unwrap();
     assert!(detail.contains(&format!("variation {variation}: SMD: recorded")), "{detail}");
 
     // A forged summary.json whose new sha256 is also written into the manifest, re-signed.
@@ -224,13 +231,9 @@ fn a_release_with_evaluations_reproduces_and_forged_evidence_is_caught() {
         }
     }
     write_json(&forged.join(MANIFEST), &manifest);
-    resign(&setup, &forged);
-    let (code, checks) = verify(&setup, &forged, &scenarios);
-    let failures = failed(&checks);
-    assert_eq!(code, 1, "{checks:#?}");
-    assert_eq!(failures.len(), 1, "only the reproduction objects: {failures:#?}");
-    assert_eq!((&failures[0]["name"], &failures[0]["file"]), (&"reproduce.pruned".into(), &PRUNED_SUMMARY.into()));
-    let detail = failures[0]["detail"].as_str().unwrap();
+    let failure = resigned_sole_failure(&setup, &forged, &scenarios);
+    assert_eq!((&failure["name"], &failure["file"]), (&"reproduce.pruned".into(), &PRUNED_SUMMARY.into()));
+    let detail = failure["detail"].as_str().unwrap();
     eprintln!("forged summary: {detail}");
     assert!(
         detail.contains(&format!("{PRUNED_SUMMARY} differs: variation {variation}: inlier ratio: recorded")),

@@ -8,7 +8,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use memmap2::{Mmap, UncheckedAdvice};
+use memmap2::Mmap;
 
 /// Set bits mark entries to zero; bit `c % 8` (least significant first) of byte `c / 8` of a
 /// row's bytes stands for column `c`. Each row starts on a byte boundary.
@@ -46,13 +46,15 @@ impl BitMask {
         BitMask { rows, cols, bytes: Bits::Owned(bytes) }.validated()
     }
 
-    /// Wraps the packed bytes at `range` of a read-only map, without copying them; fails when
-    /// the length or the padding bits are wrong.
-    pub fn from_mapped(rows: usize, cols: usize, map: Arc<Mmap>, range: Range<usize>) -> Result<Self, String> {
-        if range.end > map.len() {
-            return Err(format!("bytes {range:?} lie beyond the map's {} bytes", map.len()));
+    /// Wraps `bytes`, a slice of the read-only `map` (a tensor's data in a mapped safetensors
+    /// file), without copying them; fails when the slice is not inside the map or when the
+    /// length or the padding bits are wrong.
+    pub fn from_mapped(rows: usize, cols: usize, map: &Arc<Mmap>, bytes: &[u8]) -> Result<Self, String> {
+        let start = (bytes.as_ptr() as usize).wrapping_sub(map.as_ptr() as usize);
+        if start > map.len() || bytes.len() > map.len() - start {
+            return Err(format!("{} bytes that do not lie inside the {}-byte map", bytes.len(), map.len()));
         }
-        BitMask { rows, cols, bytes: Bits::Mapped(map, range) }.validated()
+        BitMask { rows, cols, bytes: Bits::Mapped(map.clone(), start..start + bytes.len()) }.validated()
     }
 
     fn validated(self) -> Result<Self, String> {
@@ -75,9 +77,7 @@ impl BitMask {
     /// cache if used again); nothing to do for a mask on the heap.
     pub fn release_pages(&self) {
         if let Bits::Mapped(map, range) = &self.bytes {
-            // SAFETY: the map is read-only and file-backed: MADV_DONTNEED only drops page-table
-            // entries, and a later read faults the same file bytes back in.
-            let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, range.start, range.len()) };
+            crate::fsutil::release_pages(map, range.start, range.len());
         }
     }
 
@@ -179,7 +179,7 @@ mod tests {
         // SAFETY: a file of this test, not modified while mapped.
         let map = Arc::new(unsafe { Mmap::map(&std::fs::File::open(&path).unwrap()) }.unwrap());
 
-        let mut mapped = BitMask::from_mapped(2, 13, map.clone(), 5..9).unwrap();
+        let mut mapped = BitMask::from_mapped(2, 13, &map, &map[5..9]).unwrap();
         assert_eq!(mapped, owned);
         mapped.release_pages();
         assert!(mapped.get(1, 12) && mapped.count() == 2);
@@ -187,8 +187,8 @@ mod tests {
         assert_eq!(mapped.count(), 3);
         assert_eq!(std::fs::read(&path).unwrap(), file_bytes, "the file is never written");
         assert_eq!(&map[5..9], owned.as_bytes());
-        assert!(BitMask::from_mapped(2, 13, map.clone(), 5..8).unwrap_err().contains("expected 4 bytes"));
-        assert!(BitMask::from_mapped(2, 13, map, 7..11).unwrap_err().contains("beyond"));
+        assert!(BitMask::from_mapped(2, 13, &map, &map[5..8]).unwrap_err().contains("expected 4 bytes"));
+        assert!(BitMask::from_mapped(2, 13, &map, owned.as_bytes()).unwrap_err().contains("inside"));
     }
 
     #[test]

@@ -221,8 +221,7 @@ fn load_bitmasks(
                 view.shape()
             )));
         }
-        let start = view.data().as_ptr() as usize - map.as_ptr() as usize;
-        let bits = BitMask::from_mapped(rows, cols, map.clone(), start..start + view.data().len()).map_err(bad)?;
+        let bits = BitMask::from_mapped(rows, cols, &map, view.data()).map_err(bad)?;
         let count = bits.count();
         bits.release_pages();
         if count != entry.count {

@@ -16,12 +16,13 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 
-use memmap2::{Mmap, UncheckedAdvice};
+use memmap2::Mmap;
 use sha2::{Digest, Sha256};
 
 use super::direct::{AlignedBuffer, OutputFile};
 use super::{FileDigest, SurgeryError};
 use crate::checkpoint::{Shard, TensorInfo};
+use crate::fsutil::release_pages;
 use crate::mask::{TensorZeroing, ZeroPlan};
 use crate::progress::Progress;
 
@@ -266,14 +267,6 @@ fn hash_chunks(chunks: Receiver<Chunk<'_>>, recycle: Sender<AlignedBuffer>, mmap
         }
     }
     hasher.finalize().into()
-}
-
-fn release_pages(mmap: &Mmap, offset: usize, len: usize) {
-    // SAFETY: the map is read-only and private to this process's reading; MADV_DONTNEED on a
-    // file-backed mapping only drops the page-table entries, and any later read of the range
-    // faults the same file bytes back in. Nothing holds references into released pages
-    // beyond this function except slices that are re-read from the page cache on access.
-    let _ = unsafe { mmap.unchecked_advise_range(UncheckedAdvice::DontNeed, offset, len) };
 }
 
 #[cfg(test)]

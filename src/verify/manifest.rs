@@ -146,9 +146,7 @@ fn read_bitmasks(
                 view.shape()
             ));
         }
-        let start = view.data().as_ptr() as usize - map.as_ptr() as usize;
-        let bits = BitMask::from_mapped(rows, cols, map.clone(), start..start + view.data().len())
-            .map_err(|e| format!("{name}: {e}"))?;
+        let bits = BitMask::from_mapped(rows, cols, &map, view.data()).map_err(|e| format!("{name}: {e}"))?;
         let count = bits.count();
         bits.release_pages();
         if count != declared {
