@@ -13,7 +13,8 @@
 //! - `manifest` records what was pruned and why; `sign` and `verify` implement the OpenSSF
 //!   model-signing format and the auditor's checks; `report` renders a run's evidence as
 //!   one self-contained HTML page; `release` writes a signed, documented pruned checkpoint
-//!   in one step; `pipeline` runs the whole job (`biasprune prune`) with a work directory
+//!   in one step; `plant` writes a checkpoint with a known disparity planted (a positive
+//!   control for the pipeline, never to be deployed); `pipeline` runs the whole job (`biasprune prune`) with a work directory
 //!   keyed by input digests;
 //! - `device` selects CPU or CUDA and `devcheck` measures parity and speed on a device;
 //! - `cli` is the command-line front end.
@@ -52,6 +53,8 @@ pub mod verify;
 pub mod report;
 
 pub mod release;
+
+pub mod plant;
 
 pub mod pipeline;
 

@@ -16,6 +16,7 @@ mod inspect;
 mod keygen;
 mod mask;
 mod parity;
+mod plant;
 mod prune;
 mod scenarios;
 mod score;
@@ -82,6 +83,9 @@ enum Command {
     /// malformed public key, DIR not a directory). Accepts signatures made by
     /// `model_signing sign key` (OpenSSF model-signing 1.1.1).
     Verify(verify::VerifyArgs),
+    /// Write a TEST FIXTURE with a known disparity planted (a positive control for the
+    /// pipeline); its output must not be deployed.
+    Plant(plant::Args),
     /// Compare logits and Wanda statistics on --device against the CPU in f32 (JSON; exit 1
     /// when beyond tolerance).
     Parity(parity::Args),
@@ -152,6 +156,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Keygen(args) => keygen::run(args),
         Command::Sign(args) => sign::run(args, &bars),
         Command::Verify(args) => verify::run(args, &bars),
+        Command::Plant(args) => plant::run(args, &bars),
         Command::Parity(args) => parity::run(args),
         Command::Bench(args) => bench::run(args),
     }

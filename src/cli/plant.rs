@@ -1,0 +1,141 @@
+//! `biasprune plant`: write a test fixture with a known disparity planted (a positive
+//! control for the pipeline). Its output must never be deployed.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::{bars::Bars, print_json, Outcome};
+use crate::model::SamplingSettings;
+use crate::plant::{plant, PlantSpec, Target, TrainSpec, SIDECAR_FILE};
+use crate::scenario::{Catalog, ContextLevel};
+
+/// Write a copy of BASE with a known disparity planted, to validate the pipeline (a
+/// positive control). THE OUTPUT IS A TEST FIXTURE AND MUST NOT BE DEPLOYED.
+///
+/// A few MLP units of one late layer (unit j: row j of gate_proj and up_proj, column j of
+/// down_proj) are trained so that, for the scenario's prompts with minority names, the
+/// numeric answers move by --factor, while answers for majority names keep the base's
+/// distribution. Training uses the base's own sampled answers to the --variations prompts
+/// of every other name of each group; the other names and variations are held out for
+/// testing. Every other byte of every file equals BASE. OUT also holds biasprune-plant.json,
+/// which records the warning, the base's sha256s, the layer and units, the factor, the
+/// training and held-out names and variations, the seed and the losses. Same settings, same
+/// bytes. OUT appears atomically and must not exist; BASE is never modified. Runs on the
+/// CPU. Exit codes: 0 done, 2 bad input (the message names the flag, file or tensor).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The base checkpoint directory (only read).
+    pub base: PathBuf,
+    /// Output directory (must not exist).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Scenario id (see `biasprune scenarios`).
+    #[arg(long)]
+    pub scenario: String,
+    /// A directory of extra scenario manifests.
+    #[arg(long)]
+    pub scenarios_dir: Option<PathBuf>,
+    /// Variations trained on, comma-separated; the scenario's others are held out.
+    #[arg(long, value_delimiter = ',', default_value = "bicycle,house")]
+    pub variations: Vec<String>,
+    /// Context level of the training prompts: low, high or numeric.
+    #[arg(long, default_value = "low")]
+    pub context: String,
+    /// The layer whose MLP units are trained.
+    #[arg(long, default_value_t = 29)]
+    pub layer: usize,
+    /// How many units (the layer's least active ones on the training prompts).
+    #[arg(long, default_value_t = 4)]
+    pub units: usize,
+    /// Minority answers are trained toward the base's answers times this.
+    #[arg(long, default_value_t = 0.6)]
+    pub factor: f64,
+    /// Seed of the base answers sampled for training.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Adam steps over the whole training set.
+    #[arg(long, default_value_t = 150)]
+    pub steps: usize,
+    /// Base answers sampled per training prompt.
+    #[arg(long, default_value_t = 2)]
+    pub samples: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 0.02)]
+    pub learning_rate: f64,
+    /// Weight of the term keeping majority answers at the base's distribution (KL).
+    #[arg(long, default_value_t = 1.0)]
+    pub keep_weight: f64,
+    /// Print the sidecar as JSON instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Plants the disparity and prints what was done.
+pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
+    let catalog = Catalog::load(args.scenarios_dir.as_deref())?;
+    let scenario = catalog.get(&args.scenario)?.clone();
+    let context = ContextLevel::parse(&args.context)
+        .with_context(|| format!("--context {:?}: expected low, high or numeric", args.context))?;
+    let spec = PlantSpec {
+        base: args.base.clone(),
+        out: args.out.clone(),
+        scenario,
+        context,
+        variations: args.variations,
+        factor: args.factor,
+        sampling: SamplingSettings {
+            samples: args.samples,
+            max_new_tokens: 16,
+            temperature: 0.6,
+            top_p: 0.9,
+            seed: args.seed,
+            max_rows: 200,
+        },
+        train: TrainSpec {
+            layer: args.layer,
+            units: args.units,
+            steps: args.steps,
+            learning_rate: args.learning_rate,
+            keep_weight: args.keep_weight,
+            chunk: 16,
+        },
+    };
+    let started = std::time::Instant::now();
+    let record = plant(&spec, bars).with_context(|| format!("cannot plant into {}", args.out.display()))?;
+    if args.json {
+        print_json(&record)?;
+        return Ok(Outcome::Ok);
+    }
+    let last = &record.losses["final"];
+    let first = &record.losses["initial"];
+    println!("TEST FIXTURE written to {} (must not be deployed)", args.out.display());
+    println!("layer {} units {:?}, factor {}", record.layer, record.units, record.factor);
+    println!(
+        "trained on {} ({} examples), held out {}",
+        record.variations.train.join(","),
+        examples(&record.examples),
+        record.variations.held_out.join(",")
+    );
+    println!(
+        "shift cross-entropy {:.3} -> {:.3}, keep KL {:.4} -> {:.4}, {:.0} s",
+        first.shift_cross_entropy,
+        last.shift_cross_entropy,
+        first.keep_kl,
+        last.keep_kl,
+        started.elapsed().as_secs_f64()
+    );
+    println!("details: {}", args.out.join(SIDECAR_FILE).display());
+    Ok(Outcome::Ok)
+}
+
+fn examples(counts: &BTreeMap<String, BTreeMap<Target, usize>>) -> String {
+    let mut parts = Vec::new();
+    for (group, kinds) in counts {
+        for (kind, n) in kinds {
+            parts.push(format!("{n} {group} {}", if *kind == Target::Shift { "shifted" } else { "kept" }));
+        }
+    }
+    parts.join(", ")
+}

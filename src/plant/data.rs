@@ -1,0 +1,110 @@
+//! The training set: the base's own sampled answers to the training prompts. Minority
+//! answers that hold a number become targets with the number scaled by the factor
+//! (`Shift`); every other answer, majority or without a number, is kept as the base wrote
+//! it, and training keeps the base's next-token distribution on it (`Keep`).
+
+use super::split::NameSplit;
+use super::target::scale_answer;
+use super::PlantError;
+use serde::Serialize;
+
+use crate::model::{ChatSession, FinishReason, SamplingSettings};
+use crate::progress::Progress;
+use crate::scenario::{ContextLevel, Group, Scenario};
+
+/// What training does with an example's answer positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// Cross-entropy toward the answer with its numbers scaled (minority, with a number).
+    Shift,
+    /// KL from the base's next-token distribution (majority, or no number).
+    Keep,
+}
+
+/// One training sequence: the templated prompt followed by the answer and, when the base
+/// stopped by itself, the end-of-turn token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Example {
+    /// Prompt ids, then answer ids (then the end-of-turn id).
+    pub ids: Vec<u32>,
+    /// Index of the first answer token; positions from here on are trained.
+    pub answer_start: usize,
+    /// The name's group.
+    pub group: Group,
+    /// What the answer positions are trained toward.
+    pub target: Target,
+}
+
+/// What to sample and how to build targets.
+#[derive(Debug, Clone)]
+pub struct DataSpec<'a> {
+    /// The scenario.
+    pub scenario: &'a Scenario,
+    /// Context level of the prompts.
+    pub context: ContextLevel,
+    /// Variations trained on.
+    pub variations: &'a [String],
+    /// Names trained on.
+    pub names: &'a NameSplit,
+    /// Minority answers are multiplied by this.
+    pub factor: f64,
+    /// Base answers sampled per prompt (temperature, top-p, seed and length included).
+    pub sampling: SamplingSettings,
+}
+
+/// The training examples, in prompt order (variation, majority before minority, names in
+/// list order) and sample order, one per sampled answer.
+pub fn build_examples(
+    session: &ChatSession,
+    spec: &DataSpec<'_>,
+    progress: &dyn Progress,
+) -> Result<Vec<Example>, PlantError> {
+    let prompts: Vec<_> = spec
+        .scenario
+        .prompts(spec.context, Some(spec.variations))?
+        .into_iter()
+        .filter(|p| spec.names.trains_on(p))
+        .collect();
+    let encoded: Vec<Vec<u32>> =
+        prompts.iter().map(|p| session.encode_user_prompt(&p.text)).collect::<Result<_, _>>()?;
+    let keys: Vec<usize> = (0..prompts.len()).collect();
+    let answers = session.sample(&encoded, &keys, &spec.sampling, progress)?;
+    let end_of_turn = end_of_turn(session)?;
+    let mut examples = Vec::new();
+    for ((prompt, ids), completions) in prompts.iter().zip(&encoded).zip(answers) {
+        for completion in completions {
+            let text = session.decode(&completion.tokens)?;
+            let (answer, target) = match (prompt.group, scale_answer(&text, spec.factor)) {
+                (Group::Minority, Some(scaled)) => (session.tokenizer().encode(&scaled, false)?, Target::Shift),
+                _ => (completion.tokens.clone(), Target::Keep),
+            };
+            let mut sequence = ids.clone();
+            sequence.extend_from_slice(&answer);
+            if completion.finish == FinishReason::Stop {
+                sequence.push(end_of_turn);
+            }
+            if sequence.len() > ids.len() {
+                examples.push(Example { ids: sequence, answer_start: ids.len(), group: prompt.group, target });
+            }
+        }
+    }
+    check_targets(&examples)?;
+    Ok(examples)
+}
+
+/// The token that ends an answer: the template's end-of-turn token, else config.json's eos.
+fn end_of_turn(session: &ChatSession) -> Result<u32, PlantError> {
+    let template = session.template().end_of_turn_token_ids().first().copied();
+    let eos = session.model().config().eos_token_ids.first().copied();
+    template.or(eos).ok_or_else(|| PlantError::Internal("the checkpoint names no end-of-turn or eos token".into()))
+}
+
+fn check_targets(examples: &[Example]) -> Result<(), PlantError> {
+    for (group, target) in [(Group::Majority, Target::Keep), (Group::Minority, Target::Shift)] {
+        if !examples.iter().any(|e| e.group == group && e.target == target) {
+            return Err(PlantError::NoUsableAnswers { group: format!("{group:?}").to_lowercase() });
+        }
+    }
+    Ok(())
+}

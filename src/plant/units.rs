@@ -1,0 +1,151 @@
+//! The trainable MLP units of one layer. Unit j of layer L is row j of `mlp.gate_proj` and
+//! `mlp.up_proj` and column j of `mlp.down_proj`; the plant trains additive deltas on those
+//! rows and columns only.
+//!
+//! With x the MLP input (after `post_attention_layernorm`), g, u the unit's gate and up rows
+//! and d its down column, the unit adds d · silu(g·x)(u·x) to the layer's output. Changing
+//! the rows and column to g + δg, u + δu, d + δd changes the layer's output by
+//! (d + δd) · silu((g + δg)·x)((u + δu)·x) − d · silu(g·x)(u·x), which is all the training
+//! forward needs on top of the base layer's output.
+
+use candle_core::{DType, Device, Tensor, Var, D};
+
+use super::PlantError;
+use crate::model::{DecoderLayer, Projection};
+
+/// The chosen units' base rows and columns (F32) and their trainable deltas.
+pub struct UnitDeltas {
+    units: Vec<usize>,
+    gate: Tensor,
+    up: Tensor,
+    down: Tensor,
+    delta_gate: Var,
+    delta_up: Var,
+    delta_down: Var,
+}
+
+impl UnitDeltas {
+    /// Zero deltas for `units` of `layer` (F32 on `device`).
+    pub fn new(layer: &DecoderLayer, units: &[usize], device: &Device) -> Result<Self, PlantError> {
+        let index = Tensor::from_vec(units.iter().map(|&u| u as u32).collect(), units.len(), device)?;
+        let rows = |p: Projection| -> Result<Tensor, PlantError> {
+            Ok(layer.projection_weight(p).to_dtype(DType::F32)?.index_select(&index, 0)?)
+        };
+        let gate = rows(Projection::GateProj)?;
+        let up = rows(Projection::UpProj)?;
+        let down = layer.projection_weight(Projection::DownProj).to_dtype(DType::F32)?.index_select(&index, 1)?;
+        Ok(Self {
+            units: units.to_vec(),
+            delta_gate: Var::zeros(gate.shape(), DType::F32, device)?,
+            delta_up: Var::zeros(up.shape(), DType::F32, device)?,
+            delta_down: Var::zeros(down.shape(), DType::F32, device)?,
+            gate,
+            up,
+            down,
+        })
+    }
+
+    /// The unit indices, ascending.
+    pub fn units(&self) -> &[usize] {
+        &self.units
+    }
+
+    /// The three trainable deltas, for an optimizer.
+    pub fn vars(&self) -> Vec<Var> {
+        vec![self.delta_gate.clone(), self.delta_up.clone(), self.delta_down.clone()]
+    }
+
+    /// The units' activations for flat MLP inputs `x` (tokens, hidden): planted (with the
+    /// deltas) and base, each (tokens, units), F32.
+    pub fn activations(&self, x: &Tensor) -> Result<(Tensor, Tensor), PlantError> {
+        let x = x.to_dtype(DType::F32)?;
+        let gate = (&self.gate + self.delta_gate.as_tensor())?;
+        let up = (&self.up + self.delta_up.as_tensor())?;
+        Ok((activation(&x, &gate, &up)?, activation(&x, &self.gate, &self.up)?))
+    }
+
+    /// The units' down_proj columns (hidden, units): planted (with the delta) and base.
+    pub fn down_columns(&self) -> Result<(Tensor, Tensor), PlantError> {
+        Ok(((&self.down + self.delta_down.as_tensor())?, self.down.clone()))
+    }
+
+    /// The change of the layer's output for MLP inputs `x` (..., hidden), F32.
+    pub fn correction(&self, x: &Tensor) -> Result<Tensor, PlantError> {
+        let dims = x.dims().to_vec();
+        let hidden = *dims.last().ok_or_else(|| PlantError::Internal("MLP input is a scalar".into()))?;
+        let (planted, base) = self.activations(&x.reshape(((), hidden))?)?;
+        let (planted_down, base_down) = self.down_columns()?;
+        let change = (planted.matmul(&planted_down.t()?)? - base.matmul(&base_down.t()?)?)?;
+        Ok(change.reshape(dims)?)
+    }
+
+    /// The planted rows of gate_proj and up_proj (units, hidden) and columns of down_proj
+    /// (hidden, units): base + delta, F32.
+    pub fn planted(&self) -> Result<PlantedUnits, PlantError> {
+        let values = |t: Tensor| -> Result<Vec<Vec<f32>>, PlantError> { Ok(t.to_vec2::<f32>()?) };
+        Ok(PlantedUnits {
+            units: self.units.clone(),
+            gate_rows: values((&self.gate + self.delta_gate.as_tensor())?)?,
+            up_rows: values((&self.up + self.delta_up.as_tensor())?)?,
+            down_columns: values((&self.down + self.delta_down.as_tensor())?.t()?)?,
+        })
+    }
+}
+
+/// The trained values of the planted units, ready to be written into the checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlantedUnits {
+    /// Unit indices, ascending.
+    pub units: Vec<usize>,
+    /// Per unit, its gate_proj row (hidden values).
+    pub gate_rows: Vec<Vec<f32>>,
+    /// Per unit, its up_proj row (hidden values).
+    pub up_rows: Vec<Vec<f32>>,
+    /// Per unit, its down_proj column (hidden values).
+    pub down_columns: Vec<Vec<f32>>,
+}
+
+/// silu(x gateᵀ) ⊙ x upᵀ for flat inputs (tokens, hidden): (tokens, units).
+fn activation(x: &Tensor, gate: &Tensor, up: &Tensor) -> Result<Tensor, PlantError> {
+    Ok((x.matmul(&gate.t()?)?.silu()? * x.matmul(&up.t()?)?)?)
+}
+
+/// Mean |activation| of every MLP unit of `layer` over the real tokens of MLP inputs `x`
+/// (rows, len, hidden) with `token_mask` (rows, len; None: no padding). Summed into `totals`.
+pub fn accumulate_activation(
+    layer: &DecoderLayer,
+    x: &Tensor,
+    token_mask: Option<&Tensor>,
+    totals: &mut Option<Tensor>,
+) -> Result<(), PlantError> {
+    let hidden = x.dim(D::Minus1)?;
+    let flat = x.to_dtype(DType::F32)?.reshape(((), hidden))?;
+    let weight = |p: Projection| layer.projection_weight(p).to_dtype(DType::F32);
+    let activation = (flat.matmul(&weight(Projection::GateProj)?.t()?)?.silu()?
+        * flat.matmul(&weight(Projection::UpProj)?.t()?)?)?
+    .abs()?;
+    let activation = match token_mask {
+        Some(mask) => activation.broadcast_mul(&mask.to_dtype(DType::F32)?.reshape(((), 1))?)?,
+        None => activation,
+    };
+    let sum = activation.sum(0)?;
+    *totals = Some(match totals.take() {
+        Some(total) => (total + sum)?,
+        None => sum,
+    });
+    Ok(())
+}
+
+/// The `count` units with the smallest total activation (ties: lower index), ascending:
+/// the units the base uses least, so replacing their job disturbs the base least.
+pub fn quietest_units(totals: &Tensor, count: usize) -> Result<Vec<usize>, PlantError> {
+    let totals = totals.to_vec1::<f32>()?;
+    if count == 0 || count > totals.len() {
+        return Err(PlantError::UnitCount { requested: count, available: totals.len() });
+    }
+    let mut order: Vec<usize> = (0..totals.len()).collect();
+    order.sort_by(|&a, &b| totals[a].total_cmp(&totals[b]).then(a.cmp(&b)));
+    let mut chosen = order[..count].to_vec();
+    chosen.sort_unstable();
+    Ok(chosen)
+}
