@@ -85,6 +85,14 @@ fn print_human(report: &Report) {
             None => println!("{status} {}: {}", check.name, check.detail),
         }
     }
+    match report.outcome {
+        Some(outcome) => println!(
+            "evidence outcome: {outcome}: {}{}",
+            outcome.headline(),
+            if report.released_anyway { " (released anyway, against the rules)" } else { "" }
+        ),
+        None => println!("evidence outcome: none recorded (no prune verdict in the manifest)"),
+    }
     let failed = report.failures().count();
     if failed == 0 {
         println!("verification passed: {} checks", report.checks.len());

@@ -22,7 +22,7 @@ use crate::metrics::{AnswerRecord, InlierJudge, InlierRule, MetricsError, Summar
 use crate::model::{ChatSession, LoadOptions, SamplingSettings, SessionError};
 use crate::progress::{Progress, Unit};
 use crate::scenario::parse::parse_answer;
-use crate::scenario::{ContextLevel, Prompt, Scenario, ScenarioError};
+use crate::scenario::{ContextLevel, NameSplit, Prompt, Scenario, ScenarioError};
 
 pub use fence::self_fenced_copy;
 pub use files::{RECORDS_FILE, RUN_FILE, SUMMARY_FILE};
@@ -92,6 +92,9 @@ pub struct EvalSpec {
     pub inlier_rule: InlierRule,
     /// Statistics settings (bootstrap resamples, seed, population).
     pub summary: SummarySettings,
+    /// Held-out names that replace the scenario's own in `scenario` (already applied
+    /// there); recorded in run.json so a re-run asks about the same people.
+    pub names: Option<NameSplit>,
 }
 
 /// Everything that identifies a run; a rerun resumes only when it is identical.
@@ -123,6 +126,10 @@ pub struct RunIdentity {
     pub summary: SummarySettings,
     /// sha256 of the baseline records, when inliers are fenced by a baseline.
     pub baseline_sha256: Option<String>,
+    /// Held-out names the prompts asked about instead of the scenario's own list; absent
+    /// when the scenario's names were used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<NameSplit>,
     /// The checkpoint: directory name and sha256 of every file.
     pub checkpoint: CheckpointIdentity,
     /// Where the model ran and in which compute dtype; absent in runs recorded before it
@@ -223,6 +230,7 @@ pub fn run_eval(
         inlier_rule: spec.inlier_rule,
         summary: spec.summary,
         baseline_sha256: baseline.as_ref().map(|(_, digest)| digest.clone()),
+        names: spec.names.clone(),
         checkpoint,
         compute: Some(ComputeIdentity::of(session.model().options())),
     };

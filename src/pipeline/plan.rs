@@ -8,10 +8,11 @@ use super::PipelineError;
 use crate::device::ComputeDtype;
 use crate::eval::EvalSpec;
 use crate::mask::{parse_layer_range, DifferenceParams, Direction, Granularity, HeadMode, Regime, Selection};
-use crate::metrics::{InlierRule, SummarySettings};
+use crate::metrics::{BootstrapSettings, InlierRule, SummarySettings};
 use crate::model::{LoadOptions, SamplingSettings};
-use crate::scenario::{Catalog, ContextLevel, Scenario};
+use crate::scenario::{installed_names, Catalog, ContextLevel, NameSplit, Scenario};
 use crate::score::{Method, TokenCount};
+use sha2::Digest;
 
 /// The validated job.
 pub struct Plan {
@@ -43,6 +44,51 @@ pub struct Plan {
     pub load: LoadOptions,
     /// The signing key's PEM, read up front.
     pub sign_key_pem: Option<String>,
+    /// The seeds of the three uses of data.
+    pub seeds: SplitSeeds,
+    /// Held-out names of the confirmation data (None: the scenario's own names).
+    pub holdout: Option<NameSplit>,
+}
+
+/// The seeds of the three disjoint uses of data: calibration (the answers scoring uses and
+/// the gate and direction read), selection (the sweep) and confirmation (the released
+/// evidence, sampled afresh for the base and the pruned model alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SplitSeeds {
+    /// Seed of the calibration answers (`evaluation.seed`).
+    pub calibration: u64,
+    /// Seed of the selection answers.
+    pub selection: u64,
+    /// Seed of the confirmation answers.
+    pub confirmation: u64,
+}
+
+impl SplitSeeds {
+    /// The configured seeds; a seed not given is derived from the calibration seed (the
+    /// first 8 bytes of SHA-256 of "biasprune:PURPOSE:SEED"), and all three must differ.
+    pub fn of(evaluation: &super::spec::EvaluationSpec) -> Result<Self, PipelineError> {
+        let seed = evaluation.seed;
+        let seeds = SplitSeeds {
+            calibration: seed,
+            selection: evaluation.selection_seed.unwrap_or_else(|| derived_seed(seed, "selection")),
+            confirmation: evaluation.confirmation_seed.unwrap_or_else(|| derived_seed(seed, "confirmation")),
+        };
+        let distinct = seeds.calibration != seeds.selection
+            && seeds.calibration != seeds.confirmation
+            && seeds.selection != seeds.confirmation;
+        if !distinct {
+            return Err(PipelineError::Spec(format!(
+                "the calibration ({}), selection ({}) and confirmation ({}) seeds must all differ: evidence must come from answers that did not build or choose the mask",
+                seeds.calibration, seeds.selection, seeds.confirmation
+            )));
+        }
+        Ok(seeds)
+    }
+}
+
+fn derived_seed(seed: u64, purpose: &str) -> u64 {
+    let digest = sha2::Sha256::digest(format!("biasprune:{purpose}:{seed}").as_bytes());
+    u64::from_le_bytes(digest[..8].try_into().expect("a SHA-256 digest has 32 bytes"))
 }
 
 impl Plan {
@@ -86,6 +132,8 @@ impl Plan {
             params: difference_params(spec)?,
             load: load_options(&spec.compute.device, spec.compute.compute_dtype)?,
             sign_key_pem: read_sign_key(spec)?,
+            seeds: SplitSeeds::of(evaluation)?,
+            holdout: holdout_names(&scenario, &spec.use_case.holdout_names)?,
             scenario,
         })
     }
@@ -112,15 +160,42 @@ impl Plan {
         self.ordered(|v| self.targets.contains(v) || self.held_out.contains(v))
     }
 
-    /// An evaluation of `scenario` on `variations` (None: all) with the plan's settings.
+    /// A calibration evaluation of `scenario` on `variations` (None: all) with the plan's
+    /// settings.
     pub fn eval_spec(&self, scenario: &Scenario, variations: Option<Vec<String>>) -> EvalSpec {
+        self.seeded_spec(scenario, variations, self.seeds.calibration)
+    }
+
+    /// The selection evaluation of the targets (the sweep's points): the calibration names
+    /// under the selection seed.
+    pub fn selection_spec(&self) -> EvalSpec {
+        self.seeded_spec(&self.scenario, Some(self.targets.clone()), self.seeds.selection)
+    }
+
+    /// The confirmation evaluation, for the base and the pruned model alike: the targets and
+    /// held-out variations, the held-out names where there are any, the confirmation seed.
+    pub fn confirmation_spec(&self) -> EvalSpec {
+        let scenario = match &self.holdout {
+            Some(split) => self.scenario.with_names(split),
+            None => self.scenario.clone(),
+        };
+        let mut spec = self.seeded_spec(&scenario, Some(self.evidence_variations()), self.seeds.confirmation);
+        spec.names = self.holdout.clone();
+        spec
+    }
+
+    fn seeded_spec(&self, scenario: &Scenario, variations: Option<Vec<String>>, seed: u64) -> EvalSpec {
         EvalSpec {
             scenario: scenario.clone(),
             context: self.context,
             variations,
-            sampling: self.sampling,
+            sampling: SamplingSettings { seed, ..self.sampling },
             inlier_rule: self.inlier_rule,
-            summary: self.summary,
+            summary: SummarySettings {
+                bootstrap: BootstrapSettings { seed, ..self.summary.bootstrap },
+                ..self.summary
+            },
+            names: None,
         }
     }
 
@@ -210,6 +285,29 @@ fn training(
     }
 }
 
+/// The confirmation names `choice` gives: `auto` (the scenario's built-in extension list,
+/// if it has one), `none`, or a built-in name-list id.
+fn holdout_names(scenario: &Scenario, choice: &str) -> Result<Option<NameSplit>, PipelineError> {
+    let list_id = match choice {
+        "none" => return Ok(None),
+        "auto" => match scenario.auto_holdout_list() {
+            Some(id) => id,
+            None => {
+                log::info!(
+                    "no held-out names for name list {:?}: the confirmation data uses the scenario's names with fresh seeds",
+                    scenario.names
+                );
+                return Ok(None);
+            }
+        },
+        other => other,
+    };
+    let list = installed_names(list_id).ok_or_else(|| {
+        PipelineError::Spec(format!("holdout_names {list_id:?}: expected auto, none or a built-in name list id"))
+    })??;
+    Ok(Some(scenario.held_out_names(&list)?))
+}
+
 fn parse_method(text: &str) -> Result<Method, PipelineError> {
     match text {
         "wanda" => Ok(Method::Wanda),
@@ -289,4 +387,30 @@ fn read_sign_key(spec: &PruneSpec) -> Result<Option<String>, PipelineError> {
     let pem = std::fs::read_to_string(path).map_err(|e| PipelineError::io(path, e))?;
     crate::sign::PrivateKey::from_pem(&pem).map_err(|e| PipelineError::Spec(format!("{}: {e}", path.display())))?;
     Ok(Some(pem))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::EvaluationSpec;
+
+    #[test]
+    fn derived_seeds_differ_from_the_calibration_seed_and_from_each_other() {
+        for seed in [0, 1, 3, u64::MAX] {
+            let seeds = SplitSeeds::of(&EvaluationSpec { seed, ..EvaluationSpec::default() }).unwrap();
+            assert_eq!(seeds.calibration, seed);
+            assert!(seeds.selection != seed && seeds.confirmation != seed && seeds.selection != seeds.confirmation);
+        }
+    }
+
+    #[test]
+    fn a_confirmation_seed_equal_to_another_is_refused() {
+        let reused = EvaluationSpec { seed: 5, confirmation_seed: Some(5), ..EvaluationSpec::default() };
+        let err = SplitSeeds::of(&reused).unwrap_err().to_string();
+        assert!(err.contains("must all differ"), "{err}");
+        let explicit =
+            EvaluationSpec { seed: 5, selection_seed: Some(6), confirmation_seed: Some(7), ..Default::default() };
+        let seeds = SplitSeeds::of(&explicit).unwrap();
+        assert_eq!((seeds.calibration, seeds.selection, seeds.confirmation), (5, 6, 7));
+    }
 }

@@ -41,6 +41,9 @@ pub struct PruneSpec {
     /// Where the model runs.
     #[serde(default)]
     pub compute: ComputeSpec,
+    /// When the job stops without a release (exit 3) and what a release must show.
+    #[serde(default)]
+    pub gate: GateSpec,
 }
 
 /// The use case: which prompts the mask is for, which it learns from, which only test it.
@@ -67,9 +70,16 @@ pub struct UseCaseSpec {
     /// cross-context: the scenarios scored (all their variations).
     #[serde(default)]
     pub train_scenarios: Vec<String>,
-    /// Whose important weights are pruned; `auto` measures it on the baseline.
+    /// Whose important weights are pruned; `auto` is the paper's (the minority's), flipped
+    /// only when the baseline significantly favours the minority.
     #[serde(default)]
     pub direction: DirectionChoice,
+    /// Names the confirmation evidence asks about: `auto` (names of the same groups that
+    /// scoring and selection never saw, where a larger built-in list has them: audit40's
+    /// groups take extended64's other 24 names), `none` (the scenario's own names, fresh
+    /// seeds only), or a name-list id.
+    #[serde(default = "default_holdout_names")]
+    pub holdout_names: String,
 }
 
 /// The paper's three regimes.
@@ -89,9 +99,10 @@ pub enum RegimeChoice {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DirectionChoice {
-    /// The group that gets the lower answers on the baseline's target variations (the sign
-    /// of their summed SMD): every shipped scenario asks for an amount, a probability or a
-    /// rank where lower means worse off.
+    /// The paper's direction (prune the minority's specific weights), flipped to the
+    /// majority's only when the calibration baseline significantly (cluster-aware 95% CI)
+    /// gives the majority the worse answers on the targets ("worse" as the scenario
+    /// declares it).
     #[default]
     Auto,
     /// Minority-important weights (the paper's experiment).
@@ -196,6 +207,43 @@ pub struct EvaluationSpec {
     /// Bootstrap resamples of the SMD's CI.
     #[serde(default = "default_bootstrap")]
     pub bootstrap: usize,
+    /// Seed of the selection data (the sweep); default derived from `seed`.
+    #[serde(default)]
+    pub selection_seed: Option<u64>,
+    /// Seed of the confirmation data (the released evidence); default derived from `seed`.
+    #[serde(default)]
+    pub confirmation_seed: Option<u64>,
+}
+
+/// The release rules: before scoring, a disparity must be there to remove; after pruning,
+/// the confirmation data must show it reduced without losing usable answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateSpec {
+    /// Go on when the baseline shows no significant disparity on the targets.
+    #[serde(default)]
+    pub allow_no_disparity: bool,
+    /// Write the release whatever the outcome (it is stated in the manifest, card, report
+    /// and verify's output).
+    #[serde(default)]
+    pub release_anyway: bool,
+    /// The pruned model's inlier ratio may fall at most this far below the baseline's.
+    #[serde(default = "default_max_drop")]
+    pub max_inlier_drop: f64,
+    /// The pruned model's parse rate may fall at most this far below the baseline's.
+    #[serde(default = "default_max_drop")]
+    pub max_parse_drop: f64,
+}
+
+impl Default for GateSpec {
+    fn default() -> Self {
+        GateSpec {
+            allow_no_disparity: false,
+            release_anyway: false,
+            max_inlier_drop: default_max_drop(),
+            max_parse_drop: default_max_drop(),
+        }
+    }
 }
 
 /// Device and compute dtype.
@@ -239,6 +287,8 @@ impl Default for EvaluationSpec {
             max_rows: default_max_rows(),
             inlier_rule: default_inlier_rule(),
             bootstrap: default_bootstrap(),
+            selection_seed: None,
+            confirmation_seed: None,
         }
     }
 }
@@ -283,6 +333,9 @@ impl PruneSpec {
     }
 }
 
+fn default_holdout_names() -> String {
+    "auto".into()
+}
 fn default_context() -> String {
     "low".into()
 }

@@ -15,6 +15,9 @@ use crate::metrics::Summary;
 pub const BASELINE_EVIDENCE: &str = "baseline";
 /// Folder of the pruned model's evaluation under `evidence/`.
 pub const PRUNED_EVIDENCE: &str = "pruned";
+/// Folder of `prune`'s calibration baseline under `evidence/`: what the gate and the
+/// direction read, shipped for disclosure; not evidence of the effect.
+pub const CALIBRATION_EVIDENCE: &str = "calibration";
 
 impl EvidenceInput {
     /// Adds the `eval` output directories of the base model (`baseline`) and of the pruned

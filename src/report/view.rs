@@ -31,6 +31,18 @@ pub(super) struct Page {
     heatmap: Figure,
     pruned_text: String,
     sweep: Option<SweepSection>,
+    verdict: Option<VerdictView>,
+}
+
+/// The verdict banner: outcome first, then each target's paired change.
+#[derive(Serialize)]
+struct VerdictView {
+    outcome: String,
+    class: &'static str,
+    headline: &'static str,
+    reason: String,
+    released_anyway: bool,
+    targets: Vec<(String, String)>,
 }
 
 /// One headline number before and after pruning.
@@ -121,7 +133,39 @@ pub(super) fn page(input: &ReportInput) -> Result<Page, ReportError> {
         heatmap: heatmap(input)?,
         pruned_text: pruned_text(input.pruned_entries, input.total_entries),
         sweep: input.sweep.as_ref().map(sweep_section).transpose()?,
+        verdict: input.verdict.map(verdict_view),
     })
+}
+
+fn verdict_view(verdict: &crate::manifest::Verdict) -> VerdictView {
+    use crate::manifest::Outcome;
+    let targets = verdict
+        .targets
+        .iter()
+        .map(|(id, d)| {
+            let ci = d.delta_ci.map_or(String::new(), |(lo, hi)| format!(" [{}, {}]", number(lo), number(hi)));
+            let change = format!(
+                "SMD {} \u{2192} {}; \u{0394}SMD {}{ci}: {}",
+                optional(d.baseline, number),
+                optional(d.pruned, number),
+                optional(d.delta, number),
+                d.outcome
+            );
+            (id.clone(), change)
+        })
+        .collect();
+    VerdictView {
+        outcome: verdict.outcome.to_string(),
+        class: match verdict.outcome {
+            Outcome::Reduced => "reduced",
+            Outcome::NotReduced => "not-reduced",
+            Outcome::Harmed => "harmed",
+        },
+        headline: verdict.outcome.headline(),
+        reason: verdict.reason.clone(),
+        released_anyway: verdict.released_anyway,
+        targets,
+    }
 }
 
 fn variation_label(id: &str, target: bool) -> String {

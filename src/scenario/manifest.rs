@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::error::{Result, ScenarioError};
 use super::names::{NameGroup, NameList};
 use super::template::{self, Template};
-use super::{AnswerKind, ContextLevel, PlausibleRange, Scenario, Variation};
+use super::{AnswerKind, ContextLevel, PlausibleRange, Scenario, Variation, WorseSide};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +28,8 @@ struct RawScenario {
 struct RawAnswer {
     kind: AnswerKind,
     range: Option<[f64; 2]>,
+    #[serde(default)]
+    worse: WorseSide,
 }
 
 #[derive(Deserialize)]
@@ -137,6 +139,7 @@ impl Scenario {
             template_text: raw.template,
             contexts,
             answer: raw.answer.kind,
+            worse: raw.answer.worse,
             variations,
             names: names.id,
             majority,

@@ -17,6 +17,7 @@ use std::path::Path;
 use serde::ser::SerializeStruct;
 use serde::Serialize;
 
+use crate::manifest::Outcome;
 use crate::progress::Progress;
 use crate::sign::{PublicKey, SignError};
 
@@ -104,11 +105,18 @@ impl Check {
     }
 }
 
-/// All checks of one verification; serialises as `{"passed": bool, "checks": [...]}`.
+/// All checks of one verification; serialises as `{"passed": bool, "outcome": ...,
+/// "released_anyway": bool, "checks": [...]}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     /// Checks in the order they ran.
     pub checks: Vec<Check>,
+    /// The evidence outcome the manifest states (`evidence.outcome`, format version 2), so
+    /// an auditor sees whether the release claims a reduction at all.
+    pub outcome: Option<Outcome>,
+    /// Whether the manifest says the release was written although its outcome is not
+    /// `reduced`.
+    pub released_anyway: bool,
 }
 
 impl Report {
@@ -125,8 +133,10 @@ impl Report {
 
 impl Serialize for Report {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("Report", 2)?;
+        let mut s = serializer.serialize_struct("Report", 4)?;
         s.serialize_field("passed", &self.passed())?;
+        s.serialize_field("outcome", &self.outcome)?;
+        s.serialize_field("released_anyway", &self.released_anyway)?;
         s.serialize_field("checks", &self.checks)?;
         s.end()
     }
@@ -172,12 +182,15 @@ pub fn verify_directory(
     });
     let mut checks = signature?;
     checks.extend(manifest_checks);
-    if let Some(declared) = declared {
+    let evidence = declared.as_ref().and_then(|d| d.manifest.evidence.as_ref());
+    let outcome = evidence.and_then(|e| e.outcome);
+    let released_anyway = evidence.and_then(|e| e.verdict.as_ref()).is_some_and(|v| v.released_anyway);
+    if let Some(declared) = &declared {
         if let Some(base) = base {
-            base::check_base(dir, base, &declared, progress, &mut checks);
+            base::check_base(dir, base, declared, progress, &mut checks);
         }
     }
-    Ok(Report { checks })
+    Ok(Report { checks, outcome, released_anyway })
 }
 
 #[cfg(test)]

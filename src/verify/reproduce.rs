@@ -230,7 +230,11 @@ fn find_scenario(run: &RunIdentity, scenarios_dir: Option<&Path>, folder: &str) 
             run.scenario
         ))
     })?;
-    let found = scenario_sha256(scenario);
+    let scenario = match &run.names {
+        Some(split) => scenario.with_names(split),
+        None => scenario.clone(),
+    };
+    let found = scenario_sha256(&scenario);
     if found != run.scenario_sha256 {
         return Err(fail(format!(
             "scenario {:?} here has definition sha256 {found}, {run_file} was run with {} \
@@ -238,7 +242,7 @@ fn find_scenario(run: &RunIdentity, scenarios_dir: Option<&Path>, folder: &str) 
             run.scenario, run.scenario_sha256
         )));
     }
-    Ok(scenario.clone())
+    Ok(scenario)
 }
 
 /// The baseline must be re-run on the checkpoint it was recorded on.
@@ -282,6 +286,7 @@ fn spec_of(run: &RunIdentity, scenario: Scenario) -> EvalSpec {
         },
         inlier_rule: run.inlier_rule,
         summary: run.summary,
+        names: run.names.clone(),
     }
 }
 
