@@ -67,7 +67,7 @@ pub fn power(groups: &ClusteredGroups) -> Option<Power> {
     let ms_between = between / df_between as f64;
     let n0 = adjusted / df_between as f64;
     let denominator = ms_between + (n0 - 1.0) * ms_within;
-    if !(denominator > 0.0) {
+    if denominator.is_nan() || denominator <= 0.0 {
         return None;
     }
     let icc = ((ms_between - ms_within) / denominator).clamp(0.0, 1.0);
