@@ -75,11 +75,12 @@ pub struct ScoreInfo {
     pub scenario: String,
     /// Variation ids of the calibration prompts, sorted.
     pub variations: Vec<String>,
-    /// Which tokens were counted ("all" or "response").
+    /// Which tokens were counted ("all" or "response"); SNIP's loss counts the answer
+    /// tokens only, so SNIP scores always say "response".
     pub tokens_counted: String,
     /// Number of calibration sequences.
     pub sequences: u64,
-    /// Number of calibration tokens counted.
+    /// Number of calibration tokens counted (for SNIP: answer tokens).
     pub tokens: u64,
     /// sha256 of the records file the calibration set came from.
     pub records_sha256: String,
