@@ -45,7 +45,8 @@ pub struct Args {
     /// Answers per forward batch (Wanda; answers to one prompt share its computation).
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
-    /// Store scores as F16 instead of F32.
+    /// Store scores as F16 instead of F32, each tensor scaled by a power of two (recorded in
+    /// scores.json) so that its largest score lands just below F16's maximum.
     #[arg(long)]
     pub half: bool,
     /// Output score directory (scores.safetensors, scores.json).

@@ -75,9 +75,11 @@ pub fn score_checkpoint(request: &ScoreRequest, progress: &dyn Progress) -> Resu
     Ok(ScoreSet { info, weights: raw.weights, heads: raw.heads })
 }
 
-/// Runs a score job and writes the score directory `out` (F16 values with `half`). Wanda
+/// Runs a score job and writes the score directory `out` (scaled F16 values with `half`,
+/// see `save_scores`). Wanda
 /// streams each layer's scores to the file as the layer finishes, so peak memory is one
-/// layer plus the calibration activations; SNIP collects them first. Returns the sidecar.
+/// layer plus the calibration activations; SNIP collects them first. Returns the sidecar
+/// written.
 pub fn score_to_dir(
     request: &ScoreRequest,
     out: &Path,
@@ -91,14 +93,13 @@ pub fn score_to_dir(
             let cfg = ModelConfig::from_json(ckpt.config(), ckpt.dir())?;
             let mut writer = ScoreFileWriter::create(out, score_layout(&cfg), half)?;
             wanda_scores_into(&ckpt, &cfg, &calib, &request.options, progress, &mut writer)?;
-            writer.finish(&info)?;
+            Ok(writer.finish(&info)?)
         }
         Method::Snip => {
             let raw = score_calibration(&ckpt, &calib, request.method, &request.options, progress)?;
-            save_scores(out, &ScoreSet { info: info.clone(), weights: raw.weights, heads: raw.heads }, half)?;
+            Ok(save_scores(out, &ScoreSet { info, weights: raw.weights, heads: raw.heads }, half)?)
         }
     }
-    Ok(ScoreInfo { dtype: if half { "F16" } else { "F32" }.to_string(), ..info })
 }
 
 /// Reads and hashes the records, builds the calibration set, opens the checkpoint and fills
