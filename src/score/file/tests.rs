@@ -162,7 +162,7 @@ fn a_non_finite_scale_is_a_clean_error_naming_the_file_and_tensor() {
 fn with_scale_literal(text: &str, number: &str) -> String {
     let key = format!("\"{NAME}\": ");
     let start = text.find(&key).unwrap() + key.len();
-    let end = start + text[start..].find(|c: char| c == ',' || c == '\n').unwrap();
+    let end = start + text[start..].find([',', '\n']).unwrap();
     format!("{}{number}{}", &text[..start], &text[end..])
 }
 
