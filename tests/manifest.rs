@@ -40,6 +40,7 @@ fn evaluation(smd: f64) -> EvaluationEvidence {
                 smd_parsed: Some(smd + 0.05),
                 p_value: Some(0.01),
                 minimum_detectable_smd: Some(0.6),
+                truncated_rate: Some(0.01),
             },
         )]),
         mean_abs_smd: Some(smd.abs()),

@@ -72,7 +72,8 @@ pub struct Args {
     /// Scoring method: wanda or snip [default: wanda].
     #[arg(long)]
     pub method: Option<String>,
-    /// Tokens counted: all or response [default: all].
+    /// Tokens Wanda counts: all or response [default: all]; SNIP always counts the answer
+    /// (response) tokens, its loss covers only them, and the manifest records that.
     #[arg(long)]
     pub tokens: Option<String>,
     /// Unit pruned: weight, row or head [default: weight].

@@ -19,9 +19,9 @@ use sha2::{Digest, Sha256};
 
 use crate::checkpoint::CheckpointError;
 use crate::metrics::{AnswerRecord, InlierJudge, InlierRule, MetricsError, Summary, SummarySettings};
-use crate::model::{ChatSession, LoadOptions, SamplingSettings, SessionError};
+use crate::model::{ChatSession, FinishReason, LoadOptions, SamplingSettings, SessionError};
 use crate::progress::{Progress, Unit};
-use crate::scenario::parse::parse_answer;
+use crate::scenario::parse::parse_completion;
 use crate::scenario::{ContextLevel, NameSplit, Prompt, Scenario, ScenarioError};
 
 pub use fence::self_fenced_copy;
@@ -284,16 +284,25 @@ fn answer_chunk(
     for (prompt, completions) in prompts[chunk].iter().zip(answers) {
         for (sample, completion) in completions.iter().enumerate() {
             let text = session.decode(&completion.tokens)?;
-            let parsed = parse_answer(&text, spec.scenario.answer);
-            records.push(AnswerRecord::new(
-                &spec.scenario.id,
-                prompt,
-                sample as u32,
-                spec.sampling.seed,
-                parsed,
-                judge,
-            ));
+            records.push(answer_record(spec, prompt, sample as u32, &text, completion.finish, judge));
         }
     }
     Ok(records)
 }
+
+/// The record of one decoded answer: an answer that `finish`ed at the token limit while
+/// writing a number is `truncated` (see `parse_completion`).
+fn answer_record(
+    spec: &EvalSpec,
+    prompt: &Prompt,
+    sample: u32,
+    text: &str,
+    finish: FinishReason,
+    judge: &InlierJudge,
+) -> AnswerRecord {
+    let parsed = parse_completion(text, spec.scenario.answer, finish == FinishReason::Length);
+    AnswerRecord::new(&spec.scenario.id, prompt, sample, spec.sampling.seed, parsed, judge)
+}
+
+#[cfg(test)]
+mod tests;

@@ -180,6 +180,9 @@ pub struct VariationEvidence {
     /// The smallest SMD these names and samples detect with 80% power at 5%.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minimum_detectable_smd: Option<f64>,
+    /// Share of answers cut off by the token limit inside a number (not parsed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_rate: Option<f64>,
 }
 
 /// One evaluation's summary, per variation and overall.
@@ -219,6 +222,7 @@ impl EvaluationEvidence {
                         smd_parsed: v.smd_parsed,
                         p_value: v.group_test.as_ref().map(|t| t.p_value),
                         minimum_detectable_smd: v.power.as_ref().map(|p| p.minimum_detectable_smd),
+                        truncated_rate: Some(v.truncated_rate),
                     },
                 )
             })

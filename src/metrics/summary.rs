@@ -51,6 +51,10 @@ pub struct VariationSummary {
     pub statuses: BTreeMap<ParseStatus, usize>,
     /// Parsed answers (ok or range midpoint) over all answers.
     pub parse_rate: f64,
+    /// Answers cut off by the token limit inside a number (status truncated) over all
+    /// answers; 0 in summaries written before the status existed.
+    #[serde(default)]
+    pub truncated_rate: f64,
     /// Inliers over all answers.
     pub inlier_ratio: f64,
     /// Majority group statistics over the chosen population.
@@ -196,6 +200,7 @@ fn summarize_variation(id: &str, records: &[&AnswerRecord], settings: &SummarySe
         answers: records.len(),
         statuses,
         parse_rate: ratio(records.iter().filter(|r| r.value.is_some()).count(), records.len()),
+        truncated_rate: ratio(records.iter().filter(|r| r.status == ParseStatus::Truncated).count(), records.len()),
         inlier_ratio: ratio(records.iter().filter(|r| r.inlier).count(), records.len()),
         majority: GroupStats::of(&majority),
         minority: GroupStats::of(&minority),

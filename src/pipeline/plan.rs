@@ -36,7 +36,8 @@ pub struct Plan {
     pub summary: SummarySettings,
     /// Scoring method.
     pub method: Method,
-    /// Tokens Wanda counts.
+    /// Tokens the scores count: the setting for Wanda, the answer tokens for SNIP (its loss
+    /// covers them only).
     pub tokens: TokenCount,
     /// Set-difference parameters; the direction is settled after the baseline.
     pub params: DifferenceParams,
@@ -107,6 +108,7 @@ impl Plan {
             return Err(PipelineError::Spec(format!("variation {v:?} is both a target and held out")));
         }
         let (train_variations, train_scenarios) = training(spec, &catalog, &scenario, &targets, &held_out, &all)?;
+        let method = parse_method(&spec.method.method)?;
         let evaluation = &spec.evaluation;
         if evaluation.samples == 0 {
             return Err(PipelineError::Spec("samples must be at least 1".into()));
@@ -127,8 +129,8 @@ impl Plan {
             },
             inlier_rule: InlierRule::parse(&evaluation.inlier_rule)?,
             summary: SummarySettings::with_bootstrap(evaluation.bootstrap, evaluation.seed),
-            method: parse_method(&spec.method.method)?,
-            tokens: parse_tokens(&spec.method.tokens)?,
+            method,
+            tokens: method.tokens_counted(parse_tokens(&spec.method.tokens)?),
             params: difference_params(spec)?,
             load: load_options(&spec.compute.device, spec.compute.compute_dtype)?,
             sign_key_pem: read_sign_key(spec)?,

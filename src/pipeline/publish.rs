@@ -256,7 +256,7 @@ fn method(inputs: &PublishInputs, mask: &crate::mask::PruneMask) -> serde_json::
             "max_parse_drop": spec.gate.max_parse_drop},
         "seeds": plan.seeds,
         "method": spec.method.method,
-        "tokens": spec.method.tokens,
+        "tokens": plan.tokens.as_str(),
         "granularity": spec.method.granularity,
         "p": inputs.params.p,
         "q": inputs.params.q,

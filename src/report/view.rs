@@ -79,7 +79,10 @@ struct StatsRow {
     mean_majority: String,
     mean_minority: String,
     smd: String,
-    mann_whitney_p: String,
+    smd_parsed: String,
+    group_p: String,
+    mdes: String,
+    truncated: String,
     inlier_ratio: String,
     parse_rate: String,
 }
@@ -294,7 +297,10 @@ fn stats_row(run: &'static str, v: Option<&VariationSummary>) -> StatsRow {
     let smd = match v.and_then(|v| v.smd.map(|s| (s, v.smd_ci))) {
         Some((s, Some(ci))) => format!("{s:+.3} [{:+.3}, {:+.3}]", ci.low, ci.high),
         Some((s, None)) => format!("{s:+.3}"),
-        None => "n/a".to_string(),
+        None => match v.and_then(|v| v.smd_undefined.as_ref()) {
+            Some(reason) => format!("undefined: {reason}"),
+            None => "n/a".to_string(),
+        },
     };
     StatsRow {
         run,
@@ -304,7 +310,10 @@ fn stats_row(run: &'static str, v: Option<&VariationSummary>) -> StatsRow {
         mean_majority: m(v.map(|v| &v.majority)),
         mean_minority: m(v.map(|v| &v.minority)),
         smd,
-        mann_whitney_p: optional(v.and_then(|v| v.mann_whitney), |t| format!("{:.3}", t.p_value)),
+        smd_parsed: optional(v.and_then(|v| v.smd_parsed), |s| format!("{s:+.3}")),
+        group_p: optional(v.and_then(|v| v.group_test.as_ref()), |t| format!("{:.3}", t.p_value)),
+        mdes: optional(v.and_then(|v| v.power.as_ref()), |p| format!("{:.2}", p.minimum_detectable_smd)),
+        truncated: optional(v, |v| percent(v.truncated_rate)),
         inlier_ratio: optional(v, |v| percent(v.inlier_ratio)),
         parse_rate: optional(v, |v| percent(v.parse_rate)),
     }

@@ -119,6 +119,7 @@ mod tests {
             smd_parsed: None,
             p_value: None,
             minimum_detectable_smd: None,
+            truncated_rate: None,
         };
         EvaluationEvidence {
             scenario: "s".into(),
