@@ -48,8 +48,9 @@ pub struct VerifyArgs {
 
 /// Runs the checks; exit 0 when all pass, 1 when one fails, 2 when the input is unusable.
 pub fn run(args: VerifyArgs, progress: &dyn Progress) -> anyhow::Result<Outcome> {
-    let pem = std::fs::read_to_string(&args.public_key)
-        .with_context(|| format!("reading the public key {}", args.public_key.display()))?;
+    let pem =
+        crate::fsutil::read_capped_text(&args.public_key, crate::fsutil::MAX_KEY_BYTES, crate::fsutil::Links::Follow)
+            .with_context(|| format!("reading the public key {}", args.public_key.display()))?;
     let reproduce = args.reproduce.then(|| reproduce_options(&args)).transpose()?;
     let mut report = verify_directory(&args.dir, &pem, args.base.as_deref(), progress)
         .with_context(|| format!("verifying {} with {}", args.dir.display(), args.public_key.display()))?;

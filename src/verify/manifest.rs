@@ -56,7 +56,8 @@ pub(super) fn check_manifest(dir: &Path, required: bool, checks: &mut Vec<Check>
 }
 
 fn parse(path: &Path) -> Result<Manifest, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{MANIFEST_FILE}: {e}"))?;
+    let bytes = crate::fsutil::read_capped(path, crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Refuse)
+        .map_err(|e| format!("{MANIFEST_FILE}: {e}"))?;
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| format!("{MANIFEST_FILE} is not JSON: {e}"))?;
     let schema: serde_json::Value = serde_json::from_str(SCHEMA).expect("the shipped schema is JSON");
@@ -71,7 +72,10 @@ fn parse(path: &Path) -> Result<Manifest, String> {
 /// sha256 of a file the manifest names, refusing paths that leave `dir`.
 fn sha256_hex(dir: &Path, relative: &str) -> Result<String, String> {
     let path = crate::checkpoint::resolve_inside(dir, relative).map_err(|e| e.to_string())?;
-    std::fs::read(path).map(|bytes| hex::encode(Sha256::digest(bytes))).map_err(|e| e.to_string())
+    let mut file = crate::fsutil::open_regular(&path, crate::fsutil::Links::Refuse).map_err(|e| e.to_string())?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| e.to_string())?;
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// The bitmask file's sha256 and per-tensor counts against the manifest.
