@@ -485,3 +485,30 @@ fn manifest_only_release_has_no_signature_and_keeps_the_base_card() {
     assert_eq!(m["evidence"], serde_json::Value::Null);
     assert_eq!(schema_errors(&m), Vec::<String>::new());
 }
+
+#[test]
+fn manifest_declaring_pruning_in_a_sub_byte_tensor_fails_without_a_panic() {
+    let r = released();
+    let shard = shard_of(&r, &gate0());
+    let bytes = fs::read(r.out.join(&shard)).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let gate = tensors.tensor(&gate0()).unwrap();
+    let packed = vec![0u8; gate.shape().iter().product::<usize>() / 2];
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(name, view)| {
+            if name == gate0() {
+                let f4 = safetensors::tensor::TensorView::new(safetensors::Dtype::F4, view.shape().to_vec(), &packed);
+                (name.to_string(), f4.unwrap())
+            } else {
+                (name.to_string(), view)
+            }
+        })
+        .collect();
+    let rewritten = safetensors::serialize(views, None).unwrap();
+    fs::write(r.out.join(&shard), rewritten).unwrap();
+    resign(&r);
+    let text = assert_fails_naming(&r, false, "manifest.pruned_zero", &shard);
+    assert!(text.contains(&format!("tensor {}: expected a dtype of whole bytes", gate0())), "{text}");
+    assert!(text.contains("found F4 with 4 bits per element"), "{text}");
+}
