@@ -110,18 +110,57 @@ fn too_large(len: u64, limit: u64) -> std::io::Error {
     invalid(format!("is {len} bytes, more than the limit of {limit} bytes for this kind of file"))
 }
 
-/// Writes `bytes` to `path` through a sibling temporary file, fsync and rename, so readers
-/// see either the old file or the complete new one.
+/// Permission bits of the work files biasprune writes (masks, scores, run, summary and stage
+/// files): readable by everyone, like any copied file. Private keys are written with 0600
+/// by the key generator, not through these helpers.
+pub const WORK_FILE_MODE: u32 = 0o644;
+
+/// Writes `bytes` to `path` through a sibling temporary file, fsync and rename, then fsyncs
+/// the directory, so readers see either the old file or the complete new one and the new
+/// one survives a crash. The file gets [`WORK_FILE_MODE`].
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let parent = parent_dir(path);
     let mut temp = tempfile::NamedTempFile::new_in(parent)?;
     temp.write_all(bytes)?;
+    persist_work_file(temp, path)
+}
+
+/// Moves a finished temporary file (in `path`'s directory) to `path`: sets [`WORK_FILE_MODE`]
+/// (temporary files are created 0600), fsyncs the file, renames it and fsyncs the directory.
+pub fn persist_work_file(temp: tempfile::NamedTempFile, path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    temp.as_file().set_permissions(std::fs::Permissions::from_mode(WORK_FILE_MODE))?;
     temp.as_file().sync_all()?;
     temp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    sync_dir(parent_dir(path))
+}
+
+/// Opens a directory and fsyncs it, so renames and new entries in it are durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// fsyncs every file and directory under `dir` (and `dir` itself), before `dir` is renamed
+/// into place, so a crash after the rename cannot leave a complete-looking stage with lost
+/// contents.
+pub fn sync_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            sync_tree(&entry.path())?;
+        } else if kind.is_file() {
+            File::open(entry.path())?.sync_all()?;
+        }
+    }
+    sync_dir(dir)
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
 }
 
 /// Hex sha256 of a file's bytes, read in 1 MiB blocks.
@@ -193,4 +232,13 @@ mod tests {
         assert_eq!(read_capped(&big, 11, Links::Refuse).unwrap().len(), 11);
     }
 
+    #[test]
+    fn atomically_written_work_files_are_world_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mask.json");
+        write_atomically(&path, b"{}").unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, WORK_FILE_MODE);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file is left");
+    }
 }

@@ -118,8 +118,7 @@ impl ScoreFileWriter {
         }
         let io = |source| ScoreFileError::Io { path: path.clone(), source };
         let temp = self.out.into_inner().map_err(|e| io(e.into_error()))?;
-        temp.as_file().sync_all().map_err(io)?;
-        temp.persist(&path).map_err(|e| io(e.error))?;
+        crate::fsutil::persist_work_file(temp, &path).map_err(io)?;
         let info = ScoreInfo { dtype: if self.half { "F16" } else { "F32" }.to_string(), ..info.clone() };
         let mut json = serde_json::to_vec_pretty(&info).expect("sidecar serialises");
         json.push(b'\n');
