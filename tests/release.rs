@@ -557,3 +557,16 @@ fn a_statement_that_ignores_the_manifest_cannot_vouch_for_a_forged_one() {
     assert!(text.contains("is named by biasprune-manifest.json but is not a signed resource"), "{text}");
     assert!(text.contains("PASS signature.dsse") && text.contains("PASS manifest.parse"), "{text}");
 }
+
+#[test]
+fn reproduce_runs_nothing_from_a_release_that_fails_verification() {
+    let r = released();
+    flip_byte(&r.out.join("tokenizer.json"));
+    let out = biasprune(&["verify", s(&r.out), "--public-key", &r.public, "--reproduce"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAIL files.sha256 [tokenizer.json]"), "{text}");
+    let reproduce: Vec<&str> = text.lines().filter(|l| l.contains(" reproduce.")).collect();
+    assert_eq!(reproduce.len(), 1, "one reproduce line, saying it did not run:\n{text}");
+    assert!(reproduce[0].starts_with("FAIL reproduce.evidence: not run: 1 earlier checks failed"), "{text}");
+}

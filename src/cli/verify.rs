@@ -8,7 +8,7 @@ use clap::Args;
 use super::device::DeviceArg;
 use super::Outcome;
 use crate::progress::Progress;
-use crate::verify::{check_reproduction, verify_directory, Report, ReproduceOptions, Tolerance};
+use crate::verify::{reproduce_if_verified, verify_directory, Report, ReproduceOptions, Tolerance};
 
 /// Arguments of `biasprune verify`.
 #[derive(Args, Debug)]
@@ -55,7 +55,7 @@ pub fn run(args: VerifyArgs, progress: &dyn Progress) -> anyhow::Result<Outcome>
     let mut report = verify_directory(&args.dir, &pem, args.base.as_deref(), progress)
         .with_context(|| format!("verifying {} with {}", args.dir.display(), args.public_key.display()))?;
     if let Some(options) = &reproduce {
-        report.checks.extend(check_reproduction(&args.dir, args.base.as_deref(), options, progress));
+        reproduce_if_verified(&mut report, &args.dir, args.base.as_deref(), options, progress);
     }
     if args.json {
         super::print_json(&report)?;

@@ -197,6 +197,31 @@ pub fn verify_directory(
     Ok(Report { checks })
 }
 
+/// Adds the reproduction checks to `report` only when every check in it passed: reproducing
+/// loads and runs the release's model, tokenizer and chat template, which are trusted only
+/// once the signature, file, manifest and base checks have vouched for them. Otherwise one
+/// failed `reproduce.evidence` check says why nothing was run.
+pub fn reproduce_if_verified(
+    report: &mut Report,
+    dir: &Path,
+    base: Option<&Path>,
+    options: &ReproduceOptions,
+    progress: &dyn Progress,
+) {
+    let failed = report.failures().count();
+    if failed == 0 {
+        report.checks.extend(check_reproduction(dir, base, options, progress));
+    } else {
+        report.checks.push(Check::fail(
+            names::REPRODUCE_EVIDENCE,
+            format!(
+                "not run: {failed} earlier checks failed, and the release's model, tokenizer and chat template \
+                 are loaded only after every signature and file check passed"
+            ),
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
