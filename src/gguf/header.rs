@@ -189,7 +189,7 @@ impl<R: Read + Seek> Scan<'_, R> {
                     _ => None,
                 };
                 match fixed {
-                    Some(width) => self.skip(count.checked_mul(width).unwrap_or(u64::MAX)),
+                    Some(width) => self.skip(count.saturating_mul(width)),
                     None => {
                         if count > self.remaining()? {
                             return Err(HeaderError::Malformed {
