@@ -351,3 +351,32 @@ fn sweep_evaluates_every_grid_point_with_its_mask() {
     let svg = std::fs::read_to_string(Path::new(&out).join("sweep.svg")).unwrap();
     assert!(svg.contains("mean |SMD|") && svg.contains("inlier ratio"));
 }
+
+#[test]
+fn score_matrices_that_do_not_fit_the_checkpoint_are_refused_by_name_not_a_panic() {
+    let s = setup();
+    let q0 = biasprune::arch::linear_weight_name(0, Component::Q);
+    let [_, cols] = s.arch.linear_shape(Component::Q);
+    for group in [Group::Minority, Group::Majority] {
+        let name = format!("purchase-car-{group}");
+        let mut set = load_scores(Path::new(&dir(&s, &name))).unwrap();
+        set.weights.insert(q0.clone(), ScoreMatrix { rows: 2, cols, values: vec![1.0; 2 * cols] });
+        save_scores(&s.root.join(format!("small-{group}")), &set, false).unwrap();
+    }
+    let run = run_mask(
+        &s,
+        &[
+            "--granularity",
+            "head",
+            "--minority",
+            &dir(&s, "small-minority"),
+            "--majority",
+            &dir(&s, "small-majority"),
+            "--out",
+            &dir(&s, "never"),
+        ],
+    );
+    let expected = format!("{:?}", s.arch.linear_shape(Component::Q));
+    assert_bad_input(&run, &[&q0, &format!("expected shape {expected}"), &format!("found shape [2, {cols}]")]);
+    assert!(!s.root.join("never").exists());
+}

@@ -106,6 +106,18 @@ pub enum BuildError {
         /// What differs.
         reason: String,
     },
+    /// A score tensor does not fit the checkpoint's architecture.
+    #[error("{group} scores, tensor {tensor}: expected {expected} from the checkpoint's architecture, found {found}")]
+    ScoreShape {
+        /// Which group's scores ("minority" or "majority").
+        group: crate::score::Group,
+        /// The score tensor.
+        tensor: String,
+        /// What the architecture implies.
+        expected: String,
+        /// What the score file holds.
+        found: String,
+    },
     /// Joining needs at least one mask and a sensible count.
     #[error("cannot join {masks} masks keeping entries present in at least {min_count}")]
     BadJoin {
@@ -171,6 +183,8 @@ pub fn build_mask(
             return Err(BuildError::BadFraction { name, value });
         }
     }
+    check_scores_fit(minority, arch)?;
+    check_scores_fit(majority, arch)?;
     let (pruned, protected) = match params.direction {
         Direction::MinorityMinusMajority => (minority, majority),
         Direction::MajorityMinusMinority => (majority, minority),
@@ -203,6 +217,41 @@ pub fn build_mask(
         }
     }
     Ok(mask)
+}
+
+/// Every score matrix must be a linear weight of a layer of `arch` with that weight's shape,
+/// and every per-head score vector must belong to a layer of `arch` and hold one value per
+/// head: score files state only a fingerprint, so their shapes are checked here.
+pub fn check_scores_fit(scores: &ScoreSet, arch: &Architecture) -> Result<(), BuildError> {
+    let misfit = |tensor: String, expected: String, found: String| BuildError::ScoreShape {
+        group: scores.info.group,
+        tensor,
+        expected,
+        found,
+    };
+    for (name, matrix) in &scores.weights {
+        let found = format!("shape [{}, {}]", matrix.rows, matrix.cols);
+        let (layer, component) = classify_tensor(name).ok_or_else(|| {
+            misfit(name.clone(), "a linear weight of a decoder layer".into(), format!("another tensor, {found}"))
+        })?;
+        if layer >= arch.num_layers {
+            return Err(misfit(name.clone(), format!("a layer below {}", arch.num_layers), format!("layer {layer}")));
+        }
+        let expected = arch.linear_shape(component);
+        if [matrix.rows, matrix.cols] != expected || matrix.values.len() != matrix.rows * matrix.cols {
+            return Err(misfit(name.clone(), format!("shape {expected:?}"), found));
+        }
+    }
+    for (&layer, heads) in &scores.heads {
+        let name = crate::score::head_scores_name(layer);
+        if layer >= arch.num_layers {
+            return Err(misfit(name, format!("a layer below {}", arch.num_layers), format!("layer {layer}")));
+        }
+        if heads.len() != arch.num_heads {
+            return Err(misfit(name, format!("{} head scores", arch.num_heads), format!("{}", heads.len())));
+        }
+    }
+    Ok(())
 }
 
 fn selected_matrices<'s>(

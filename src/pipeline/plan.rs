@@ -386,7 +386,8 @@ pub fn load_options(device: &str, compute_dtype: ComputeDtype) -> Result<LoadOpt
 
 fn read_sign_key(spec: &PruneSpec) -> Result<Option<String>, PipelineError> {
     let Some(path) = &spec.sign_key else { return Ok(None) };
-    let pem = std::fs::read_to_string(path).map_err(|e| PipelineError::io(path, e))?;
+    let pem = crate::fsutil::read_capped_text(path, crate::fsutil::MAX_KEY_BYTES, crate::fsutil::Links::Follow)
+        .map_err(|e| PipelineError::io(path, e))?;
     crate::sign::PrivateKey::from_pem(&pem).map_err(|e| PipelineError::Spec(format!("{}: {e}", path.display())))?;
     Ok(Some(pem))
 }

@@ -302,7 +302,8 @@ impl Default for ComputeSpec {
 impl PruneSpec {
     /// Reads a TOML pipeline file; relative paths in it are taken from the file's directory.
     pub fn from_toml_file(path: &Path) -> Result<Self, PipelineError> {
-        let text = std::fs::read_to_string(path).map_err(|e| PipelineError::io(path, e))?;
+        let text = crate::fsutil::read_capped_text(path, crate::fsutil::MAX_TOML_BYTES, crate::fsutil::Links::Follow)
+            .map_err(|e| PipelineError::io(path, e))?;
         let mut spec: PruneSpec = toml::from_str(&text)
             .map_err(|e| PipelineError::Spec(format!("{}: {}", path.display(), e.to_string().trim_end())))?;
         let dir = path.parent().unwrap_or(Path::new("."));

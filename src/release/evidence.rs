@@ -73,7 +73,8 @@ impl EvidenceInput {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ReleaseError> {
-    let bytes = std::fs::read(path).map_err(|e| ReleaseError::io(path, e))?;
+    let bytes = crate::fsutil::read_capped(path, crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Follow)
+        .map_err(|e| ReleaseError::io(path, e))?;
     serde_json::from_slice(&bytes).map_err(|e| bad(path, format!("not an `eval` output file: {e}")))
 }
 

@@ -377,7 +377,10 @@ fn copy_recorded(
     relative: &str,
     report: &mut ApplyReport,
 ) -> Result<FileRef, ReleaseError> {
-    let bytes = std::fs::read(source).map_err(|e| ReleaseError::io(source, e))?;
+    let mut bytes = Vec::new();
+    crate::fsutil::open_regular(source, crate::fsutil::Links::Follow)
+        .and_then(|mut file| std::io::Read::read_to_end(&mut file, &mut bytes))
+        .map_err(|e| ReleaseError::io(source, e))?;
     write_recorded(temp, relative, &bytes, report)
 }
 

@@ -80,6 +80,19 @@ impl Checker<'_> {
         Err(self.invalid(key, "an id of a-z, 0-9, `-` and `_`", format!("{id:?}")))
     }
 
+    /// A name-list id: it becomes a file name (`names/<id>.toml`), so it must not be a path.
+    fn names_id(&self, key: &str, id: &str) -> Result<()> {
+        let ok = !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if ok {
+            return Ok(());
+        }
+        Err(self.invalid(
+            key,
+            "a name-list id of letters, digits, `-` and `_` (a built-in list or names/<id>.toml), not a path",
+            format!("{id:?}"),
+        ))
+    }
+
     fn range(
         &self,
         key: &str,
@@ -123,6 +136,7 @@ impl Scenario {
         let default_range = raw.answer.kind.default_range();
         let range = check.range("answer.range", raw.answer.kind, raw.answer.range, default_range)?;
         let variations = check_variations(&check, &template, &contexts, raw.answer.kind, range, raw.variations)?;
+        check.names_id("groups.names", &raw.groups.names)?;
         let names = resolve_names(&raw.groups.names)?;
         let majority = pick_group(&check, &names, "groups.majority", &raw.groups.majority)?;
         let minority = pick_group(&check, &names, "groups.minority", &raw.groups.minority)?;

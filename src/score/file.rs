@@ -251,7 +251,8 @@ fn f16_exponent(max: f64) -> i32 {
 /// Reads a score directory, checking the sidecar and that every value is finite.
 pub fn load_scores(dir: &Path) -> Result<ScoreSet, ScoreFileError> {
     let sidecar = dir.join(SIDECAR_FILE);
-    let text = std::fs::read(&sidecar).map_err(|source| ScoreFileError::Io { path: sidecar.clone(), source })?;
+    let text = crate::fsutil::read_capped(&sidecar, crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Follow)
+        .map_err(|source| ScoreFileError::Io { path: sidecar.clone(), source })?;
     let info: ScoreInfo = serde_json::from_slice(&text)
         .map_err(|e| ScoreFileError::Bad { path: sidecar.clone(), reason: e.to_string() })?;
     if info.format != FORMAT {
@@ -267,7 +268,12 @@ pub fn load_scores(dir: &Path) -> Result<ScoreSet, ScoreFileError> {
         });
     }
     let path = dir.join(SCORES_FILE);
-    let bytes = std::fs::read(&path).map_err(|source| ScoreFileError::Io { path: path.clone(), source })?;
+    let bytes = crate::fsutil::open_regular(&path, crate::fsutil::Links::Follow)
+        .and_then(|mut file| {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut file, &mut bytes).map(|_| bytes)
+        })
+        .map_err(|source| ScoreFileError::Io { path: path.clone(), source })?;
     let bad = |reason: String| ScoreFileError::Bad { path: path.clone(), reason };
     let bad_scale = |reason: String| ScoreFileError::Bad { path: sidecar.clone(), reason };
     let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;

@@ -124,8 +124,7 @@ impl ScoreFileWriter {
         }
         let io = |source| ScoreFileError::Io { path: path.clone(), source };
         let temp = self.out.into_inner().map_err(|e| io(e.into_error()))?;
-        temp.as_file().sync_all().map_err(io)?;
-        temp.persist(&path).map_err(|e| io(e.error))?;
+        crate::fsutil::persist_work_file(temp, &path).map_err(io)?;
         write_sidecar(&self.dir, info, self.half, self.f16_scales)
     }
 }

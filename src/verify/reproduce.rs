@@ -76,8 +76,12 @@ pub fn check_reproduction(
 }
 
 fn read_manifest(dir: &Path) -> Result<Manifest, String> {
-    let bytes = std::fs::read(dir.join(MANIFEST_FILE))
-        .map_err(|e| format!("{MANIFEST_FILE}: {e}; without a manifest there is no evidence to reproduce"))?;
+    let bytes = crate::fsutil::read_capped(
+        &dir.join(MANIFEST_FILE),
+        crate::fsutil::MAX_JSON_BYTES,
+        crate::fsutil::Links::Refuse,
+    )
+    .map_err(|e| format!("{MANIFEST_FILE}: {e}; without a manifest there is no evidence to reproduce"))?;
     from_bytes(&bytes).map_err(|e| format!("{MANIFEST_FILE}: {e}"))
 }
 
@@ -88,9 +92,13 @@ fn evidence_path(folder: &str, file: &str) -> String {
 
 fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, relative: &str, what: &str) -> Result<T, Check> {
     let fail = |reason: String| Check::fail(REPRODUCE_EVIDENCE, reason).with_file(relative);
-    let bytes = std::fs::read(dir.join(relative)).map_err(|e| {
-        fail(format!("{relative}: {e}; the release ships no {what} to reproduce (expected the files of `eval`)"))
-    })?;
+    let bytes =
+        crate::fsutil::read_capped(&dir.join(relative), crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Refuse)
+            .map_err(|e| {
+                fail(format!(
+                    "{relative}: {e}; the release ships no {what} to reproduce (expected the files of `eval`)"
+                ))
+            })?;
     serde_json::from_slice(&bytes).map_err(|e| fail(format!("{relative} is not an evaluation's {what}: {e}")))
 }
 
