@@ -234,8 +234,15 @@ fn assert_the_outcome_is_stated_everywhere(out: &Path, manifest: &serde_json::Va
     let delta = &manifest["evidence"]["verdict"]["targets"]["bicycle"];
     assert!(delta["delta"].is_number() || delta["delta"].is_null(), "{delta}");
     let card = read(out.join("README.md"));
-    let first_lines: String =
-        card.split("---").nth(2).unwrap().lines().filter(|l| !l.trim().is_empty()).take(2).collect::<Vec<_>>().join("\n");
+    let first_lines: String = card
+        .split("---")
+        .nth(2)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(first_lines.contains(&format!("**Outcome: {outcome}**")), "{first_lines}");
     let report = read(out.join("report.html"));
     let banner = report.find("id=\"verdict\"").expect("report.html has no verdict banner");
