@@ -151,13 +151,8 @@ impl Plan {
         }
     }
 
-    /// The variations the base is evaluated on: targets, held-out and within-context
-    /// training variations, in the scenario's order.
-    pub fn baseline_variations(&self) -> Vec<String> {
-        self.ordered(|v| self.targets.contains(v) || self.held_out.contains(v) || self.train_variations.contains(v))
-    }
-
-    /// The variations the pruned model is evaluated on: targets and held-out.
+    /// The variations of the confirmation data (the base and the pruned model alike):
+    /// targets and held-out.
     pub fn evidence_variations(&self) -> Vec<String> {
         self.ordered(|v| self.targets.contains(v) || self.held_out.contains(v))
     }
