@@ -16,7 +16,8 @@ use crate::score::{checkpoint_fingerprint, load_scores};
 
 /// Build a prune mask: per matrix, the top-q fraction of entries by minority score minus the
 /// top-p fraction by majority score (floor(fraction x entries) each, ties broken by the lower
-/// flat index). With several score pairs (within-context or cross-context regimes) the
+/// flat index); at unit and head granularity the same over each layer's MLP units or heads
+/// (or, with --head-ranking global, over all heads together). With several score pairs (within-context or cross-context regimes) the
 /// pair masks are joined: an entry is kept when at least --min-count masks select it
 /// (default: all of them, the intersection).
 #[derive(clap::Args, Debug)]

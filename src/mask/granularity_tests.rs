@@ -7,14 +7,20 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::{
-    build_mask, build_regime_mask, weight_head_scores, BuildError, DifferenceParams, Direction, Granularity,
-    HeadMode, HeadRanking, HeadScore, Regime, Selection,
+    build_mask, build_regime_mask, weight_head_scores, BuildError, DifferenceParams, Direction, Granularity, HeadMode,
+    HeadRanking, HeadScore, Regime, Selection,
 };
 use crate::arch::{linear_weight_name, Architecture, Component};
 use crate::fixture::FixtureSpec;
 use crate::score::{Group, ScoreInfo, ScoreMatrix, ScoreSet};
 
-fn arch(num_layers: usize, hidden_size: usize, intermediate_size: usize, heads: usize, kv_heads: usize) -> Architecture {
+fn arch(
+    num_layers: usize,
+    hidden_size: usize,
+    intermediate_size: usize,
+    heads: usize,
+    kv_heads: usize,
+) -> Architecture {
     let spec = FixtureSpec {
         num_layers,
         hidden_size,
@@ -92,8 +98,11 @@ fn unit_granularity_selects_the_brute_force_units_per_layer() {
             let selection = Selection { layers: Some((1, 2)), ..Selection::default() };
             let params = DifferenceParams { direction, selection, ..params(Granularity::Unit, q, p) };
             let mask = build_mask(&minority, &majority, &arch, &params).unwrap();
-            let (pruned, protected) =
-                if direction == Direction::MinorityMinusMajority { (&minority, &majority) } else { (&majority, &minority) };
+            let (pruned, protected) = if direction == Direction::MinorityMinusMajority {
+                (&minority, &majority)
+            } else {
+                (&majority, &minority)
+            };
             assert_eq!(mask.mlp_units.keys().copied().collect::<Vec<_>>(), vec![1, 2], "only the selected layers");
             for (&layer, units) in &mask.mlp_units {
                 let expected =

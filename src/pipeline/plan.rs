@@ -335,9 +335,7 @@ fn difference_params(spec: &PruneSpec) -> Result<DifferenceParams, PipelineError
         "row" => Granularity::Row,
         "unit" => Granularity::Unit,
         "head" => Granularity::Head,
-        other => {
-            return Err(PipelineError::Spec(format!("granularity {other:?}: expected weight, row, unit or head")))
-        }
+        other => return Err(PipelineError::Spec(format!("granularity {other:?}: expected weight, row, unit or head"))),
     };
     let head_mode = match method.head_mode.as_str() {
         "o-proj-columns" => HeadMode::OProjColumns,
