@@ -316,8 +316,12 @@ fn bad_settings_fail_before_any_work_naming_what_is_wrong() {
     let tmp = tempfile::tempdir().unwrap();
     let model = common::reference_model();
     let out = tmp.path().join("out");
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["--scenario", "purchase", "--variations", "boat"], "no variation \"boat\""),
+        (&["--scenario", "purchase", "--granularity", "head", "--head-score", "gradients"], "--head-score"),
+        (&["--scenario", "purchase", "--granularity", "head", "--head-ranking", "sideways"], "--head-ranking"),
+        (&["--scenario", "purchase", "--granularity", "unit", "--components", "gate,down"], "missing: up"),
+        (&["--scenario", "purchase", "--head-ranking", "global"], "apply to granularity head only"),
         (&["--scenario", "purchase", "--regime", "sideways"], "regime"),
         (&["--scenario", "purchase", "--variations", "bicycle", "--held-out", "bicycle"], "both a target and held out"),
         (&["--variations", "bicycle"], "--scenario is required"),

@@ -76,7 +76,8 @@ pub struct Args {
     /// (response) tokens, its loss covers only them, and the manifest records that.
     #[arg(long)]
     pub tokens: Option<String>,
-    /// Unit pruned: weight, row or head [default: weight].
+    /// Unit pruned: weight, row, unit (MLP units: gate/up row j and down column j) or head
+    /// [default: weight].
     #[arg(long)]
     pub granularity: Option<String>,
     /// Fraction of the protected group's top entries spared [default: 0.15].
@@ -105,6 +106,14 @@ pub struct Args {
     /// Head granularity: o-proj-columns or q-proj-rows [default: o-proj-columns].
     #[arg(long)]
     pub head_mode: Option<String>,
+    /// Head granularity: head scores from attention (the score files' attention to the name
+    /// tokens) or weights (sums of the head's weight scores) [default: attention].
+    #[arg(long)]
+    pub head_score: Option<String>,
+    /// Head granularity: rank heads per-layer or global (all layers together, the authors'
+    /// code) [default: per-layer].
+    #[arg(long)]
+    pub head_ranking: Option<String>,
     /// Keep entries selected by at least this many pair masks (default: all).
     #[arg(long)]
     pub min_count: Option<usize>,
@@ -250,6 +259,8 @@ fn overlay(value: &mut Value, args: &Args) {
     set(m, "components", args.components.as_ref().map(|v| json!(v)));
     set(m, "layers", args.layers.as_ref().map(|v| json!(v)));
     set(m, "head_mode", args.head_mode.as_ref().map(|v| json!(v)));
+    set(m, "head_score", args.head_score.as_ref().map(|v| json!(v)));
+    set(m, "head_ranking", args.head_ranking.as_ref().map(|v| json!(v)));
     set(m, "min_count", args.min_count.map(|v| json!(v)));
     set(m, "score_batch", args.score_batch.map(|v| json!(v)));
     if args.sweep || args.p_grid.is_some() || args.q_grid.is_some() {

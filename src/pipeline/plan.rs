@@ -7,7 +7,9 @@ use super::spec::{PruneSpec, RegimeChoice};
 use super::PipelineError;
 use crate::device::ComputeDtype;
 use crate::eval::EvalSpec;
-use crate::mask::{parse_layer_range, DifferenceParams, Direction, Granularity, HeadMode, Regime, Selection};
+use crate::mask::{
+    parse_layer_range, DifferenceParams, Direction, Granularity, HeadMode, HeadRanking, HeadScore, Regime, Selection,
+};
 use crate::metrics::{BootstrapSettings, InlierRule, SummarySettings};
 use crate::model::{LoadOptions, SamplingSettings};
 use crate::scenario::{installed_names, Catalog, ContextLevel, NameSplit, Scenario};
@@ -326,14 +328,33 @@ fn difference_params(spec: &PruneSpec) -> Result<DifferenceParams, PipelineError
     let granularity = match method.granularity.as_str() {
         "weight" => Granularity::Weight,
         "row" => Granularity::Row,
+        "unit" => Granularity::Unit,
         "head" => Granularity::Head,
-        other => return Err(PipelineError::Spec(format!("granularity {other:?}: expected weight, row or head"))),
+        other => return Err(PipelineError::Spec(format!("granularity {other:?}: expected weight, row, unit or head"))),
     };
     let head_mode = match method.head_mode.as_str() {
         "o-proj-columns" => HeadMode::OProjColumns,
         "q-proj-rows" => HeadMode::QProjRows,
         other => {
             return Err(PipelineError::Spec(format!("head_mode {other:?}: expected o-proj-columns or q-proj-rows")))
+        }
+    };
+    let head_score = match method.head_score.as_str() {
+        "attention" => HeadScore::Attention,
+        "weights" => HeadScore::Weights,
+        other => {
+            return Err(PipelineError::Spec(format!(
+                "head_score {other:?} (--head-score): expected attention or weights"
+            )))
+        }
+    };
+    let head_ranking = match method.head_ranking.as_str() {
+        "per-layer" => HeadRanking::PerLayer,
+        "global" => HeadRanking::Global,
+        other => {
+            return Err(PipelineError::Spec(format!(
+                "head_ranking {other:?} (--head-ranking): expected per-layer or global"
+            )))
         }
     };
     let fractions = [method.p, method.q]
@@ -347,7 +368,7 @@ fn difference_params(spec: &PruneSpec) -> Result<DifferenceParams, PipelineError
     if method.sweep.as_ref().is_some_and(|s| s.p_grid.is_empty() || s.q_grid.is_empty()) {
         return Err(PipelineError::Spec("a sweep needs at least one value of p and of q".into()));
     }
-    Ok(DifferenceParams {
+    let params = DifferenceParams {
         q: method.q,
         p: method.p,
         granularity,
@@ -367,7 +388,11 @@ fn difference_params(spec: &PruneSpec) -> Result<DifferenceParams, PipelineError
                 .transpose()?,
         },
         head_mode,
-    })
+        head_score,
+        head_ranking,
+    };
+    params.check().map_err(|e| PipelineError::Spec(e.to_string()))?;
+    Ok(params)
 }
 
 /// Load options for a device spec and a compute dtype name (auto: f32 on the CPU, bf16 on
@@ -398,6 +423,32 @@ mod tests {
             let seeds = SplitSeeds::of(&EvaluationSpec { seed, ..EvaluationSpec::default() }).unwrap();
             assert_eq!(seeds.calibration, seed);
             assert!(seeds.selection != seed && seeds.confirmation != seed && seeds.selection != seeds.confirmation);
+        }
+    }
+
+    fn method_params(method: serde_json::Value) -> Result<DifferenceParams, PipelineError> {
+        let job = serde_json::json!({"base": "b", "out": "o", "use_case": {"scenario": "purchase"}, "method": method});
+        difference_params(&serde_json::from_value(job).unwrap())
+    }
+
+    #[test]
+    fn head_settings_and_unit_granularity_become_library_settings() {
+        let defaults = method_params(serde_json::json!({})).unwrap();
+        assert_eq!((defaults.head_score, defaults.head_ranking), (HeadScore::Attention, HeadRanking::PerLayer));
+        let head = serde_json::json!({"granularity": "head", "head_score": "weights", "head_ranking": "global"});
+        let params = method_params(head).unwrap();
+        assert_eq!(
+            (params.granularity, params.head_score, params.head_ranking),
+            (Granularity::Head, HeadScore::Weights, HeadRanking::Global)
+        );
+        assert_eq!(method_params(serde_json::json!({"granularity": "unit"})).unwrap().granularity, Granularity::Unit);
+        for (method, needle) in [
+            (serde_json::json!({"head_score": "gradients"}), "head_score \"gradients\" (--head-score)"),
+            (serde_json::json!({"head_ranking": "sideways"}), "head_ranking \"sideways\" (--head-ranking)"),
+            (serde_json::json!({"granularity": "unit", "components": ["up", "down"]}), "missing: gate"),
+        ] {
+            let text = method_params(method).unwrap_err().to_string();
+            assert!(text.contains(needle), "{text}");
         }
     }
 

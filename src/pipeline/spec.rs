@@ -121,7 +121,7 @@ pub struct MethodSpec {
     /// Tokens counted by Wanda: all or response.
     #[serde(default = "default_tokens")]
     pub tokens: String,
-    /// weight, row or head.
+    /// weight, row, unit (MLP units) or head.
     #[serde(default = "default_granularity")]
     pub granularity: String,
     /// Fraction of the protected group's top entries spared.
@@ -142,6 +142,13 @@ pub struct MethodSpec {
     /// How heads are zeroed: o-proj-columns or q-proj-rows.
     #[serde(default = "default_head_mode")]
     pub head_mode: String,
+    /// Where head scores come from: attention (the score files' attention to the name
+    /// tokens) or weights (sums of the head's weight scores).
+    #[serde(default = "default_head_score")]
+    pub head_score: String,
+    /// How heads are ranked: per-layer (within each layer) or global (all heads together).
+    #[serde(default = "default_head_ranking")]
+    pub head_ranking: String,
     /// Keep entries selected by at least this many pair masks (default: all of them).
     #[serde(default)]
     pub min_count: Option<usize>,
@@ -270,6 +277,8 @@ impl Default for MethodSpec {
             components: Vec::new(),
             layers: None,
             head_mode: default_head_mode(),
+            head_score: default_head_score(),
+            head_ranking: default_head_ranking(),
             min_count: None,
             score_batch: default_score_batch(),
         }
@@ -351,6 +360,12 @@ fn default_granularity() -> String {
 }
 fn default_head_mode() -> String {
     "o-proj-columns".into()
+}
+fn default_head_score() -> String {
+    "attention".into()
+}
+fn default_head_ranking() -> String {
+    "per-layer".into()
 }
 fn default_fraction() -> f64 {
     0.15
