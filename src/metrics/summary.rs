@@ -190,7 +190,7 @@ fn summarize_variation(id: &str, records: &[&AnswerRecord], settings: &SummarySe
         values(records, Population::Parsed, Group::Minority, None),
     );
     let clusters = ClusteredGroups::from_records(records, settings.population);
-    let bootstrap = BootstrapSettings { seed: variation_seed(settings.bootstrap.seed, id), ..settings.bootstrap };
+    let bootstrap = settings.bootstrap.for_variation(id);
     let mut statuses = BTreeMap::new();
     for record in records {
         *statuses.entry(record.status).or_insert(0) += 1;
@@ -259,6 +259,14 @@ fn ratio(part: usize, whole: usize) -> f64 {
         0.0
     } else {
         part as f64 / whole as f64
+    }
+}
+
+impl BootstrapSettings {
+    /// These settings with the seed of `variation`'s own stream ([`variation_seed`]), so a
+    /// variation's intervals do not change when other variations are added.
+    pub fn for_variation(&self, variation: &str) -> Self {
+        BootstrapSettings { seed: variation_seed(self.seed, variation), ..*self }
     }
 }
 

@@ -37,10 +37,7 @@ pub fn judge(baseline: &Evaluated, pruned: &Evaluated, judging: &Judging) -> Ver
                 let records: Vec<&AnswerRecord> = e.records.iter().filter(|r| &r.variation == target).collect();
                 ClusteredGroups::from_records(&records, population)
             };
-            let settings = crate::metrics::BootstrapSettings {
-                seed: crate::metrics::variation_seed(bootstrap.seed, target),
-                ..bootstrap
-            };
+            let settings = bootstrap.for_variation(target);
             let delta = paired_delta_smd(&groups(baseline), &groups(pruned), &settings);
             (target.clone(), delta_evidence(delta, aim))
         })
