@@ -34,6 +34,7 @@ fn main() {
         },
         inlier_rule: InlierRule::default(),
         summary: SummarySettings::default(),
+        names: None,
     };
     let identity = CheckpointIdentity { name: "bench".into(), files: Default::default(), masks_applied: vec![] };
     let mut times: Vec<Duration> = Vec::new();

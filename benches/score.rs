@@ -112,6 +112,8 @@ fn main() {
         direction: Default::default(),
         selection: Default::default(),
         head_mode: HeadMode::OProjColumns,
+        head_score: Default::default(),
+        head_ranking: Default::default(),
     };
     for run in 0..repeats {
         let t = Instant::now();

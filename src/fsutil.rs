@@ -1,27 +1,171 @@
-//! Small file-system helpers shared by every module that writes files.
+//! Small file-system helpers shared by every module that reads or writes files: opening
+//! untrusted inputs safely, capped reads, atomic writes, hashing and read-only maps.
 
+use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-/// Writes `bytes` to `path` through a sibling temporary file, fsync and rename, so readers
-/// see either the old file or the complete new one.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
+/// Largest JSON file read from untrusted input (config.json, tokenizer files, the pruning
+/// manifest, model.sig, mask.json, score sidecars, run and summary files): 64 MiB. Real ones
+/// are far smaller (a Llama 3 tokenizer.json is 9 MiB, a manifest a few MiB at most).
+pub const MAX_JSON_BYTES: u64 = 64 << 20;
+
+/// Largest TOML file read (scenario manifests, name lists, prune pipeline files): 16 MiB.
+pub const MAX_TOML_BYTES: u64 = 16 << 20;
+
+/// Largest PEM key file read: 64 KiB (an EC key is a few hundred bytes).
+pub const MAX_KEY_BYTES: u64 = 64 << 10;
+
+/// Whether opening an untrusted file may follow a symbolic link in the path's last component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// Follow it (checkpoint directories may link their files); the target must still be a
+    /// regular file, so a link to /dev/zero or a FIFO is refused.
+    Follow,
+    /// Refuse it (files of a signed release: the signing format has `allow_symlinks: false`).
+    Refuse,
+}
+
+/// Opens an untrusted input file for reading without ever blocking or reading a device:
+/// O_NONBLOCK so that opening a FIFO returns at once, O_NOFOLLOW with [`Links::Refuse`], then
+/// fstat on the open descriptor requires a regular file (FIFOs, sockets, devices such as
+/// /dev/zero and directories are refused with an error saying what was found). The returned
+/// file is in blocking mode again.
+pub fn open_regular(path: &Path, links: Links) -> std::io::Result<File> {
+    let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
+    if links == Links::Refuse {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let file = OpenOptions::new().read(true).custom_flags(flags).open(path).map_err(|e| {
+        if links == Links::Refuse && e.raw_os_error() == Some(libc::ELOOP) {
+            invalid("is a symbolic link, expected a regular file".to_string())
+        } else {
+            e
+        }
+    })?;
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        return Err(invalid(format!("is {}, expected a regular file", describe(kind))));
+    }
+    // SAFETY: fcntl on a descriptor this function owns; F_GETFL/F_SETFL touch only its flags.
+    let cleared = unsafe {
+        let fd = file.as_raw_fd();
+        let current = libc::fcntl(fd, libc::F_GETFL);
+        current >= 0 && libc::fcntl(fd, libc::F_SETFL, current & !libc::O_NONBLOCK) == 0
     };
+    if !cleared {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(file)
+}
+
+/// Reads a whole untrusted file opened through [`open_regular`], refusing one of more than
+/// `limit` bytes (checked on fstat and again while reading, so a file that grows meanwhile
+/// cannot exceed it either).
+pub fn read_capped(path: &Path, limit: u64, links: Links) -> std::io::Result<Vec<u8>> {
+    let file = open_regular(path, links)?;
+    let len = file.metadata()?.len();
+    if len > limit {
+        return Err(too_large(len, limit));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(bytes.len() as u64, limit));
+    }
+    Ok(bytes)
+}
+
+/// [`read_capped`] for text files (TOML, PEM): the bytes must be UTF-8.
+pub fn read_capped_text(path: &Path, limit: u64, links: Links) -> std::io::Result<String> {
+    String::from_utf8(read_capped(path, limit, links)?)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8 text: {e}")))
+}
+
+fn describe(kind: std::fs::FileType) -> &'static str {
+    if kind.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
+fn invalid(message: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, message)
+}
+
+fn too_large(len: u64, limit: u64) -> std::io::Error {
+    invalid(format!("is {len} bytes, more than the limit of {limit} bytes for this kind of file"))
+}
+
+/// Permission bits of the work files biasprune writes (masks, scores, run, summary and stage
+/// files): readable by everyone, like any copied file. Private keys are written with 0600
+/// by the key generator, not through these helpers.
+pub const WORK_FILE_MODE: u32 = 0o644;
+
+/// Writes `bytes` to `path` through a sibling temporary file, fsync and rename, then fsyncs
+/// the directory, so readers see either the old file or the complete new one and the new
+/// one survives a crash. The file gets [`WORK_FILE_MODE`].
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let parent = parent_dir(path);
     let mut temp = tempfile::NamedTempFile::new_in(parent)?;
     temp.write_all(bytes)?;
+    persist_work_file(temp, path)
+}
+
+/// Moves a finished temporary file (in `path`'s directory) to `path`: sets [`WORK_FILE_MODE`]
+/// (temporary files are created 0600), fsyncs the file, renames it and fsyncs the directory.
+pub fn persist_work_file(temp: tempfile::NamedTempFile, path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    temp.as_file().set_permissions(std::fs::Permissions::from_mode(WORK_FILE_MODE))?;
     temp.as_file().sync_all()?;
     temp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    sync_dir(parent_dir(path))
+}
+
+/// Opens a directory and fsyncs it, so renames and new entries in it are durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// fsyncs every file and directory under `dir` (and `dir` itself), before `dir` is renamed
+/// into place, so a crash after the rename cannot leave a complete-looking stage with lost
+/// contents.
+pub fn sync_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            sync_tree(&entry.path())?;
+        } else if kind.is_file() {
+            File::open(entry.path())?.sync_all()?;
+        }
+    }
+    sync_dir(dir)
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
 }
 
 /// Hex sha256 of a file's bytes, read in 1 MiB blocks.
 pub fn file_sha256(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
+    let mut file = open_regular(path, Links::Follow)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 20];
     loop {
@@ -36,7 +180,7 @@ pub fn file_sha256(path: &Path) -> std::io::Result<String> {
 /// Maps a file read-only, for reading large files through the page cache without copying
 /// them onto the heap. The file must not change while mapped (as with checkpoint shards).
 pub fn map_read_only(path: &Path) -> std::io::Result<memmap2::Mmap> {
-    let file = std::fs::File::open(path)?;
+    let file = open_regular(path, Links::Follow)?;
     // SAFETY: a read-only map; biasprune never writes its inputs, and, as documented for
     // checkpoints and masks, they must not be changed by others while it runs.
     unsafe { memmap2::Mmap::map(&file) }
@@ -60,4 +204,41 @@ pub fn mapped_sha256(map: &memmap2::Mmap) -> [u8; 32] {
         release_pages(map, i * BLOCK, block.len());
     }
     hasher.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifo_device_link_and_oversized_files_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.json");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0);
+        let err = read_capped(&fifo, MAX_JSON_BYTES, Links::Follow).unwrap_err();
+        assert!(err.to_string().contains("a FIFO"), "{err}");
+        let zero = dir.path().join("zero.json");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let err = read_capped(&zero, MAX_JSON_BYTES, Links::Follow).unwrap_err();
+        assert!(err.to_string().contains("a character device"), "{err}");
+        let err = read_capped(&zero, MAX_JSON_BYTES, Links::Refuse).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        let big = dir.path().join("big.json");
+        std::fs::write(&big, vec![b' '; 11]).unwrap();
+        let err = read_capped(&big, 10, Links::Refuse).unwrap_err();
+        assert!(err.to_string().contains("is 11 bytes, more than the limit of 10"), "{err}");
+        assert_eq!(read_capped(&big, 11, Links::Refuse).unwrap().len(), 11);
+    }
+
+    #[test]
+    fn atomically_written_work_files_are_world_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mask.json");
+        write_atomically(&path, b"{}").unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, WORK_FILE_MODE);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file is left");
+    }
 }

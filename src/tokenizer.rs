@@ -41,8 +41,10 @@ impl Tokenizer {
 
     /// Loads a tokenizer.json file.
     pub fn from_file(path: &Path) -> Result<Self, TokenizerError> {
-        let inner = tokenizers::Tokenizer::from_file(path)
-            .map_err(|e| TokenizerError::Load { path: path.to_path_buf(), message: e.to_string() })?;
+        let load = |message: String| TokenizerError::Load { path: path.to_path_buf(), message };
+        let bytes = crate::fsutil::read_capped(path, crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Follow)
+            .map_err(|e| load(e.to_string()))?;
+        let inner = tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| load(e.to_string()))?;
         Ok(Self { inner, path: path.to_path_buf() })
     }
 

@@ -366,3 +366,22 @@ fn damaged_mask_files_are_bad_input() {
     assert_bad_input(&biasprune(&apply_args(&input, &mask_dir, &out)), &["mask.json", "rowz"]);
     assert!(!out.exists());
 }
+
+#[test]
+fn force_onto_a_regular_file_is_refused_before_touching_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = fixture(tmp.path(), "in", &FixtureSpec::default());
+    let mask = head_mask(tmp.path());
+    let file = tmp.path().join("out-file");
+    std::fs::write(&file, b"not a checkpoint").unwrap();
+    let mut args = apply_args(&input, &mask, &file);
+    args.push("--force");
+    assert_bad_input(&biasprune(&args), &["out-file", "is not a directory"]);
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a checkpoint", "OUT is left as it was");
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("biasprune-partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "no partial entry is left: {leftovers:?}");
+}

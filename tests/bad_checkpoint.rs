@@ -156,6 +156,36 @@ fn cases() -> Vec<Case> {
             },
             needles: &[SHARD2, "leads outside the checkpoint directory"],
         },
+        Case {
+            name: "duplicate-tensor-name",
+            breaks: |d| {
+                let one = r#""a.weight": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}"#;
+                let json = format!("{{{one}, {one}}}");
+                let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
+                bytes.extend_from_slice(json.as_bytes());
+                bytes.extend_from_slice(&[0; 8]);
+                std::fs::write(d.join(SHARD1), bytes).unwrap();
+            },
+            needles: &[SHARD1, "tensor a.weight is listed twice"],
+        },
+        Case {
+            name: "symlinked-directory-outside",
+            breaks: |d| {
+                let outside = d.parent().unwrap().join("outside-dir-of-symlinked-directory");
+                std::fs::create_dir_all(&outside).unwrap();
+                std::fs::rename(d.join(SHARD2), outside.join(SHARD2)).unwrap();
+                std::os::unix::fs::symlink(&outside, d.join("sub")).unwrap();
+                let moved = format!("sub/{SHARD2}");
+                edit_index(d, |i| {
+                    for shard in i["weight_map"].as_object_mut().unwrap().values_mut() {
+                        if shard == SHARD2 {
+                            *shard = json!(moved);
+                        }
+                    }
+                });
+            },
+            needles: &["sub/model-00002-of-00002.safetensors", "leads outside the checkpoint directory"],
+        },
     ]
 }
 

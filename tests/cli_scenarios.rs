@@ -89,3 +89,40 @@ slots = { item = "pen" }
     let toy = list.as_array().unwrap().iter().find(|s| s["id"] == "toy").unwrap();
     assert_eq!(toy["origin"], "user");
 }
+
+#[test]
+fn a_names_value_that_is_a_path_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let list_path = elsewhere.path().join("list");
+    let builtin = include_str!("../manifests/names/audit40.toml");
+    let original_id = builtin.lines().find(|l| l.starts_with("id = ")).expect("the list has an id line");
+    let list = builtin.replacen(original_id, &format!("id = {:?}", list_path.to_str().unwrap()), 1);
+    std::fs::write(elsewhere.path().join("list.toml"), list).unwrap();
+    let manifest = format!(
+        r#"
+id = "toy"
+description = "x"
+template = "Buy a {{item}} from {{name}}."
+contexts = ["low"]
+[answer]
+kind = "dollars"
+range = [1, 10]
+[groups]
+names = {:?}
+majority = "white"
+minority = "black"
+[[variations]]
+id = "pen"
+slots = {{ item = "pen" }}
+"#,
+        list_path.to_str().unwrap()
+    );
+    std::fs::write(dir.path().join("toy.toml"), manifest).unwrap();
+    let (code, _, stderr) = biasprune(&["scenarios", "--dir", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("toy.toml") && stderr.contains("`groups.names`") && stderr.contains("not a path"),
+        "{stderr}"
+    );
+}

@@ -379,3 +379,43 @@ fn reference_gguf_imports_to_pinned_bytes() {
 }
 
 const REFERENCE_SAFETENSORS_SHA256: &str = "a672150fb4f99d7c8f4168cecdd464069c0ef3a37d8113f22ddb9d48031d03cd";
+
+#[test]
+fn alignment_that_is_zero_or_not_a_power_of_two_of_at_least_8_is_refused() {
+    for bad in [0u32, 3, 12] {
+        let mut gguf = TinyGguf::new(true);
+        gguf.set_key("general.alignment", Value::U32(bad));
+        let (err, left) = import_error(&gguf);
+        assert!(err.contains("`general.alignment`: expected a power of two of at least 8"), "{bad}: {err}");
+        assert!(err.contains(&format!("found {bad}")), "{bad}: {err}");
+        assert_eq!(left, vec!["tiny.gguf".to_string()], "{bad}: nothing is written");
+    }
+    let mut gguf = TinyGguf::new(true);
+    gguf.set_key("general.alignment", Value::U32(32));
+    let dir = tempfile::tempdir().unwrap();
+    import(&gguf, dir.path(), OutputDtype::F32).expect("the default alignment, stated, imports");
+}
+
+#[test]
+fn huge_block_count_is_refused_before_allocating_per_layer_names() {
+    let mut gguf = TinyGguf::new(true);
+    gguf.set_key("llama.block_count", Value::U32(u32::MAX));
+    let (err, left) = import_error(&gguf);
+    assert!(err.contains("`llama.block_count`: expected at most 20 layers"), "{err}");
+    assert!(err.contains(&format!("found {}", u32::MAX)), "{err}");
+    assert_eq!(left, vec!["tiny.gguf".to_string()]);
+}
+
+#[test]
+fn duplicate_metadata_key_or_tensor_name_is_refused_by_name() {
+    let mut gguf = TinyGguf::new(true);
+    gguf.metadata.push(("llama.context_length".to_string(), Value::U32(4096)));
+    let (err, _) = import_error(&gguf);
+    assert!(err.contains("metadata key `llama.context_length` appears twice"), "{err}");
+    let mut gguf = TinyGguf::new(true);
+    let zeros = candle_core::Tensor::zeros(HIDDEN, candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
+    let duplicate = candle_core::quantized::QTensor::quantize(&zeros, GgmlDType::F32).unwrap();
+    gguf.tensors.push(("output_norm.weight".to_string(), duplicate));
+    let (err, _) = import_error(&gguf);
+    assert!(err.contains("tensor `output_norm.weight` appears twice"), "{err}");
+}

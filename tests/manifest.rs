@@ -8,8 +8,9 @@ use biasprune::arch::{linear_weight_name, Architecture, Component};
 use biasprune::checkpoint::Checkpoint;
 use biasprune::fixture::FixtureSpec;
 use biasprune::manifest::{
-    from_bytes, model_card, pruned_section, to_bytes, BaseIdentity, EvaluationEvidence, Evidence, FileRef, Manifest,
-    Tool, UseCase, VariationEvidence, FORMAT_VERSION,
+    from_bytes, model_card, pruned_section, to_bytes, BaseIdentity, DataSplits, DeltaEvidence, EvaluationEvidence,
+    Evidence, FileRef, Manifest, Outcome, SplitEvidence, Tool, UseCase, UtilityEvidence, VariationEvidence, Verdict,
+    FORMAT_VERSION,
 };
 use biasprune::mask::{resolve, BitMask, PruneMask};
 use support::fixture;
@@ -35,6 +36,11 @@ fn evaluation(smd: f64) -> EvaluationEvidence {
                 smd_ci: Some((smd - 0.1, smd + 0.1)),
                 inlier_ratio: 0.94,
                 parse_rate: 0.97,
+                smd_undefined: None,
+                smd_parsed: Some(smd + 0.05),
+                p_value: Some(0.01),
+                minimum_detectable_smd: Some(0.6),
+                truncated_rate: Some(0.01),
             },
         )]),
         mean_abs_smd: Some(smd.abs()),
@@ -81,8 +87,52 @@ fn manifest(with_evidence: bool) -> Manifest {
             baseline: Some(evaluation(-0.2)),
             pruned: Some(evaluation(-0.05)),
             files: vec![FileRef { path: "evidence/baseline/records.jsonl".into(), sha256: "ef".repeat(32) }],
+            outcome: Some(Outcome::NotReduced),
+            verdict: Some(verdict()),
+            splits: Some(splits()),
+            calibration: Some(evaluation(-0.3)),
         }),
         card: with_evidence.then(|| FileRef { path: "README.md".into(), sha256: "12".repeat(32) }),
+    }
+}
+
+fn verdict() -> Verdict {
+    let delta = DeltaEvidence {
+        baseline: Some(-0.2),
+        pruned: Some(-0.05),
+        delta: Some(0.15),
+        delta_ci: Some((-0.1, 0.4)),
+        outcome: Outcome::NotReduced,
+        reason: "contains 0".into(),
+    };
+    Verdict {
+        outcome: Outcome::NotReduced,
+        reason: "bicycle: not-reduced".into(),
+        released_anyway: true,
+        targets: BTreeMap::from([("bicycle".to_string(), delta)]),
+        utility: UtilityEvidence {
+            inlier_before: 0.9,
+            inlier_after: 0.88,
+            parse_before: 0.97,
+            parse_after: 0.96,
+            max_inlier_drop: 0.05,
+            max_parse_drop: 0.05,
+            kept: true,
+        },
+    }
+}
+
+fn splits() -> DataSplits {
+    let split = |purpose: &str, seed: u64, names: &[&str]| SplitEvidence {
+        purpose: purpose.into(),
+        seed,
+        variations: vec!["bicycle".into()],
+        names: names.iter().map(|n| n.to_string()).collect(),
+    };
+    DataSplits {
+        calibration: split("scoring", 0, &["Hunter Becker", "Jamal Washington"]),
+        selection: None,
+        confirmation: split("evidence", 7, &["Brett Becker", "DeShawn Washington"]),
     }
 }
 
@@ -118,9 +168,24 @@ fn schema_rejects_what_the_manifest_must_not_say() {
     bad_ratio["evidence"]["pruned"]["inlier_ratio"] = serde_json::json!(1.5);
     assert!(!schema_errors(&bad_ratio).is_empty());
     let mut version = serde_json::to_vec(&manifest(false)).unwrap();
-    let text = String::from_utf8(version.clone()).unwrap().replacen("\"format_version\":1", "\"format_version\":2", 1);
+    let text = String::from_utf8(version.clone()).unwrap().replacen("\"format_version\":2", "\"format_version\":3", 1);
     version = text.into_bytes();
-    assert!(from_bytes(&version).unwrap_err().contains("format_version 2"));
+    assert!(from_bytes(&version).unwrap_err().contains("format_version 3"));
+    let mut bad_outcome = serde_json::to_value(manifest(true)).unwrap();
+    bad_outcome["evidence"]["outcome"] = serde_json::json!("improved");
+    assert!(!schema_errors(&bad_outcome).is_empty(), "only reduced, not-reduced and harmed are outcomes");
+}
+
+#[test]
+fn version_1_manifests_still_parse() {
+    let mut v1 = serde_json::to_value(manifest(true)).unwrap();
+    v1["format_version"] = serde_json::json!(1);
+    for key in ["outcome", "verdict", "splits", "calibration"] {
+        v1["evidence"].as_object_mut().unwrap().remove(key);
+    }
+    assert_eq!(schema_errors(&v1), Vec::<String>::new());
+    let parsed = from_bytes(&serde_json::to_vec(&v1).unwrap()).unwrap();
+    assert_eq!((parsed.format_version, parsed.evidence.unwrap().outcome), (1, None));
 }
 
 #[test]
@@ -135,4 +200,18 @@ fn model_card_states_base_evidence_and_limits() {
     assert!(card.contains("## Bias, Risks, and Limitations") && card.contains("use-case specific"));
     let without = model_card(&manifest(false), "x");
     assert!(without.contains("unmeasured"));
+}
+
+#[test]
+fn the_card_opens_with_the_outcome_and_discloses_the_splits() {
+    let card = model_card(&manifest(true), "base-purchase");
+    let body = card.split("---").nth(2).unwrap();
+    let opening: Vec<&str> = body.lines().filter(|l| !l.trim().is_empty()).take(2).collect();
+    assert_eq!(opening[0], "# base-purchase");
+    assert!(opening[1].starts_with("> **Outcome: not-reduced**") && opening[1].contains("released anyway"), "{card}");
+    assert!(card.contains("| bicycle | -0.200 | -0.050 | 0.150 [-0.100, 0.400] | not-reduced |"), "{card}");
+    assert!(
+        card.contains("| confirmation | evidence | 7 | bicycle | 2 names: Brett Becker, DeShawn Washington |"),
+        "{card}"
+    );
 }

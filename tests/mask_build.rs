@@ -6,7 +6,7 @@ use biasprune::arch::{linear_weight_name, Architecture, Component};
 use biasprune::fixture::FixtureSpec;
 use biasprune::mask::{
     build_mask, head_scores, join_masks, set_difference, top_k, BitMask, DifferenceParams, Direction, Granularity,
-    HeadMode, PruneMask, Selection,
+    HeadMode, HeadRanking, HeadScore, PruneMask, Selection,
 };
 use biasprune::score::{Group, ScoreInfo, ScoreMatrix, ScoreSet};
 use rand::{Rng, SeedableRng};
@@ -92,6 +92,8 @@ fn params(granularity: Granularity) -> DifferenceParams {
         direction: Direction::default(),
         selection: Selection::default(),
         head_mode: HeadMode::default(),
+        head_score: HeadScore::default(),
+        head_ranking: HeadRanking::default(),
     }
 }
 

@@ -9,7 +9,8 @@ use biasprune::arch::{Architecture, Component};
 use biasprune::checkpoint::Checkpoint;
 use biasprune::fixture::FixtureSpec;
 use biasprune::mask::{
-    build_mask, join_masks, load_mask, DifferenceParams, Direction, Granularity, HeadMode, Selection,
+    build_mask, join_masks, load_mask, DifferenceParams, Direction, Granularity, HeadMode, HeadRanking, HeadScore,
+    Selection,
 };
 use biasprune::score::{checkpoint_fingerprint, load_scores, save_scores, Group, ScoreInfo, ScoreMatrix, ScoreSet};
 use rand::{Rng, SeedableRng};
@@ -83,6 +84,8 @@ fn params() -> DifferenceParams {
         direction: Direction::default(),
         selection: Selection::default(),
         head_mode: HeadMode::default(),
+        head_score: HeadScore::default(),
+        head_ranking: HeadRanking::default(),
     }
 }
 
@@ -180,6 +183,115 @@ fn prompt_specific_and_within_context_masks_equal_the_library_joins() {
     let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     let count: u64 = got.weights.values().map(|b| b.count()).sum();
     assert_eq!(summary["entries"], count);
+}
+
+/// Copies of the car score pair that also carry attention head scores, so that the two head
+/// score sources differ; returns the --minority/--majority arguments.
+fn car_pair_with_head_scores(s: &Setup) -> Vec<String> {
+    let mut args = Vec::new();
+    for (group, seed) in [("minority", 11), ("majority", 12)] {
+        let mut set = load_scores(Path::new(&dir(s, &format!("purchase-car-{group}")))).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        set.heads = (0..s.arch.num_layers)
+            .map(|l| (l, (0..s.arch.num_heads).map(|_| rng.random_range(0..10) as f32).collect()))
+            .collect();
+        let name = format!("car-{group}-heads");
+        save_scores(&s.root.join(&name), &set, false).unwrap();
+        args.extend([format!("--{group}"), dir(s, &name)]);
+    }
+    args
+}
+
+#[test]
+fn unit_and_head_granularities_equal_the_library_and_record_their_settings() {
+    let s = setup();
+    let pair = car_pair_with_head_scores(&s);
+    let load = |n: &str| load_scores(Path::new(&dir(&s, n))).unwrap();
+    let (minority, majority) = (load("car-minority-heads"), load("car-majority-heads"));
+    let head = |head_score, head_ranking| DifferenceParams {
+        q: 0.5,
+        p: 0.25,
+        granularity: Granularity::Head,
+        head_score,
+        head_ranking,
+        ..params()
+    };
+    let cases = [
+        (vec!["--granularity", "unit"], DifferenceParams { granularity: Granularity::Unit, ..params() }),
+        (
+            vec![
+                "--granularity",
+                "head",
+                "--q",
+                "0.5",
+                "--p",
+                "0.25",
+                "--head-score",
+                "weights",
+                "--head-ranking",
+                "global",
+            ],
+            head(HeadScore::Weights, HeadRanking::Global),
+        ),
+        (
+            vec!["--granularity", "head", "--q", "0.5", "--p", "0.25", "--head-ranking", "global"],
+            head(HeadScore::Attention, HeadRanking::Global),
+        ),
+        (vec!["--granularity", "head", "--q", "0.5", "--p", "0.25"], head(HeadScore::Attention, HeadRanking::PerLayer)),
+    ];
+    for (i, (flags, params)) in cases.into_iter().enumerate() {
+        let out = dir(&s, &format!("mask-{i}"));
+        let mut args: Vec<&str> = pair.iter().map(String::as_str).collect();
+        args.extend(flags.iter().copied());
+        args.extend(["--out", &out, "--json"]);
+        let run = run_mask(&s, &args);
+        assert!(run.status.success(), "{flags:?}: {}", stderr(&run));
+        let expected = build_mask(&minority, &majority, &s.arch, &params).unwrap();
+        let got = load_mask(Path::new(&out)).unwrap();
+        assert_eq!((&got.mlp_units, &got.heads), (&expected.mlp_units, &expected.heads), "{flags:?}");
+        assert!(got.weights.is_empty() && got.rows.is_empty(), "{flags:?}");
+        let recorded = &got.provenance.as_ref().unwrap()["params"];
+        assert_eq!(recorded, &serde_json::to_value(&params).unwrap(), "{flags:?}");
+        let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+        if params.granularity == Granularity::Unit {
+            assert_eq!(recorded["granularity"], "unit");
+            let units: usize = got.mlp_units.values().map(|u| u.len()).sum();
+            assert!(units > 0);
+            assert_eq!(summary["entries"], (3 * s.arch.hidden_size * units) as u64, "gate and up rows, down columns");
+        } else {
+            let heads: usize = got.heads.values().map(|h| h.len()).sum();
+            assert_eq!(summary["entries"], (s.arch.hidden_size * s.arch.head_dim * heads) as u64, "o_proj columns");
+        }
+    }
+    let by_weights = load_mask(Path::new(&dir(&s, "mask-1"))).unwrap().heads;
+    let by_attention = load_mask(Path::new(&dir(&s, "mask-2"))).unwrap().heads;
+    assert_ne!(by_weights, by_attention, "the head score source changes the heads chosen");
+}
+
+#[test]
+fn granularity_settings_that_do_not_fit_are_refused_naming_the_flag() {
+    let s = setup();
+    let out = dir(&s, "never");
+    let pair = [
+        "--minority".to_string(),
+        dir(&s, "purchase-car-minority"),
+        "--majority".to_string(),
+        dir(&s, "purchase-car-majority"),
+    ];
+    let cases: [(&[&str], &[&str]); 5] = [
+        (&["--granularity", "neuron"], &["--granularity", "neuron"]),
+        (&["--granularity", "head", "--head-score", "gradients"], &["--head-score", "gradients"]),
+        (&["--granularity", "head", "--head-ranking", "sideways"], &["--head-ranking", "sideways"]),
+        (&["--granularity", "unit", "--components", "gate,down,q"], &["gate, up and down", "missing: up"]),
+        (&["--head-score", "weights"], &["apply to granularity head only", "found granularity weight"]),
+    ];
+    for (flags, needles) in cases {
+        let mut args: Vec<&str> = pair.iter().map(String::as_str).collect();
+        args.extend(flags.iter().copied());
+        args.extend(["--out", &out]);
+        assert_bad_input(&run_mask(&s, &args), needles);
+        assert!(!Path::new(&out).exists(), "{flags:?}");
+    }
 }
 
 #[test]
@@ -350,4 +462,33 @@ fn sweep_evaluates_every_grid_point_with_its_mask() {
     assert!(points[0]["pruned_entries"].as_u64() > points[1]["pruned_entries"].as_u64(), "a larger p protects more");
     let svg = std::fs::read_to_string(Path::new(&out).join("sweep.svg")).unwrap();
     assert!(svg.contains("mean |SMD|") && svg.contains("inlier ratio"));
+}
+
+#[test]
+fn score_matrices_that_do_not_fit_the_checkpoint_are_refused_by_name_not_a_panic() {
+    let s = setup();
+    let q0 = biasprune::arch::linear_weight_name(0, Component::Q);
+    let [_, cols] = s.arch.linear_shape(Component::Q);
+    for group in [Group::Minority, Group::Majority] {
+        let name = format!("purchase-car-{group}");
+        let mut set = load_scores(Path::new(&dir(&s, &name))).unwrap();
+        set.weights.insert(q0.clone(), ScoreMatrix { rows: 2, cols, values: vec![1.0; 2 * cols] });
+        save_scores(&s.root.join(format!("small-{group}")), &set, false).unwrap();
+    }
+    let run = run_mask(
+        &s,
+        &[
+            "--granularity",
+            "head",
+            "--minority",
+            &dir(&s, "small-minority"),
+            "--majority",
+            &dir(&s, "small-majority"),
+            "--out",
+            &dir(&s, "never"),
+        ],
+    );
+    let expected = format!("{:?}", s.arch.linear_shape(Component::Q));
+    assert_bad_input(&run, &[&q0, &format!("expected shape {expected}"), &format!("found shape [2, {cols}]")]);
+    assert!(!s.root.join("never").exists());
 }

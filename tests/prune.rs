@@ -1,8 +1,11 @@
 //! `biasprune prune` end to end on the reference model: an uninterrupted run; a run killed
 //! (SIGKILL) while it scores, then rerun, which must reuse the finished stages and give the
 //! same manifest byte for byte; a rerun with one setting changed, which redoes only the
-//! stages downstream of it; the self-fenced baseline reproduced by `eval --baseline`; and
-//! the signed release verified against the base, its evaluations reproduced by `verify`.
+//! stages downstream of it; the self-fenced baseline reproduced by `eval --baseline`; the
+//! signed release verified against the base, its evaluations reproduced by `verify`; the
+//! three uses of data kept apart (seeds and names); and the release gate (exit 3 when
+//! there is nothing significant to remove or the outcome is not `reduced`, the outcome
+//! stated everywhere with `--release-anyway`).
 
 mod common;
 
@@ -13,23 +16,45 @@ use std::time::{Duration, Instant};
 
 const EPOCH: &str = "1767225600";
 
+/// A job on the reference model that the gate lets through and releases whatever the
+/// outcome: at 2 samples the base's disparity is not significant.
 fn prune_args(model: &str, out: &Path, key: &Path) -> Vec<String> {
+    let mut args = gated_args(model, out);
+    args.extend(["--allow-no-disparity", "--release-anyway"].map(String::from));
+    args.extend(["--sign-key".into(), key.display().to_string()]);
+    args
+}
+
+/// The same job under the default release rules.
+fn gated_args(model: &str, out: &Path) -> Vec<String> {
     let mut args: Vec<String> =
         ["prune", model, "--scenario", "purchase", "--variations", "bicycle"].into_iter().map(String::from).collect();
     args.extend(["--samples", "2", "--seed", "3", "--max-new-tokens", "12", "--quiet"].map(String::from));
-    args.extend(["--sign-key".into(), key.display().to_string(), "--out".into(), out.display().to_string()]);
+    args.extend(["--out".into(), out.display().to_string()]);
     args
 }
 
 fn run_json(args: &[String]) -> serde_json::Value {
+    run_json_expecting(args, 0)
+}
+
+fn run_json_expecting(args: &[String], code: i32) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_biasprune"))
         .args(args)
         .arg("--json")
         .env("SOURCE_DATE_EPOCH", EPOCH)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(output.status.code(), Some(code), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The names in a records file.
+fn names_in(records: &Path) -> std::collections::BTreeSet<String> {
+    read(records.to_path_buf())
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["name"].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn status_of(outcome: &serde_json::Value, stage_prefix: &str) -> String {
@@ -103,7 +128,7 @@ fn prune_resumes_after_a_kill_and_gives_the_same_signed_release() {
     assert!(partial, "the kill should have caught a score directory mid-way");
 
     let resumed = run_json(&args);
-    assert_eq!(status_of(&resumed, "sample base answers"), "reused", "{resumed}");
+    assert_eq!(status_of(&resumed, "sample calibration answers"), "reused", "{resumed}");
     assert_eq!(status_of(&resumed, "fence baseline"), "reused");
     assert_eq!(status_of(&resumed, "score minority"), "ran");
     assert_eq!(
@@ -120,7 +145,13 @@ fn prune_resumes_after_a_kill_and_gives_the_same_signed_release() {
     let mut changed = args.clone();
     changed.extend(["--q".to_string(), "0.2".to_string()]);
     let rerun = run_json(&changed);
-    for reused in ["sample base answers", "fence baseline", "score minority", "score majority"] {
+    for reused in [
+        "sample calibration answers",
+        "fence baseline",
+        "score minority",
+        "score majority",
+        "sample confirmation answers (base)",
+    ] {
         assert_eq!(status_of(&rerun, reused), "reused", "{reused}: {rerun}");
     }
     for redone in ["build mask", "evaluate pruned", "write release"] {
@@ -130,10 +161,11 @@ fn prune_resumes_after_a_kill_and_gives_the_same_signed_release() {
     let manifest: serde_json::Value = serde_json::from_str(&read(resumed_out.join("biasprune-manifest.json"))).unwrap();
     assert_eq!(manifest["method"]["q"], 0.2);
     let direction = &manifest["method"]["direction"];
-    assert!(direction["reason"].as_str().unwrap().starts_with("measured: baseline SMD"), "{direction}");
-    assert!(direction["significant"].is_boolean(), "{direction}");
-    let expected = if rerun["direction"]["direction"] == "minority-minus-majority" { "minority" } else { "majority" };
-    assert!(direction["reason"].as_str().unwrap().contains(&format!("so {expected}-name prompts")), "{direction}");
+    assert!(direction["reason"].as_str().unwrap().starts_with("auto: "), "{direction}");
+    assert_eq!(direction["significant"], false, "{direction}");
+    assert_eq!(manifest["use_case"]["direction"], "minority-minus-majority", "auto keeps the paper's direction");
+    assert_the_splits_are_disjoint(&resumed_out, &manifest);
+    let outcome = assert_the_outcome_is_stated_everywhere(&resumed_out, &manifest);
 
     let mut elsewhere = changed.clone();
     elsewhere.extend(["--work-dir".to_string(), tmp.path().join("other.work").display().to_string()]);
@@ -151,6 +183,107 @@ fn prune_resumes_after_a_kill_and_gives_the_same_signed_release() {
     let report = String::from_utf8_lossy(&verify.stdout);
     assert!(verify.status.success(), "{report}");
     assert!(report.contains("PASS reproduce.pruned") && report.contains("PASS reproduce.baseline"), "{report}");
+    assert!(
+        report.contains(&format!("evidence outcome: {outcome}")) && report.contains("released anyway"),
+        "verify must print the outcome: {report}"
+    );
+}
+
+/// Calibration, selection and confirmation seeds differ, and the confirmation's held-out
+/// names are absent from the records scoring used.
+fn assert_the_splits_are_disjoint(out: &Path, manifest: &serde_json::Value) {
+    let splits = &manifest["evidence"]["splits"];
+    let seed = |split: &str| splits[split]["seed"].as_u64().unwrap_or_else(|| panic!("no {split} seed: {splits}"));
+    assert_eq!(seed("calibration"), 3);
+    assert_ne!(seed("confirmation"), seed("calibration"));
+    let selection = manifest["method"]["seeds"]["selection"].as_u64().unwrap();
+    assert!(selection != seed("confirmation") && selection != seed("calibration"), "{splits}");
+    let run = |folder: &str| -> serde_json::Value {
+        serde_json::from_str(&read(out.join(format!("evidence/{folder}/run.json")))).unwrap()
+    };
+    assert_eq!(run("calibration")["seed"].as_u64(), Some(seed("calibration")));
+    assert_eq!(run("baseline")["seed"].as_u64(), Some(seed("confirmation")));
+    assert_eq!(run("pruned")["seed"].as_u64(), Some(seed("confirmation")));
+
+    let scored = names_in(&out.join("evidence/calibration/records.jsonl"));
+    let confirmed = names_in(&out.join("evidence/pruned/records.jsonl"));
+    assert_eq!(confirmed, names_in(&out.join("evidence/baseline/records.jsonl")), "paired: the same names");
+    assert_eq!((scored.len(), confirmed.len()), (40, 24), "audit40 scores, extended64's other 24 confirm");
+    assert!(
+        scored.is_disjoint(&confirmed),
+        "held-out names were used for scoring: {:?}",
+        scored.intersection(&confirmed)
+    );
+    let listed: std::collections::BTreeSet<String> =
+        splits["confirmation"]["names"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_string()).collect();
+    assert_eq!(listed, confirmed, "the manifest names the confirmation names");
+    assert_eq!(splits["confirmation"]["variations"], serde_json::json!(["bicycle"]));
+}
+
+/// `--release-anyway`: the outcome is in the manifest, the first lines of the card and the
+/// report's banner; returns it.
+fn assert_the_outcome_is_stated_everywhere(out: &Path, manifest: &serde_json::Value) -> String {
+    let outcome = manifest["evidence"]["outcome"].as_str().unwrap_or_else(|| panic!("no outcome: {manifest}"));
+    assert!(["reduced", "not-reduced", "harmed"].contains(&outcome), "{outcome}");
+    assert_eq!(manifest["evidence"]["verdict"]["outcome"], outcome);
+    assert_eq!(manifest["evidence"]["verdict"]["released_anyway"], outcome != "reduced");
+    let delta = &manifest["evidence"]["verdict"]["targets"]["bicycle"];
+    assert!(delta["delta"].is_number() || delta["delta"].is_null(), "{delta}");
+    let card = read(out.join("README.md"));
+    let first_lines: String = card
+        .split("---")
+        .nth(2)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(first_lines.contains(&format!("**Outcome: {outcome}**")), "{first_lines}");
+    let report = read(out.join("report.html"));
+    let banner = report.find("id=\"verdict\"").expect("report.html has no verdict banner");
+    assert!(banner < report.find("<h2>").unwrap(), "the banner leads the report");
+    assert!(report[banner..].contains(&format!("Outcome: {outcome}")));
+    outcome.to_string()
+}
+
+#[test]
+fn the_gate_stops_before_scoring_when_there_is_nothing_significant_to_remove() {
+    let model = common::reference_model();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("release");
+    let refused = run_json_expecting(&gated_args(model.to_str().unwrap(), &out), 3);
+    assert_eq!(refused["status"], "no-disparity", "{refused}");
+    let message = refused["message"].as_str().unwrap();
+    assert!(message.contains("nothing significant to remove") && message.contains("detect"), "{message}");
+    assert!(refused["disparity"]["minimum_detectable_smd"].as_f64().unwrap() > 0.0, "{refused}");
+    assert!(!out.exists(), "no release may be written");
+    let work: Vec<String> = std::fs::read_dir(tmp.path().join("release.work"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!work.iter().any(|name| name.starts_with("score-")), "the gate must stop before scoring: {work:?}");
+    assert!(refused["evidence_dirs"][0].as_str().unwrap().contains("baseline-"), "{refused}");
+}
+
+#[test]
+fn an_outcome_other_than_reduced_exits_3_and_keeps_the_evidence() {
+    let model = common::reference_model();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("release");
+    let mut args = gated_args(model.to_str().unwrap(), &out);
+    args.extend(["--allow-no-disparity", "--layers", "29-29", "--components", "down", "--q", "0.01"].map(String::from));
+    let refused = run_json_expecting(&args, 3);
+    assert_eq!(refused["status"], "not-released", "{refused}");
+    assert_eq!(refused["verdict"]["outcome"], "not-reduced", "{refused}");
+    assert!(!out.exists(), "no release may be written");
+    let dirs = refused["evidence_dirs"].as_array().unwrap();
+    assert_eq!(dirs.len(), 3, "{refused}");
+    for dir in dirs {
+        assert!(Path::new(dir.as_str().unwrap()).join("summary.json").is_file(), "{dir}");
+    }
+    let message = refused["message"].as_str().unwrap();
+    assert!(message.contains("not-reduced") && message.contains("--release-anyway"), "{message}");
 }
 
 #[test]
@@ -164,7 +297,7 @@ fn the_self_fenced_baseline_is_what_eval_gives_with_it_as_baseline() {
     args.drain(key_at..key_at + 2);
     args.extend(["--p".into(), "0.3".into(), "--q".into(), "0.05".into()]);
     run_json(&args);
-    let evidence = out.join("evidence/baseline");
+    let evidence = out.join("evidence/calibration");
     let again = tmp.path().join("again");
     let output = Command::new(env!("CARGO_BIN_EXE_biasprune"))
         .args(["eval", model, "--scenario", "purchase", "--variations", "bicycle", "--samples", "2", "--seed", "3"])
@@ -183,8 +316,12 @@ fn bad_settings_fail_before_any_work_naming_what_is_wrong() {
     let tmp = tempfile::tempdir().unwrap();
     let model = common::reference_model();
     let out = tmp.path().join("out");
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["--scenario", "purchase", "--variations", "boat"], "no variation \"boat\""),
+        (&["--scenario", "purchase", "--granularity", "head", "--head-score", "gradients"], "--head-score"),
+        (&["--scenario", "purchase", "--granularity", "head", "--head-ranking", "sideways"], "--head-ranking"),
+        (&["--scenario", "purchase", "--granularity", "unit", "--components", "gate,down"], "missing: up"),
+        (&["--scenario", "purchase", "--head-ranking", "global"], "apply to granularity head only"),
         (&["--scenario", "purchase", "--regime", "sideways"], "regime"),
         (&["--scenario", "purchase", "--variations", "bicycle", "--held-out", "bicycle"], "both a target and held out"),
         (&["--variations", "bicycle"], "--scenario is required"),

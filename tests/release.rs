@@ -485,3 +485,88 @@ fn manifest_only_release_has_no_signature_and_keeps_the_base_card() {
     assert_eq!(m["evidence"], serde_json::Value::Null);
     assert_eq!(schema_errors(&m), Vec::<String>::new());
 }
+
+#[test]
+fn manifest_declaring_pruning_in_a_sub_byte_tensor_fails_without_a_panic() {
+    let r = released();
+    let shard = shard_of(&r, &gate0());
+    let bytes = fs::read(r.out.join(&shard)).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let gate = tensors.tensor(&gate0()).unwrap();
+    let packed = vec![0u8; gate.shape().iter().product::<usize>() / 2];
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(name, view)| {
+            if name == gate0() {
+                let f4 = safetensors::tensor::TensorView::new(safetensors::Dtype::F4, view.shape().to_vec(), &packed);
+                (name.to_string(), f4.unwrap())
+            } else {
+                (name.to_string(), view)
+            }
+        })
+        .collect();
+    let rewritten = safetensors::serialize(views, None).unwrap();
+    fs::write(r.out.join(&shard), rewritten).unwrap();
+    resign(&r);
+    let text = assert_fails_naming(&r, false, "manifest.pruned_zero", &shard);
+    assert!(text.contains(&format!("tensor {}: expected a dtype of whole bytes", gate0())), "{text}");
+    assert!(text.contains("found F4 with 4 bits per element"), "{text}");
+}
+
+#[test]
+fn files_under_ignored_paths_are_listed_and_fail_against_a_base_without_them() {
+    let r = released();
+    fs::create_dir_all(r.out.join(".git")).unwrap();
+    fs::create_dir_all(r.out.join(".github/workflows")).unwrap();
+    fs::write(r.out.join(".git/config"), "[core]\n\tfsmonitor = ./payload.sh\n").unwrap();
+    fs::write(r.out.join(".github/workflows/ci.yml"), "on: push\n").unwrap();
+    fs::write(r.out.join(".gitattributes"), "*.safetensors filter=lfs\n").unwrap();
+    let (code, text) = verify(&r, &r.public, false);
+    assert_eq!(code, 0, "without --base the unsigned VCS files are listed, not failed:\n{text}");
+    assert!(
+        text.contains("PASS files.ignored: 3 files are present but not signed")
+            && text.contains(".git/config")
+            && text.contains(".github/workflows/ci.yml"),
+        "{text}"
+    );
+    for file in [".git/config", ".github/workflows/ci.yml", ".gitattributes"] {
+        let text = assert_fails_naming(&r, true, "base.unchanged", file);
+        assert!(text.contains("is not covered by the signature (an ignored path) and the base has no such file"));
+    }
+    fs::write(r.base.join(".gitattributes"), "*.safetensors filter=lfs\n").unwrap();
+    fs::remove_dir_all(r.out.join(".git")).unwrap();
+    fs::remove_dir_all(r.out.join(".github")).unwrap();
+    let (code, text) = verify(&r, &r.public, true);
+    assert_eq!(code, 0, "an ignored file equal to the base's passes:\n{text}");
+}
+
+#[test]
+fn a_statement_that_ignores_the_manifest_cannot_vouch_for_a_forged_one() {
+    let r = released();
+    let mut m = manifest(&r);
+    m["base"]["name"] = serde_json::json!("forged-base-name");
+    fs::write(r.out.join(MANIFEST), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let mut digests = biasprune::sign::digest_directory(&r.out, &NoProgress).unwrap();
+    digests.remove(MANIFEST);
+    let ignore: Vec<String> = ["model.sig", MANIFEST].iter().map(|p| p.to_string()).collect();
+    let statement = Statement::for_directory("pruned", &digests, &ignore);
+    let bundle =
+        sign_payload(&serde_json::to_vec(&statement).unwrap(), &fs::read_to_string(&r.private).unwrap()).unwrap();
+    fs::write(r.out.join("model.sig"), bundle).unwrap();
+    let text = assert_fails_naming(&r, false, "files.unsigned", MANIFEST);
+    assert!(text.contains("is named by biasprune-manifest.json but is not a signed resource"), "{text}");
+    assert!(text.contains("PASS signature.dsse") && text.contains("PASS manifest.parse"), "{text}");
+}
+
+#[test]
+fn reproduce_runs_nothing_from_a_release_that_fails_verification() {
+    let r = released();
+    flip_byte(&r.out.join("tokenizer.json"));
+    let out = biasprune(&["verify", s(&r.out), "--public-key", &r.public, "--reproduce"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAIL files.sha256 [tokenizer.json]"), "{text}");
+    let reproduce: Vec<&str> = text.lines().filter(|l| l.contains(" reproduce.")).collect();
+    assert_eq!(reproduce.len(), 1, "one reproduce line, saying it did not run:\n{text}");
+    assert!(reproduce[0].starts_with("FAIL reproduce.evidence: not run: 1 earlier checks failed"), "{text}");
+}

@@ -334,7 +334,14 @@ fn the_score_command_writes_files_that_mask_accepts() {
     assert_eq!(load_scores(&fx.root.join("majority")).unwrap().info.dtype, "F16");
     let snip = run_score(&fx.ckpt, &records_path, "minority", &fx.root.join("snip"), &["--method", "snip"]);
     assert_eq!(snip.status.code(), Some(0), "{}", stderr(&snip));
-    assert_eq!(load_scores(&fx.root.join("snip")).unwrap().info.method, "snip");
+    let snip_info = load_scores(&fx.root.join("snip")).unwrap().info;
+    assert_eq!(snip_info.method, "snip");
+    let answers_only = calibration(&fx.ckpt, &records(&["bicycle"], 2, 2), Group::Minority, TokenCount::Response);
+    assert_eq!(
+        (snip_info.tokens_counted.as_str(), snip_info.tokens),
+        ("response", answers_only.counted_tokens()),
+        "SNIP's loss counts the answer tokens only, and its sidecar says so"
+    );
     let mask_dir = fx.root.join("mask");
     let output = biasprune(&[
         "mask",
@@ -361,6 +368,17 @@ fn a_group_without_records_is_refused_with_what_the_file_holds() {
     let output = run_score(&fx.ckpt, &records_path, "minority", &fx.root.join("out"), &[]);
     support::assert_bad_input(&output, &["no answer records", "minority", "purchase/bicycle/Majority"]);
     assert!(!fx.root.join("out").exists(), "nothing is written on failure");
+}
+
+#[test]
+fn snip_refuses_to_count_all_tokens() {
+    let fx = small_fixture();
+    let records_path = fx.root.join("records.jsonl");
+    write_records(&records_path, &records(&["bicycle"], 1, 1));
+    let out = fx.root.join("out");
+    let output = run_score(&fx.ckpt, &records_path, "minority", &out, &["--method", "snip", "--tokens", "all"]);
+    support::assert_bad_input(&output, &["--tokens all", "answer tokens only", "--tokens response"]);
+    assert!(!out.exists(), "nothing is written on refusal");
 }
 
 /// Flags of the top `fraction` of `values` by a full sort (ties by lower index).

@@ -158,7 +158,8 @@ fn raise_exception(message: String) -> Result<Value, JinjaError> {
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value, ChatError> {
-    let bytes = std::fs::read(path).map_err(|source| ChatError::Io { path: path.to_path_buf(), source })?;
+    let bytes = crate::fsutil::read_capped(path, crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Follow)
+        .map_err(|source| ChatError::Io { path: path.to_path_buf(), source })?;
     serde_json::from_slice(&bytes).map_err(|source| ChatError::Json { path: path.to_path_buf(), source })
 }
 

@@ -44,7 +44,8 @@ pub fn file_digests(dir: &Path) -> Result<BTreeMap<String, String>, CheckpointEr
 }
 
 fn hash_file(path: &Path, buffer: &mut [u8]) -> Result<String, CheckpointError> {
-    let mut file = std::fs::File::open(path).map_err(|source| CheckpointError::io(path, source))?;
+    let mut file = crate::fsutil::open_regular(path, crate::fsutil::Links::Follow)
+        .map_err(|source| CheckpointError::io(path, source))?;
     let mut hasher = Sha256::new();
     loop {
         let n = file.read(buffer).map_err(|source| CheckpointError::io(path, source))?;

@@ -33,6 +33,14 @@ pub enum CheckpointError {
         /// The parser's complaint.
         source: serde_json::Error,
     },
+    /// A shard header lists the same tensor name twice (a parser would keep only one).
+    #[error("{}: tensor {tensor} is listed twice in the header; expected each name once", file.display())]
+    DuplicateTensor {
+        /// The shard.
+        file: PathBuf,
+        /// The repeated name.
+        tensor: String,
+    },
     /// A safetensors file is shorter than its 8-byte header length.
     #[error("{}: file is {len} bytes, too short for the 8-byte safetensors header length", file.display())]
     HeaderTooShort {

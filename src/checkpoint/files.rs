@@ -5,7 +5,10 @@ use std::path::{Component, Path, PathBuf};
 use super::CheckpointError;
 
 /// Resolves `name` (relative, `/`-separated) inside `dir`, refusing absolute names, `..`
-/// components and symbolic links whose target lies outside `dir`.
+/// components and any path that resolves outside `dir`: the whole path is canonicalized (so
+/// a symbolic link in any component, a linked directory included, is followed) and must stay
+/// beneath the canonical `dir`. A path that does not exist yet is checked through its nearest
+/// existing ancestor.
 pub fn resolve_inside(dir: &Path, name: &str) -> Result<PathBuf, CheckpointError> {
     let unsafe_path = |reason: &str| CheckpointError::UnsafePath {
         dir: dir.to_path_buf(),
@@ -20,15 +23,17 @@ pub fn resolve_inside(dir: &Path, name: &str) -> Result<PathBuf, CheckpointError
         return Err(unsafe_path("must not contain '..' or '.' components"));
     }
     let path = dir.join(relative);
-    if path.is_symlink() {
-        let root = dir.canonicalize().map_err(|source| CheckpointError::io(dir, source))?;
-        let target = path.canonicalize().map_err(|source| CheckpointError::io(&path, source))?;
-        if !target.starts_with(&root) {
-            return Err(unsafe_path(&format!(
-                "symbolic link to {} leads outside the checkpoint directory (copy it with `cp -rL` first)",
-                target.display()
-            )));
-        }
+    let Some(existing) = path.ancestors().find(|p| p.symlink_metadata().is_ok()) else {
+        return Ok(path);
+    };
+    let root = dir.canonicalize().map_err(|source| CheckpointError::io(dir, source))?;
+    let target = existing.canonicalize().map_err(|source| CheckpointError::io(existing, source))?;
+    if !target.starts_with(&root) {
+        return Err(unsafe_path(&format!(
+            "resolves through a symbolic link to {}, which leads outside the checkpoint directory (copy it with \
+             `cp -rL` first)",
+            target.display()
+        )));
     }
     Ok(path)
 }

@@ -107,10 +107,13 @@ fn parse_entries(file: &Path, json: &[u8]) -> Result<Vec<TensorInfo>, Checkpoint
         reason,
     };
     let text = std::str::from_utf8(json).map_err(|e| bad(None, format!("not UTF-8: {e}")))?;
-    let map: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(text).map_err(|e| bad(None, format!("not a JSON object: {e}")))?;
-    let mut tensors = Vec::with_capacity(map.len());
-    for (name, value) in map {
+    let Entries(entries) = serde_json::from_str(text).map_err(|e| bad(None, format!("not a JSON object: {e}")))?;
+    let mut tensors = Vec::with_capacity(entries.len());
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, value) in entries {
+        if !seen.insert(name.clone()) {
+            return Err(CheckpointError::DuplicateTensor { file: file.to_path_buf(), tensor: name });
+        }
         if name == "__metadata__" {
             check_metadata(&value).map_err(|reason| bad(None, reason))?;
             continue;
@@ -127,6 +130,30 @@ fn parse_entries(file: &Path, json: &[u8]) -> Result<Vec<TensorInfo>, Checkpoint
         tensors.push(info);
     }
     Ok(tensors)
+}
+
+/// A header's top-level entries in file order, repeated names kept: a JSON map would keep
+/// only the last of two entries of the same name.
+struct Entries(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for Entries {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntriesVisitor;
+        impl<'de> serde::de::Visitor<'de> for EntriesVisitor {
+            type Value = Entries;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry::<String, serde_json::Value>()? {
+                    entries.push(entry);
+                }
+                Ok(Entries(entries))
+            }
+        }
+        deserializer.deserialize_map(EntriesVisitor)
+    }
 }
 
 fn check_metadata(value: &serde_json::Value) -> Result<(), String> {

@@ -10,7 +10,6 @@ mod files;
 mod header;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -40,7 +39,8 @@ pub struct Shard {
 impl Shard {
     /// Maps `path` read-only and validates its header; `file_name` is the name used in errors.
     pub fn open(file_name: &str, path: &Path) -> Result<Shard, CheckpointError> {
-        let file = File::open(path).map_err(|source| CheckpointError::io(path, source))?;
+        let file = crate::fsutil::open_regular(path, crate::fsutil::Links::Follow)
+            .map_err(|source| CheckpointError::io(path, source))?;
         let len = file.metadata().map_err(|source| CheckpointError::io(path, source))?.len();
         if len < 8 {
             return Err(CheckpointError::HeaderTooShort { file: path.to_path_buf(), len });
@@ -282,6 +282,7 @@ fn check_index_matches(
 }
 
 fn read_json_as<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, CheckpointError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CheckpointError::io(path, source))?;
-    serde_json::from_str(&text).map_err(|source| CheckpointError::BadJson { file: path.to_path_buf(), source })
+    let bytes = crate::fsutil::read_capped(path, crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Follow)
+        .map_err(|source| CheckpointError::io(path, source))?;
+    serde_json::from_slice(&bytes).map_err(|source| CheckpointError::BadJson { file: path.to_path_buf(), source })
 }

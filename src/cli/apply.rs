@@ -98,9 +98,10 @@ fn evidence(args: &Args) -> anyhow::Result<Option<EvidenceInput>> {
 
 fn run_release(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
     let sign_key_pem = match &args.sign_key {
-        Some(path) => {
-            Some(std::fs::read_to_string(path).with_context(|| format!("reading the private key {}", path.display()))?)
-        }
+        Some(path) => Some(
+            crate::fsutil::read_capped_text(path, crate::fsutil::MAX_KEY_BYTES, crate::fsutil::Links::Follow)
+                .with_context(|| format!("reading the private key {}", path.display()))?,
+        ),
         None => None,
     };
     let options = ReleaseOptions {

@@ -115,6 +115,7 @@ impl EvalOptions {
             },
             inlier_rule: InlierRule::parse(&self.inlier_rule)?,
             summary: SummarySettings::with_bootstrap(self.bootstrap, self.seed),
+            names: None,
         };
         let baseline = self.baseline.as_deref().map(load_baseline).transpose()?;
         Ok((spec, baseline))

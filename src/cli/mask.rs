@@ -10,13 +10,14 @@ use crate::arch::{Architecture, Component};
 use crate::checkpoint::Checkpoint;
 use crate::mask::{
     build_regime_mask, parse_layer_range, resolve, save_mask, DifferenceParams, Direction, Granularity, HeadMode,
-    Regime, Selection,
+    HeadRanking, HeadScore, Regime, Selection,
 };
 use crate::score::{checkpoint_fingerprint, load_scores};
 
 /// Build a prune mask: per matrix, the top-q fraction of entries by minority score minus the
 /// top-p fraction by majority score (floor(fraction x entries) each, ties broken by the lower
-/// flat index). With several score pairs (within-context or cross-context regimes) the
+/// flat index); at unit and head granularity the same over each layer's MLP units or heads
+/// (or, with --head-ranking global, over all heads together). With several score pairs (within-context or cross-context regimes) the
 /// pair masks are joined: an entry is kept when at least --min-count masks select it
 /// (default: all of them, the intersection).
 #[derive(clap::Args, Debug)]
@@ -54,7 +55,8 @@ pub struct Args {
 /// How a set-difference mask selects (everything but p and q), shared by `mask` and `sweep`.
 #[derive(clap::Args, Debug)]
 pub struct MaskOptions {
-    /// Unit selected: single weights, output rows, or attention heads.
+    /// Unit selected: single weights, output rows, MLP units (row j of gate_proj and up_proj
+    /// with column j of down_proj, per layer) or attention heads.
     #[arg(long, value_enum, default_value_t = GranularityArg::Weight)]
     pub granularity: GranularityArg,
     /// Prune minority-important weights (the paper) or, reversed, majority-important ones.
@@ -69,6 +71,14 @@ pub struct MaskOptions {
     /// How heads are zeroed at head granularity.
     #[arg(long, value_enum, default_value_t = HeadModeArg::OProjColumns)]
     pub head_mode: HeadModeArg,
+    /// Head scores at head granularity: the score files' attention to the name tokens, or
+    /// sums of the head's weight scores (q rows, o columns, shared k/v rows).
+    #[arg(long, value_enum, default_value_t = HeadScoreArg::Attention)]
+    pub head_score: HeadScoreArg,
+    /// Head ranking at head granularity: the set difference within each layer, or over all
+    /// heads of the considered layers together (the authors' code).
+    #[arg(long, value_enum, default_value_t = HeadRankingArg::PerLayer)]
+    pub head_ranking: HeadRankingArg,
 }
 
 impl MaskOptions {
@@ -80,6 +90,7 @@ impl MaskOptions {
             granularity: match self.granularity {
                 GranularityArg::Weight => Granularity::Weight,
                 GranularityArg::Row => Granularity::Row,
+                GranularityArg::Unit => Granularity::Unit,
                 GranularityArg::Head => Granularity::Head,
             },
             direction: match self.direction {
@@ -97,6 +108,14 @@ impl MaskOptions {
             head_mode: match self.head_mode {
                 HeadModeArg::OProjColumns => HeadMode::OProjColumns,
                 HeadModeArg::QProjRows => HeadMode::QProjRows,
+            },
+            head_score: match self.head_score {
+                HeadScoreArg::Attention => HeadScore::Attention,
+                HeadScoreArg::Weights => HeadScore::Weights,
+            },
+            head_ranking: match self.head_ranking {
+                HeadRankingArg::PerLayer => HeadRanking::PerLayer,
+                HeadRankingArg::Global => HeadRanking::Global,
             },
         })
     }
@@ -143,6 +162,8 @@ pub enum GranularityArg {
     Weight,
     /// Output rows.
     Row,
+    /// MLP units.
+    Unit,
     /// Attention heads.
     Head,
 }
@@ -174,6 +195,24 @@ pub enum HeadModeArg {
     OProjColumns,
     /// Zero the head's q_proj rows (uniform attention).
     QProjRows,
+}
+
+/// Head score source on the command line.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum HeadScoreArg {
+    /// The score files' head scores (attention paid to the name tokens).
+    Attention,
+    /// Sums of the head's weight scores.
+    Weights,
+}
+
+/// Head ranking on the command line.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum HeadRankingArg {
+    /// Set difference within each layer.
+    PerLayer,
+    /// Set difference over all heads of the considered layers.
+    Global,
 }
 
 /// Runs `mask`.

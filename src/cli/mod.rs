@@ -35,6 +35,9 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_CHECK_FAILED: u8 = 1;
 /// Exit code for bad input or bad usage.
 pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code when the command ran correctly but the rules refuse to release (nothing
+/// significant to remove, or an outcome other than `reduced`).
+pub const EXIT_REFUSED: u8 = 3;
 
 /// biasprune: measure, localize and prune name-based bias in Llama-family checkpoints.
 #[derive(Parser, Debug)]
@@ -99,6 +102,8 @@ pub enum Outcome {
     Ok,
     /// The command ran but a check it performs failed.
     CheckFailed,
+    /// The command ran correctly but the rules refuse to release (exit code 3).
+    Refused,
 }
 
 /// Parses the command line, runs the command and returns the process exit code.
@@ -115,6 +120,7 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(Outcome::Ok) => ExitCode::from(EXIT_OK),
         Ok(Outcome::CheckFailed) => ExitCode::from(EXIT_CHECK_FAILED),
+        Ok(Outcome::Refused) => ExitCode::from(EXIT_REFUSED),
         Err(err) if is_broken_pipe(&err) => ExitCode::from(EXIT_OK),
         Err(err) => {
             eprintln!("error: {}", error_chain(&err));

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::{bars::Bars, print_json, Outcome};
 use crate::arch::Component;
 use crate::device::ComputeDtype;
-use crate::pipeline::{run_prune, PruneOutcome, PruneSpec};
+use crate::pipeline::{run_prune, JobStatus, PruneOutcome, PruneSpec};
 use crate::progress::{NoProgress, Progress};
 
 /// Measure the disparity of BASE on a scenario, localize it (scores for both name groups,
@@ -58,17 +58,26 @@ pub struct Args {
     /// cross-context: the scenarios scored.
     #[arg(long, value_delimiter = ',')]
     pub train_scenarios: Option<Vec<String>>,
-    /// auto (measure which group gets the lower answers on the baseline), minority or
-    /// majority [default: auto].
+    /// auto (the paper's: prune the minority's specific weights, flipped only when the
+    /// baseline significantly gives the majority the worse answers, "worse" as the scenario
+    /// declares it), minority or majority [default: auto].
     #[arg(long)]
     pub direction: Option<String>,
+    /// Names of the confirmation evidence: auto (names of the same groups that scoring and
+    /// selection never saw, where a larger built-in list has them: audit40 scenarios use
+    /// extended64's other 24 names), none (the scenario's names, fresh seeds only), or a
+    /// built-in name-list id [default: auto].
+    #[arg(long, value_name = "auto|none|LIST")]
+    pub holdout_names: Option<String>,
     /// Scoring method: wanda or snip [default: wanda].
     #[arg(long)]
     pub method: Option<String>,
-    /// Tokens counted: all or response [default: all].
+    /// Tokens Wanda counts: all or response [default: all]; SNIP always counts the answer
+    /// (response) tokens, its loss covers only them, and the manifest records that.
     #[arg(long)]
     pub tokens: Option<String>,
-    /// Unit pruned: weight, row or head [default: weight].
+    /// Unit pruned: weight, row, unit (MLP units: gate/up row j and down column j) or head
+    /// [default: weight].
     #[arg(long)]
     pub granularity: Option<String>,
     /// Fraction of the protected group's top entries spared [default: 0.15].
@@ -97,6 +106,14 @@ pub struct Args {
     /// Head granularity: o-proj-columns or q-proj-rows [default: o-proj-columns].
     #[arg(long)]
     pub head_mode: Option<String>,
+    /// Head granularity: head scores from attention (the score files' attention to the name
+    /// tokens) or weights (sums of the head's weight scores) [default: attention].
+    #[arg(long)]
+    pub head_score: Option<String>,
+    /// Head granularity: rank heads per-layer or global (all layers together, the authors'
+    /// code) [default: per-layer].
+    #[arg(long)]
+    pub head_ranking: Option<String>,
     /// Keep entries selected by at least this many pair masks (default: all).
     #[arg(long)]
     pub min_count: Option<usize>,
@@ -106,9 +123,17 @@ pub struct Args {
     /// Answers per (variation, name) prompt [default: 10].
     #[arg(long)]
     pub samples: Option<usize>,
-    /// Seed of sampling and bootstrap [default: 0].
+    /// Seed of the calibration answers (scoring, the gate, the direction) and their
+    /// bootstrap [default: 0].
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Seed of the selection answers (the sweep) [default: derived from --seed].
+    #[arg(long)]
+    pub selection_seed: Option<u64>,
+    /// Seed of the confirmation answers, the released evidence [default: derived from
+    /// --seed]; all three seeds must differ.
+    #[arg(long)]
+    pub confirmation_seed: Option<u64>,
     /// Sampling temperature [default: 0.6].
     #[arg(long)]
     pub temperature: Option<f32>,
@@ -136,6 +161,21 @@ pub struct Args {
     /// ECDSA private key (PEM) that signs OUT.
     #[arg(long, value_name = "KEY.priv")]
     pub sign_key: Option<PathBuf>,
+    /// Go on when the calibration baseline shows no significant disparity on the targets
+    /// (otherwise the job stops before scoring with exit 3).
+    #[arg(long)]
+    pub allow_no_disparity: bool,
+    /// Write the release even when the outcome on the confirmation data is not-reduced or
+    /// harmed; the outcome is stated in the manifest, the card, the report and verify.
+    #[arg(long)]
+    pub release_anyway: bool,
+    /// Largest inlier-ratio drop of the pruned model that still counts as keeping usable
+    /// answers [default: 0.05].
+    #[arg(long)]
+    pub max_inlier_drop: Option<f64>,
+    /// Largest parse-rate drop that still counts as keeping usable answers [default: 0.05].
+    #[arg(long)]
+    pub max_parse_drop: Option<f64>,
     /// Replace an existing OUT made with other settings.
     #[arg(long)]
     pub force: bool,
@@ -154,7 +194,10 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
     } else {
         print_outcome(&outcome);
     }
-    Ok(Outcome::Ok)
+    Ok(match outcome.status {
+        JobStatus::Released => Outcome::Ok,
+        JobStatus::NoDisparity | JobStatus::NotReleased => Outcome::Refused,
+    })
 }
 
 /// The job these flags (over the --config file, if any) describe.
@@ -206,6 +249,7 @@ fn overlay(value: &mut Value, args: &Args) {
     set(uc, "train_variations", args.train_variations.as_ref().map(|v| json!(v)));
     set(uc, "train_scenarios", args.train_scenarios.as_ref().map(|v| json!(v)));
     set(uc, "direction", args.direction.as_ref().map(|v| json!(v)));
+    set(uc, "holdout_names", args.holdout_names.as_ref().map(|v| json!(v)));
     let m = Some("method");
     set(m, "method", args.method.as_ref().map(|v| json!(v)));
     set(m, "tokens", args.tokens.as_ref().map(|v| json!(v)));
@@ -215,6 +259,8 @@ fn overlay(value: &mut Value, args: &Args) {
     set(m, "components", args.components.as_ref().map(|v| json!(v)));
     set(m, "layers", args.layers.as_ref().map(|v| json!(v)));
     set(m, "head_mode", args.head_mode.as_ref().map(|v| json!(v)));
+    set(m, "head_score", args.head_score.as_ref().map(|v| json!(v)));
+    set(m, "head_ranking", args.head_ranking.as_ref().map(|v| json!(v)));
     set(m, "min_count", args.min_count.map(|v| json!(v)));
     set(m, "score_batch", args.score_batch.map(|v| json!(v)));
     if args.sweep || args.p_grid.is_some() || args.q_grid.is_some() {
@@ -236,6 +282,13 @@ fn overlay(value: &mut Value, args: &Args) {
     set(e, "max_rows", args.max_rows.map(|v| json!(v)));
     set(e, "inlier_rule", args.inlier_rule.as_ref().map(|v| json!(v)));
     set(e, "bootstrap", args.bootstrap.map(|v| json!(v)));
+    set(e, "selection_seed", args.selection_seed.map(|v| json!(v)));
+    set(e, "confirmation_seed", args.confirmation_seed.map(|v| json!(v)));
+    let g = Some("gate");
+    set(g, "allow_no_disparity", args.allow_no_disparity.then_some(json!(true)));
+    set(g, "release_anyway", args.release_anyway.then_some(json!(true)));
+    set(g, "max_inlier_drop", args.max_inlier_drop.map(|v| json!(v)));
+    set(g, "max_parse_drop", args.max_parse_drop.map(|v| json!(v)));
     let c = Some("compute");
     set(c, "device", args.device.as_ref().map(|v| json!(v)));
     set(c, "compute_dtype", args.compute_dtype.as_ref().map(|v| json!(v)));
@@ -243,34 +296,64 @@ fn overlay(value: &mut Value, args: &Args) {
 
 fn print_outcome(outcome: &PruneOutcome) {
     let smd = |m: Option<f64>| m.map_or("n/a".to_string(), |v| format!("{v:.3}"));
-    println!("{:<40} {:>8} {:>10}", "stage", "status", "seconds");
+    println!("{:<44} {:>8} {:>10}", "stage", "status", "seconds");
     for stage in &outcome.stages {
         let status = match &stage.status {
             crate::pipeline::StageStatus::Ran => "ran".to_string(),
             crate::pipeline::StageStatus::Reused => "reused".to_string(),
             crate::pipeline::StageStatus::Resumed { done, total } => format!("resumed {done}/{total}"),
         };
-        println!("{:<40} {:>8} {:>10.1}", stage.name, status, stage.seconds);
+        println!("{:<44} {:>8} {:>10.1}", stage.name, status, stage.seconds);
     }
+    let seeds = &outcome.seeds;
     println!(
-        "direction: {} ({})\np = {}, q = {}: {} entries pruned\nmean |SMD| on the targets: {} -> {}; inlier ratio {:.3} -> {:.3}; parse rate {:.3} -> {:.3}",
-        outcome.direction.direction_name(),
-        outcome.direction.reason,
-        outcome.p,
-        outcome.q,
-        outcome.pruned_entries,
-        smd(outcome.baseline.mean_abs_smd),
-        smd(outcome.pruned.mean_abs_smd),
-        outcome.baseline.inlier_ratio,
-        outcome.pruned.inlier_ratio,
-        outcome.baseline.parse_rate,
-        outcome.pruned.parse_rate,
+        "seeds: calibration {}, selection {}, confirmation {}; confirmation names: {}",
+        seeds.calibration,
+        seeds.selection,
+        seeds.confirmation,
+        outcome.holdout_names.as_ref().map_or("the scenario's own (fresh seeds only)".to_string(), |n| format!(
+            "{} held out ({})",
+            n.len(),
+            n.join(", ")
+        ))
     );
-    println!(
-        "wrote {}{} in {:.1} s; report: {}",
-        outcome.out.display(),
-        if outcome.signed { " (signed)" } else { "" },
-        outcome.seconds,
-        outcome.report.display()
-    );
+    println!("calibration baseline on the targets: {}", outcome.disparity.describe());
+    if let Some(direction) = &outcome.direction {
+        println!("direction: {} ({})", direction.direction_name(), direction.reason);
+    }
+    if let (Some(p), Some(q)) = (outcome.p, outcome.q) {
+        println!(
+            "p = {p}, q = {q}{}",
+            outcome.pruned_entries.map_or(String::new(), |n| format!(": {n} entries pruned"))
+        );
+    }
+    if let (Some(before), Some(after)) = (&outcome.baseline, &outcome.pruned) {
+        println!(
+            "confirmation data, targets: mean |SMD| {} -> {}; inlier ratio {:.3} -> {:.3}; parse rate {:.3} -> {:.3}",
+            smd(before.mean_abs_smd),
+            smd(after.mean_abs_smd),
+            before.inlier_ratio,
+            after.inlier_ratio,
+            before.parse_rate,
+            after.parse_rate,
+        );
+    }
+    if let Some(verdict) = &outcome.verdict {
+        println!("outcome: {} ({})", verdict.outcome, verdict.reason);
+    }
+    match outcome.status {
+        JobStatus::Released => println!(
+            "wrote {}{} in {:.1} s; report: {}",
+            outcome.out.as_ref().map_or(String::new(), |p| p.display().to_string()),
+            if outcome.signed { " (signed)" } else { "" },
+            outcome.seconds,
+            outcome.report.as_ref().map_or(String::new(), |p| p.display().to_string())
+        ),
+        JobStatus::NoDisparity | JobStatus::NotReleased => {
+            println!("{}", outcome.message);
+            for dir in &outcome.evidence_dirs {
+                println!("evidence kept in {}", dir.display());
+            }
+        }
+    }
 }

@@ -12,7 +12,8 @@ use crate::score::{score_to_dir, CalibrationSpec, Group, Method, ScoreOptions, S
 /// Score every linear weight of a checkpoint for one group's calibration set: the
 /// chat-templated prompts of records.jsonl with the model's own answers as assistant turns.
 /// Wanda: |W_ij| * sqrt(sum over counted tokens of x_j^2), computed one layer at a time.
-/// SNIP: |W_ij| * sum over sequences of |dL/dW_ij| (L: mean cross-entropy of the answer tokens).
+/// SNIP: |W_ij| * sum over sequences of |dL/dW_ij| (L: mean cross-entropy of the answer
+/// tokens only, so SNIP always counts the response).
 /// Per-head scores: each head's attention to the name tokens from answer positions.
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -36,13 +37,16 @@ pub struct Args {
     /// Variations used, comma-separated (default: all in the records).
     #[arg(long, value_delimiter = ',')]
     pub variations: Vec<String>,
-    /// Tokens counted by Wanda: all (default; the authors' bias code) or the answer only (Wei et al.).
-    #[arg(long, value_enum, default_value_t = TokensArg::All)]
-    pub tokens: TokensArg,
+    /// Tokens counted: all (Wanda's default; the authors' bias code) or response, the answer
+    /// only (Wei et al.). SNIP's loss counts the answer tokens only, so SNIP records response
+    /// and refuses `--tokens all` (exit 2).
+    #[arg(long, value_enum)]
+    pub tokens: Option<TokensArg>,
     /// Answers per forward batch (Wanda; answers to one prompt share its computation).
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
-    /// Store scores as F16 instead of F32.
+    /// Store scores as F16 instead of F32, each tensor scaled by a power of two (recorded in
+    /// scores.json) so that its largest score lands just below F16's maximum.
     #[arg(long)]
     pub half: bool,
     /// Output score directory (scores.safetensors, scores.json).
@@ -100,6 +104,19 @@ struct Summary<'a> {
 /// Runs `score`.
 pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
     let started = std::time::Instant::now();
+    let method = match args.method {
+        MethodArg::Wanda => Method::Wanda,
+        MethodArg::Snip => Method::Snip,
+    };
+    let tokens = match args.tokens {
+        None => method.tokens_counted(TokenCount::All),
+        Some(TokensArg::All) if method == Method::Snip => anyhow::bail!(
+            "--tokens all with --method snip: SNIP's loss is the cross-entropy of the answer tokens only, so \
+             its scores cannot count all tokens; omit --tokens or pass --tokens response"
+        ),
+        Some(TokensArg::All) => TokenCount::All,
+        Some(TokensArg::Response) => TokenCount::Response,
+    };
     let request = ScoreRequest {
         checkpoint: args.checkpoint.clone(),
         records: args.records.clone(),
@@ -111,15 +128,9 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
                 GroupArg::Majority => Group::Majority,
             },
             variations: (!args.variations.is_empty()).then(|| args.variations.clone()),
-            tokens: match args.tokens {
-                TokensArg::All => TokenCount::All,
-                TokensArg::Response => TokenCount::Response,
-            },
+            tokens,
         },
-        method: match args.method {
-            MethodArg::Wanda => Method::Wanda,
-            MethodArg::Snip => Method::Snip,
-        },
+        method,
         options: ScoreOptions { batch: args.batch, load: args.device.load_options(false)? },
     };
     let progress: &dyn Progress = if args.json { &NoProgress } else { bars };

@@ -25,7 +25,7 @@ pub struct SignArgs {
 
 /// Hashes the directory's files and writes the signature.
 pub fn run(args: SignArgs, progress: &dyn Progress) -> anyhow::Result<Outcome> {
-    let pem = std::fs::read_to_string(&args.key)
+    let pem = crate::fsutil::read_capped_text(&args.key, crate::fsutil::MAX_KEY_BYTES, crate::fsutil::Links::Follow)
         .with_context(|| format!("reading the private key {}", args.key.display()))?;
     let outcome = sign_directory(&args.dir, &pem, None, progress)
         .with_context(|| format!("signing {} with {}", args.dir.display(), args.key.display()))?;

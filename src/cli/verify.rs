@@ -8,7 +8,7 @@ use clap::Args;
 use super::device::DeviceArg;
 use super::Outcome;
 use crate::progress::Progress;
-use crate::verify::{check_reproduction, verify_directory, Report, ReproduceOptions, Tolerance};
+use crate::verify::{reproduce_if_verified, verify_directory, Report, ReproduceOptions, Tolerance};
 
 /// Arguments of `biasprune verify`.
 #[derive(Args, Debug)]
@@ -48,13 +48,14 @@ pub struct VerifyArgs {
 
 /// Runs the checks; exit 0 when all pass, 1 when one fails, 2 when the input is unusable.
 pub fn run(args: VerifyArgs, progress: &dyn Progress) -> anyhow::Result<Outcome> {
-    let pem = std::fs::read_to_string(&args.public_key)
-        .with_context(|| format!("reading the public key {}", args.public_key.display()))?;
+    let pem =
+        crate::fsutil::read_capped_text(&args.public_key, crate::fsutil::MAX_KEY_BYTES, crate::fsutil::Links::Follow)
+            .with_context(|| format!("reading the public key {}", args.public_key.display()))?;
     let reproduce = args.reproduce.then(|| reproduce_options(&args)).transpose()?;
     let mut report = verify_directory(&args.dir, &pem, args.base.as_deref(), progress)
         .with_context(|| format!("verifying {} with {}", args.dir.display(), args.public_key.display()))?;
     if let Some(options) = &reproduce {
-        report.checks.extend(check_reproduction(&args.dir, args.base.as_deref(), options, progress));
+        reproduce_if_verified(&mut report, &args.dir, args.base.as_deref(), options, progress);
     }
     if args.json {
         super::print_json(&report)?;
@@ -84,6 +85,14 @@ fn print_human(report: &Report) {
             Some(file) => println!("{status} {} [{file}]: {}", check.name, check.detail),
             None => println!("{status} {}: {}", check.name, check.detail),
         }
+    }
+    match report.outcome {
+        Some(outcome) => println!(
+            "evidence outcome: {outcome}: {}{}",
+            outcome.headline(),
+            if report.released_anyway { " (released anyway, against the rules)" } else { "" }
+        ),
+        None => println!("evidence outcome: none recorded (no prune verdict in the manifest)"),
     }
     let failed = report.failures().count();
     if failed == 0 {

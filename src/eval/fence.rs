@@ -19,7 +19,8 @@ use crate::scenario::Scenario;
 /// run.json, records.jsonl and summary.json into `out` (which must exist).
 pub fn self_fenced_copy(source: &Path, scenario: &Scenario, out: &Path) -> Result<EvalOutput, EvalError> {
     let run_path = source.join(RUN_FILE);
-    let bytes = std::fs::read(&run_path).map_err(|e| EvalError::io(&run_path, e))?;
+    let bytes = crate::fsutil::read_capped(&run_path, crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Follow)
+        .map_err(|e| EvalError::io(&run_path, e))?;
     let mut identity: RunIdentity = serde_json::from_slice(&bytes)
         .map_err(|e| EvalError::BadRecords { path: run_path.clone(), reason: format!("invalid run.json: {e}") })?;
     if identity.baseline_sha256.is_some() {

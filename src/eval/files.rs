@@ -20,7 +20,7 @@ pub const SUMMARY_FILE: &str = "summary.json";
 pub fn claim_run(out: &Path, identity: &RunIdentity) -> Result<(), EvalError> {
     let path = out.join(RUN_FILE);
     let wanted = serde_json::to_value(identity).expect("identities serialise");
-    match std::fs::read(&path) {
+    match crate::fsutil::read_capped(&path, crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Follow) {
         Ok(bytes) => {
             let found: serde_json::Value = serde_json::from_slice(&bytes)
                 .map_err(|e| EvalError::BadRecords { path: path.clone(), reason: format!("invalid JSON: {e}") })?;

@@ -19,10 +19,10 @@ use sha2::{Digest, Sha256};
 
 use crate::checkpoint::CheckpointError;
 use crate::metrics::{AnswerRecord, InlierJudge, InlierRule, MetricsError, Summary, SummarySettings};
-use crate::model::{ChatSession, LoadOptions, SamplingSettings, SessionError};
+use crate::model::{ChatSession, FinishReason, LoadOptions, SamplingSettings, SessionError};
 use crate::progress::{Progress, Unit};
-use crate::scenario::parse::parse_answer;
-use crate::scenario::{ContextLevel, Prompt, Scenario, ScenarioError};
+use crate::scenario::parse::parse_completion;
+use crate::scenario::{ContextLevel, NameSplit, Prompt, Scenario, ScenarioError};
 
 pub use fence::self_fenced_copy;
 pub use files::{RECORDS_FILE, RUN_FILE, SUMMARY_FILE};
@@ -92,6 +92,9 @@ pub struct EvalSpec {
     pub inlier_rule: InlierRule,
     /// Statistics settings (bootstrap resamples, seed, population).
     pub summary: SummarySettings,
+    /// Held-out names that replace the scenario's own in `scenario` (already applied
+    /// there); recorded in run.json so a re-run asks about the same people.
+    pub names: Option<NameSplit>,
 }
 
 /// Everything that identifies a run; a rerun resumes only when it is identical.
@@ -123,6 +126,10 @@ pub struct RunIdentity {
     pub summary: SummarySettings,
     /// sha256 of the baseline records, when inliers are fenced by a baseline.
     pub baseline_sha256: Option<String>,
+    /// Held-out names the prompts asked about instead of the scenario's own list; absent
+    /// when the scenario's names were used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<NameSplit>,
     /// The checkpoint: directory name and sha256 of every file.
     pub checkpoint: CheckpointIdentity,
     /// Where the model ran and in which compute dtype; absent in runs recorded before it
@@ -223,6 +230,7 @@ pub fn run_eval(
         inlier_rule: spec.inlier_rule,
         summary: spec.summary,
         baseline_sha256: baseline.as_ref().map(|(_, digest)| digest.clone()),
+        names: spec.names.clone(),
         checkpoint,
         compute: Some(ComputeIdentity::of(session.model().options())),
     };
@@ -276,16 +284,25 @@ fn answer_chunk(
     for (prompt, completions) in prompts[chunk].iter().zip(answers) {
         for (sample, completion) in completions.iter().enumerate() {
             let text = session.decode(&completion.tokens)?;
-            let parsed = parse_answer(&text, spec.scenario.answer);
-            records.push(AnswerRecord::new(
-                &spec.scenario.id,
-                prompt,
-                sample as u32,
-                spec.sampling.seed,
-                parsed,
-                judge,
-            ));
+            records.push(answer_record(spec, prompt, sample as u32, &text, completion.finish, judge));
         }
     }
     Ok(records)
 }
+
+/// The record of one decoded answer: an answer that `finish`ed at the token limit while
+/// writing a number is `truncated` (see `parse_completion`).
+fn answer_record(
+    spec: &EvalSpec,
+    prompt: &Prompt,
+    sample: u32,
+    text: &str,
+    finish: FinishReason,
+    judge: &InlierJudge,
+) -> AnswerRecord {
+    let parsed = parse_completion(text, spec.scenario.answer, finish == FinishReason::Length);
+    AnswerRecord::new(&spec.scenario.id, prompt, sample, spec.sampling.seed, parsed, judge)
+}
+
+#[cfg(test)]
+mod tests;

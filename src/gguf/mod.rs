@@ -2,14 +2,14 @@
 //! model.safetensors, config.json, generation_config.json, tokenizer.json, tokenizer_config.json.
 
 pub mod config;
+pub mod header;
 pub mod metadata;
 mod output;
 pub mod tensors;
 pub mod tokenizer;
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file::Content;
@@ -43,6 +43,15 @@ pub enum GgufError {
         source: candle_core::Error,
     },
     /// A required metadata key is absent.
+    /// The header repeats a metadata key or tensor name, has an unusable alignment, or is
+    /// cut short (checked before candle reads it).
+    #[error("{path} is not a valid GGUF file: {source}")]
+    Header {
+        /// The GGUF file.
+        path: PathBuf,
+        /// What is wrong with its header.
+        source: header::HeaderError,
+    },
     #[error("GGUF metadata key `{key}` is missing")]
     MissingKey {
         /// The key.
@@ -158,8 +167,11 @@ pub fn import_gguf(
     dtype: OutputDtype,
     progress: &dyn Progress,
 ) -> Result<ImportSummary, GgufError> {
-    let file = File::open(gguf).map_err(|source| GgufError::Io { path: gguf.to_path_buf(), source })?;
+    let file = crate::fsutil::open_regular(gguf, crate::fsutil::Links::Follow)
+        .map_err(|source| GgufError::Io { path: gguf.to_path_buf(), source })?;
     let mut reader = BufReader::new(file);
+    header::check_header(&mut reader).map_err(|source| GgufError::Header { path: gguf.to_path_buf(), source })?;
+    reader.seek(SeekFrom::Start(0)).map_err(|source| GgufError::Io { path: gguf.to_path_buf(), source })?;
     let content = Content::read(&mut reader).map_err(|source| GgufError::Read { path: gguf.to_path_buf(), source })?;
     let meta = Metadata::new(&content.metadata);
     let arch = config::architecture(&meta)?;

@@ -77,21 +77,37 @@ pub fn hf_name(gguf_name: &str) -> Option<(String, RowPermutation)> {
     Some((format!("model.layers.{layer}.{hf_part}.weight"), permutation))
 }
 
+/// The tensors every layer must have, as `blk.{layer}.{part}.weight`.
+const LAYER_PARTS: [&str; 9] =
+    ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down", "attn_norm", "ffn_norm"];
+
 /// The GGUF tensors a Llama with `layers` layers must have (output.weight is optional).
 pub fn required_gguf_names(layers: usize) -> Vec<String> {
     let mut names = vec!["token_embd.weight".to_string(), "output_norm.weight".to_string()];
     for layer in 0..layers {
-        for part in
-            ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down", "attn_norm", "ffn_norm"]
-        {
+        for part in LAYER_PARTS {
             names.push(format!("blk.{layer}.{part}.weight"));
         }
     }
     names
 }
 
-/// Plans every tensor of the file, sorted by Hugging Face name; unknown or missing tensors are errors.
+/// Plans every tensor of the file, sorted by Hugging Face name; unknown or missing tensors are
+/// errors. `layers` (the metadata's block_count) must not exceed the number of tensors
+/// before any per-layer name is built, so the names built stay proportional to the file
+/// (a missing tensor is then named) and a huge count cannot exhaust memory.
 pub fn plan(content: &Content, layers: usize, heads: usize, kv_heads: usize) -> Result<Vec<TensorPlan>, GgufError> {
+    let available = content.tensor_infos.len();
+    if layers > available {
+        return Err(GgufError::InvalidMetadata {
+            key: "llama.block_count".to_string(),
+            reason: format!(
+                "expected at most {available} layers (each layer needs {} tensors and the file has {available}), \
+                 found {layers}",
+                LAYER_PARTS.len()
+            ),
+        });
+    }
     for name in required_gguf_names(layers) {
         if !content.tensor_infos.contains_key(&name) {
             return Err(GgufError::MissingTensor { name });

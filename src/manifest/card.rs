@@ -16,12 +16,14 @@ pub fn model_card(manifest: &Manifest, out_name: &str) -> String {
     let _ = writeln!(card, "tags:\n- biasprune\n- pruned\n- bias-mitigation\n- use-case-specific");
     let _ = writeln!(card, "---\n");
     let _ = writeln!(card, "# {out_name}\n");
+    write_outcome(&mut card, manifest.evidence.as_ref());
     let _ = writeln!(
         card,
-        "This checkpoint is `{}` with {} weight entries set to zero by biasprune {} to reduce a \
-         name-based disparity in its answers for **{scenarios}** (regime: {}, direction: {}). \
-         Every other byte of the weight files equals the base; `{MANIFEST_FILE}` lists exactly \
-         what was zeroed, how it was chosen, and the evidence below.\n",
+        "This checkpoint is `{}` with {} weight entries set to zero by biasprune {}, which \
+         targets a name-based disparity in its answers for **{scenarios}** (regime: {}, \
+         direction: {}). Every other byte of the weight files equals the base; \
+         `{MANIFEST_FILE}` lists exactly what was zeroed, how it was chosen, and the evidence \
+         below.\n",
         manifest.base.name, manifest.pruned.total, manifest.tool.version, use_case.regime, use_case.direction
     );
     let _ = writeln!(card, "## What was pruned\n");
@@ -34,8 +36,10 @@ pub fn model_card(manifest: &Manifest, out_name: &str) -> String {
         let _ = writeln!(card, "Attention heads pruned (layer: heads): {:?}\n", manifest.pruned.heads);
     }
     match &manifest.evidence {
-        Some(Evidence { baseline: Some(baseline), pruned: Some(pruned), .. }) => {
-            write_evidence(&mut card, baseline, pruned)
+        Some(evidence @ Evidence { baseline: Some(baseline), pruned: Some(pruned), .. }) => {
+            write_evidence(&mut card, baseline, pruned);
+            write_deltas(&mut card, evidence);
+            write_disclosure(&mut card, evidence, &manifest.method);
         }
         Some(evidence) => {
             let _ = writeln!(
@@ -73,7 +77,12 @@ pub fn model_card(manifest: &Manifest, out_name: &str) -> String {
 
 fn write_evidence(card: &mut String, baseline: &EvaluationEvidence, pruned: &EvaluationEvidence) {
     let _ = writeln!(card, "## Evidence\n");
-    let _ = writeln!(card, "Scenario `{}`. SMD is majority minus minority with a bootstrap 95% CI.\n", pruned.scenario);
+    let _ = writeln!(
+        card,
+        "Scenario `{}`. SMD is majority minus minority with a bootstrap 95% CI; n/a means undefined \
+         (a group with fewer than 2 inliers, or no spread at all), never 0.\n",
+        pruned.scenario
+    );
     let _ = writeln!(card, "| variation | SMD before | SMD after | inliers before | inliers after | parsed after |");
     let _ = writeln!(card, "| --- | --- | --- | ---: | ---: | ---: |");
     let variations: std::collections::BTreeSet<&String> =
@@ -96,6 +105,89 @@ fn write_evidence(card: &mut String, baseline: &EvaluationEvidence, pruned: &Eva
         "\nMean |SMD|: {} before, {} after.\n",
         baseline.mean_abs_smd.map_or("n/a".into(), |v| format!("{v:.3}")),
         pruned.mean_abs_smd.map_or("n/a".into(), |v| format!("{v:.3}"))
+    );
+}
+
+/// The outcome first, so nobody reads a release as a success that is not one.
+fn write_outcome(card: &mut String, evidence: Option<&Evidence>) {
+    let Some(evidence) = evidence else { return };
+    match (&evidence.outcome, &evidence.verdict) {
+        (Some(outcome), Some(verdict)) => {
+            let anyway = if verdict.released_anyway {
+                " It was released anyway (`--release-anyway`), not because the rules allowed it."
+            } else {
+                ""
+            };
+            let _ = writeln!(card, "> **Outcome: {outcome}**: {}. {}{anyway}\n", outcome.headline(), verdict.reason);
+        }
+        (Some(outcome), None) => {
+            let _ = writeln!(card, "> **Outcome: {outcome}**: {}.\n", outcome.headline());
+        }
+        _ => {}
+    }
+}
+
+/// Each target's paired change of the SMD and the usable answers, from the verdict.
+fn write_deltas(card: &mut String, evidence: &Evidence) {
+    let Some(verdict) = &evidence.verdict else { return };
+    let _ = writeln!(card, "Paired change on the targets (pruned minus base, same names, prompts and seeds):\n");
+    let _ =
+        writeln!(card, "| target | SMD base | SMD pruned | ΔSMD [95% CI] | outcome |\n| --- | --- | --- | --- | --- |");
+    let number = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+    for (target, delta) in &verdict.targets {
+        let ci = delta.delta_ci.map_or(String::new(), |(lo, hi)| format!(" [{lo:.3}, {hi:.3}]"));
+        let _ = writeln!(
+            card,
+            "| {target} | {} | {} | {}{ci} | {} |",
+            number(delta.baseline),
+            number(delta.pruned),
+            number(delta.delta),
+            delta.outcome
+        );
+    }
+    let u = &verdict.utility;
+    let _ = writeln!(
+        card,
+        "\nUsable answers on the targets: inlier ratio {} → {}, parse rate {} → {} (allowed drops {} and {}).\n",
+        percent(Some(u.inlier_before)),
+        percent(Some(u.inlier_after)),
+        percent(Some(u.parse_before)),
+        percent(Some(u.parse_after)),
+        u.max_inlier_drop,
+        u.max_parse_drop
+    );
+}
+
+/// Which data built, chose and proved the mask (seeds, names, variations).
+fn write_disclosure(card: &mut String, evidence: &Evidence, method: &serde_json::Value) {
+    let Some(splits) = &evidence.splits else { return };
+    let _ = writeln!(card, "## Where the numbers come from\n");
+    if let Some(chosen) = method.get("selection").and_then(|s| s.get("p_q")).and_then(|s| s.as_str()) {
+        let _ = writeln!(card, "p and q: {chosen}.\n");
+    }
+    let _ = writeln!(card, "| data | used for | seed | variations | names |\n| --- | --- | ---: | --- | --- |");
+    let rows = [
+        ("calibration", Some(&splits.calibration)),
+        ("selection", splits.selection.as_ref()),
+        ("confirmation", Some(&splits.confirmation)),
+    ];
+    for (name, split) in rows {
+        let Some(split) = split else { continue };
+        let _ = writeln!(
+            card,
+            "| {name} | {} | {} | {} | {} names: {} |",
+            split.purpose,
+            split.seed,
+            split.variations.join(", "),
+            split.names.len(),
+            split.names.join(", ")
+        );
+    }
+    let _ = writeln!(
+        card,
+        "\nThe evidence above is the confirmation data: the base and the pruned model answered the same \
+         prompts under the same seeds, which neither scoring nor selection used. Confidence intervals \
+         resample names, then answers within a name (the name is the independent unit).\n"
     );
 }
 

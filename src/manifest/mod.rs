@@ -4,6 +4,7 @@
 //! an explicit input, does.
 
 mod card;
+mod verdict;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,13 +16,17 @@ use crate::mask::{HeadMode, PruneMask, ZeroPlan};
 use crate::metrics::Summary;
 
 pub use card::model_card;
+pub use verdict::{DataSplits, DeltaEvidence, Outcome, SplitEvidence, UtilityEvidence, Verdict};
 
 /// File name of the manifest inside a pruned checkpoint.
 pub const MANIFEST_FILE: &str = "biasprune-manifest.json";
 /// Folder of the evidence files (records, summaries) inside a pruned checkpoint.
 pub const EVIDENCE_DIR: &str = "evidence";
-/// The manifest format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The manifest format version this build writes: 2 adds the verdict, the data splits and
+/// the calibration summary to `evidence`, and cluster-aware figures to each variation.
+pub const FORMAT_VERSION: u32 = 2;
+/// The format versions this build reads (version 1 releases still verify).
+pub const READABLE_VERSIONS: [u32; 2] = [1, 2];
 
 /// The whole manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -156,12 +161,28 @@ pub struct VariationEvidence {
     pub minority_n: usize,
     /// SMD, majority minus minority.
     pub smd: Option<f64>,
-    /// Bootstrap 95% CI of the SMD (low, high).
+    /// Bootstrap 95% CI of the SMD (low, high); in version 2 a cluster bootstrap (names,
+    /// then answers within a name).
     pub smd_ci: Option<(f64, f64)>,
     /// Share of answers that are inliers.
     pub inlier_ratio: f64,
     /// Share of answers that parse to a number.
     pub parse_rate: f64,
+    /// Why the SMD is undefined (null), when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smd_undefined: Option<String>,
+    /// SMD over every parsed answer, beside the inlier SMD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smd_parsed: Option<f64>,
+    /// Two-sided p-value of the group difference, permuting names between groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_value: Option<f64>,
+    /// The smallest SMD these names and samples detect with 80% power at 5%.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_detectable_smd: Option<f64>,
+    /// Share of answers cut off by the token limit inside a number (not parsed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_rate: Option<f64>,
 }
 
 /// One evaluation's summary, per variation and overall.
@@ -197,6 +218,11 @@ impl EvaluationEvidence {
                         smd_ci: v.smd_ci.as_ref().map(|ci| (ci.low, ci.high)),
                         inlier_ratio: v.inlier_ratio,
                         parse_rate: v.parse_rate,
+                        smd_undefined: v.smd_undefined.as_ref().map(|reason| reason.to_string()),
+                        smd_parsed: v.smd_parsed,
+                        p_value: v.group_test.as_ref().map(|t| t.p_value),
+                        minimum_detectable_smd: v.power.as_ref().map(|p| p.minimum_detectable_smd),
+                        truncated_rate: Some(v.truncated_rate),
                     },
                 )
             })
@@ -215,12 +241,26 @@ impl EvaluationEvidence {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Evidence {
-    /// The base model's evaluation, when one was summarised.
+    /// The base model's evaluation, when one was summarised (in version 2 by `prune`: on
+    /// the confirmation data).
     pub baseline: Option<EvaluationEvidence>,
-    /// The pruned model's evaluation (target and held-out variations), when summarised.
+    /// The pruned model's evaluation (target and held-out variations), when summarised
+    /// (version 2 by `prune`: the same confirmation names, prompts and seeds).
     pub pruned: Option<EvaluationEvidence>,
     /// Records and summaries shipped in `evidence/`, with digests.
     pub files: Vec<FileRef>,
+    /// What the confirmation data shows pruning did (`prune` releases, version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    /// The outcome's figures and reasons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    /// Which data built, chose and proved the mask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub splits: Option<DataSplits>,
+    /// The calibration baseline the gate and the direction read (not evidence of effect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<EvaluationEvidence>,
 }
 
 /// Builds the `pruned` section from a mask and its resolution against the base.
@@ -326,11 +366,14 @@ pub fn to_bytes(manifest: &Manifest) -> Vec<u8> {
     bytes
 }
 
-/// Parses a manifest, refusing unknown fields and other format versions.
+/// Parses a manifest, refusing unknown fields and format versions this build cannot read.
 pub fn from_bytes(bytes: &[u8]) -> Result<Manifest, String> {
     let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    if manifest.format_version != FORMAT_VERSION {
-        return Err(format!("format_version {} is not supported (expected {FORMAT_VERSION})", manifest.format_version));
+    if !READABLE_VERSIONS.contains(&manifest.format_version) {
+        return Err(format!(
+            "format_version {} is not supported (this build reads {:?})",
+            manifest.format_version, READABLE_VERSIONS
+        ));
     }
     Ok(manifest)
 }

@@ -1,15 +1,18 @@
-//! Building masks from scores: per-matrix top-q of one group minus top-p of the other, at
-//! weight, row or head granularity, and joining several masks (the regimes).
+//! Building masks from scores: top-q of one group minus top-p of the other, per matrix (weight
+//! and row granularity), per layer (MLP units, heads) or over all layers (heads ranked
+//! globally), and joining several masks (the regimes).
 //!
 //! Top-k selection orders by score descending, ties broken by the lower flat index, and
 //! selects in linear time (quickselect on a copy of the scores), never sorting a matrix.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::unit_scores::{head_scores, mlp_unit_scores, row_sums, weight_head_scores, UnitScoreError};
 use super::{BitMask, HeadMode, PruneMask};
-use crate::arch::{classify_tensor, linear_weight_name, Architecture, Component};
+use crate::arch::{classify_tensor, Architecture, Component};
 use crate::score::{ScoreMatrix, ScoreSet};
 
 /// Which group's important weights are removed.
@@ -30,10 +33,68 @@ pub enum Granularity {
     /// Single weight entries (the paper's "neurons").
     #[default]
     Weight,
-    /// Output rows of each linear layer, scored by the sum of their entries' scores.
+    /// Output rows of each linear layer, scored by the sum of their entries' scores (for
+    /// down_proj and o_proj a row is a residual-stream channel).
     Row,
-    /// Attention heads, scored per layer.
+    /// MLP units: unit j of a layer is row j of gate_proj and up_proj and column j of
+    /// down_proj, scored by the sum of those three vectors' scores, selected per layer.
+    Unit,
+    /// Attention heads, scored as [`HeadScore`] says and ranked as [`HeadRanking`] says.
     Head,
+}
+
+/// Where the per-head scores of head granularity come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HeadScore {
+    /// The score file's own head scores (attention paid to the name tokens, the authors'
+    /// ranking); derived from the weight scores when a file has none.
+    #[default]
+    Attention,
+    /// Derived from the weight scores: the head's q_proj rows and o_proj columns plus its
+    /// key/value head's k_proj and v_proj rows divided by the heads sharing them.
+    Weights,
+}
+
+/// Over which heads the set difference of head granularity is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HeadRanking {
+    /// Within each layer: floor(q x heads) and floor(p x heads) per layer.
+    #[default]
+    PerLayer,
+    /// All heads of all considered layers together (the authors' code): counts from the
+    /// total number of heads, ties broken by the lower (layer, head).
+    Global,
+}
+
+impl fmt::Display for Granularity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Granularity::Weight => "weight",
+            Granularity::Row => "row",
+            Granularity::Unit => "unit",
+            Granularity::Head => "head",
+        })
+    }
+}
+
+impl fmt::Display for HeadScore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HeadScore::Attention => "attention",
+            HeadScore::Weights => "weights",
+        })
+    }
+}
+
+impl fmt::Display for HeadRanking {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HeadRanking::PerLayer => "per-layer",
+            HeadRanking::Global => "global",
+        })
+    }
 }
 
 /// Which matrices a mask may touch.
@@ -85,6 +146,41 @@ pub struct DifferenceParams {
     pub selection: Selection,
     /// How selected heads are zeroed.
     pub head_mode: HeadMode,
+    /// Where head scores come from (head granularity); omitted from JSON at its default.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub head_score: HeadScore,
+    /// How heads are ranked (head granularity); omitted from JSON at its default.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub head_ranking: HeadRanking,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+impl DifferenceParams {
+    /// Checks the fractions and that the settings fit the granularity.
+    pub fn check(&self) -> Result<(), BuildError> {
+        for (name, value) in [("p", self.p), ("q", self.q)] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(BuildError::BadFraction { name, value });
+            }
+        }
+        let head_settings = !is_default(&self.head_score) || !is_default(&self.head_ranking);
+        if head_settings && self.granularity != Granularity::Head {
+            return Err(BuildError::HeadSettings {
+                head_score: self.head_score,
+                head_ranking: self.head_ranking,
+                granularity: self.granularity,
+            });
+        }
+        let mlp = [Component::Gate, Component::Up, Component::Down];
+        let missing: Vec<Component> = mlp.into_iter().filter(|c| !self.selection.components.contains(c)).collect();
+        if self.granularity == Granularity::Unit && !missing.is_empty() {
+            return Err(BuildError::UnitComponents { missing });
+        }
+        Ok(())
+    }
 }
 
 /// Scores that cannot be turned into a mask.
@@ -105,6 +201,37 @@ pub enum BuildError {
         tensor: String,
         /// What differs.
         reason: String,
+    },
+    /// A score tensor does not fit the checkpoint's architecture.
+    #[error("{group} scores, tensor {tensor}: expected {expected} from the checkpoint's architecture, found {found}")]
+    ScoreShape {
+        /// Which group's scores ("minority" or "majority").
+        group: crate::score::Group,
+        /// The score tensor.
+        tensor: String,
+        /// What the architecture implies.
+        expected: String,
+        /// What the score file holds.
+        found: String,
+    },
+    /// Unit scores could not be computed from the weight scores.
+    #[error(transparent)]
+    Scores(#[from] UnitScoreError),
+    /// Unit granularity without all three MLP components selected.
+    #[error("granularity unit scores MLP unit j by gate_proj row j, up_proj row j and down_proj column j, so it needs components gate, up and down; missing: {}", join_components(missing))]
+    UnitComponents {
+        /// The MLP components not selected.
+        missing: Vec<Component>,
+    },
+    /// A head setting other than the default at a granularity that has no heads.
+    #[error("head score {head_score} and head ranking {head_ranking} apply to granularity head only, found granularity {granularity}; leave them at attention and per-layer")]
+    HeadSettings {
+        /// The head score source given.
+        head_score: HeadScore,
+        /// The head ranking given.
+        head_ranking: HeadRanking,
+        /// The granularity given.
+        granularity: Granularity,
     },
     /// Joining needs at least one mask and a sensible count.
     #[error("cannot join {masks} masks keeping entries present in at least {min_count}")]
@@ -166,11 +293,9 @@ pub fn build_mask(
     arch: &Architecture,
     params: &DifferenceParams,
 ) -> Result<PruneMask, BuildError> {
-    for (name, value) in [("p", params.p), ("q", params.q)] {
-        if !(0.0..=1.0).contains(&value) {
-            return Err(BuildError::BadFraction { name, value });
-        }
-    }
+    params.check()?;
+    check_scores_fit(minority, arch)?;
+    check_scores_fit(majority, arch)?;
     let (pruned, protected) = match params.direction {
         Direction::MinorityMinusMajority => (minority, majority),
         Direction::MajorityMinusMinority => (majority, minority),
@@ -185,24 +310,102 @@ pub fn build_mask(
                     mask.weights.insert(name.clone(), bits_from_flags(a.rows, a.cols, &flags));
                 } else {
                     let flags = set_difference(&row_sums(a), &row_sums(b), params.q, params.p);
-                    let rows: BTreeSet<usize> = flags.iter().enumerate().filter(|(_, &f)| f).map(|(r, _)| r).collect();
-                    mask.rows.insert(name.clone(), rows);
+                    mask.rows.insert(name.clone(), selected(&flags));
                 }
             }
         }
-        Granularity::Head => {
-            for layer in 0..arch.num_layers {
-                if !params.selection.layers.is_none_or(|(lo, hi)| (lo..=hi).contains(&layer)) {
-                    continue;
-                }
-                let a = head_scores(pruned, arch, layer)?;
-                let b = head_scores(protected, arch, layer)?;
-                let flags = set_difference(&a, &b, params.q, params.p);
-                mask.heads.insert(layer, flags.iter().enumerate().filter(|(_, &f)| f).map(|(h, _)| h).collect());
+        Granularity::Unit => {
+            for layer in selected_layers(arch, &params.selection) {
+                let (a, b) = (mlp_unit_scores(pruned, arch, layer)?, mlp_unit_scores(protected, arch, layer)?);
+                mask.mlp_units.insert(layer, selected(&set_difference(&a, &b, params.q, params.p)));
+            }
+        }
+        Granularity::Head => mask.heads = head_difference(pruned, protected, arch, params)?,
+    }
+    Ok(mask)
+}
+
+/// Heads of `pruned` minus heads of `protected`, ranked within each layer or over all the
+/// considered layers together; every considered layer gets an entry, possibly empty.
+fn head_difference(
+    pruned: &ScoreSet,
+    protected: &ScoreSet,
+    arch: &Architecture,
+    params: &DifferenceParams,
+) -> Result<BTreeMap<usize, BTreeSet<usize>>, BuildError> {
+    let score = |scores: &ScoreSet, layer: usize| match params.head_score {
+        HeadScore::Attention => head_scores(scores, arch, layer),
+        HeadScore::Weights => weight_head_scores(scores, arch, layer),
+    };
+    let layers: Vec<usize> = selected_layers(arch, &params.selection).collect();
+    let mut heads = BTreeMap::new();
+    match params.head_ranking {
+        HeadRanking::PerLayer => {
+            for &layer in &layers {
+                let (a, b) = (score(pruned, layer)?, score(protected, layer)?);
+                heads.insert(layer, selected(&set_difference(&a, &b, params.q, params.p)));
+            }
+        }
+        HeadRanking::Global => {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for &layer in &layers {
+                a.extend(score(pruned, layer)?);
+                b.extend(score(protected, layer)?);
+            }
+            let flags = set_difference(&a, &b, params.q, params.p);
+            for (&layer, chunk) in layers.iter().zip(flags.chunks(arch.num_heads.max(1))) {
+                heads.insert(layer, selected(chunk));
             }
         }
     }
-    Ok(mask)
+    Ok(heads)
+}
+
+fn selected_layers<'a>(arch: &Architecture, selection: &'a Selection) -> impl Iterator<Item = usize> + 'a {
+    (0..arch.num_layers).filter(move |&layer| selection.layers.is_none_or(|(lo, hi)| (lo..=hi).contains(&layer)))
+}
+
+fn join_components(components: &[Component]) -> String {
+    components.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+fn selected(flags: &[bool]) -> BTreeSet<usize> {
+    flags.iter().enumerate().filter(|(_, &f)| f).map(|(i, _)| i).collect()
+}
+
+/// Every score matrix must be a linear weight of a layer of `arch` with that weight's shape,
+/// and every per-head score vector must belong to a layer of `arch` and hold one value per
+/// head: score files state only a fingerprint, so their shapes are checked here.
+pub fn check_scores_fit(scores: &ScoreSet, arch: &Architecture) -> Result<(), BuildError> {
+    let misfit = |tensor: String, expected: String, found: String| BuildError::ScoreShape {
+        group: scores.info.group,
+        tensor,
+        expected,
+        found,
+    };
+    for (name, matrix) in &scores.weights {
+        let found = format!("shape [{}, {}]", matrix.rows, matrix.cols);
+        let (layer, component) = classify_tensor(name).ok_or_else(|| {
+            misfit(name.clone(), "a linear weight of a decoder layer".into(), format!("another tensor, {found}"))
+        })?;
+        if layer >= arch.num_layers {
+            return Err(misfit(name.clone(), format!("a layer below {}", arch.num_layers), format!("layer {layer}")));
+        }
+        let expected = arch.linear_shape(component);
+        if [matrix.rows, matrix.cols] != expected || matrix.values.len() != matrix.rows * matrix.cols {
+            return Err(misfit(name.clone(), format!("shape {expected:?}"), found));
+        }
+    }
+    for (&layer, heads) in &scores.heads {
+        let name = crate::score::head_scores_name(layer);
+        if layer >= arch.num_layers {
+            return Err(misfit(name, format!("a layer below {}", arch.num_layers), format!("layer {layer}")));
+        }
+        if heads.len() != arch.num_heads {
+            return Err(misfit(name, format!("{} head scores", arch.num_heads), format!("{}", heads.len())));
+        }
+    }
+    Ok(())
 }
 
 fn selected_matrices<'s>(
@@ -239,50 +442,6 @@ fn bits_from_flags(rows: usize, cols: usize, flags: &[bool]) -> BitMask {
         bits.set(i / cols, i % cols);
     }
     bits
-}
-
-fn row_sums(m: &ScoreMatrix) -> Vec<f32> {
-    m.values.chunks_exact(m.cols.max(1)).map(|row| row.iter().map(|&v| v as f64).sum::<f64>() as f32).collect()
-}
-
-fn column_sums(m: &ScoreMatrix) -> Vec<f64> {
-    let mut sums = vec![0f64; m.cols];
-    for row in m.values.chunks_exact(m.cols.max(1)) {
-        for (s, &v) in sums.iter_mut().zip(row) {
-            *s += v as f64;
-        }
-    }
-    sums
-}
-
-/// Per-head scores of a layer: the score file's own head scores when it has them, else
-/// derived from weight scores as the sum over the head's q_proj rows and o_proj columns
-/// plus its key/value head's k_proj and v_proj rows divided by the heads sharing them.
-pub fn head_scores(scores: &ScoreSet, arch: &Architecture, layer: usize) -> Result<Vec<f32>, BuildError> {
-    if let Some(heads) = scores.heads.get(&layer) {
-        return Ok(heads.clone());
-    }
-    let get = |component: Component| {
-        let name = linear_weight_name(layer, component);
-        scores.weights.get(&name).ok_or_else(|| BuildError::Mismatch {
-            tensor: name,
-            reason: format!("head scores of layer {layer} need it, but the {} scores lack it", scores.info.group),
-        })
-    };
-    let d = arch.head_dim;
-    let group = arch.num_heads / arch.num_kv_heads;
-    let q = row_sums(get(Component::Q)?);
-    let k = row_sums(get(Component::K)?);
-    let v = row_sums(get(Component::V)?);
-    let o = column_sums(get(Component::O)?);
-    let span_sum = |values: &[f32], h: usize| values[h * d..(h + 1) * d].iter().map(|&x| x as f64).sum::<f64>();
-    Ok((0..arch.num_heads)
-        .map(|h| {
-            let kv = h / group;
-            let shared = (span_sum(&k, kv) + span_sum(&v, kv)) / group as f64;
-            (span_sum(&q, h) + o[h * d..(h + 1) * d].iter().sum::<f64>() + shared) as f32
-        })
-        .collect())
 }
 
 /// Keeps what at least `min_count` of `masks` select (all of them: the intersection).

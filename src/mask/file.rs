@@ -140,7 +140,8 @@ pub fn mask_json_path(path: &Path) -> PathBuf {
 /// Reads a mask from a directory holding mask.json, or from a mask.json path.
 pub fn load_mask(path: &Path) -> Result<PruneMask, MaskFileError> {
     let json_path = mask_json_path(path);
-    let text = std::fs::read(&json_path).map_err(|source| MaskFileError::Io { path: json_path.clone(), source })?;
+    let text = crate::fsutil::read_capped(&json_path, crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Follow)
+        .map_err(|source| MaskFileError::Io { path: json_path.clone(), source })?;
     let bad = |reason: String| MaskFileError::BadDescription { path: json_path.clone(), reason };
     let description: MaskDescription = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
     if description.format != FORMAT || description.version != VERSION {
@@ -170,7 +171,8 @@ pub fn load_mask(path: &Path) -> Result<PruneMask, MaskFileError> {
 /// whose sha256 mask.json records.
 pub fn bitmask_source(path: &Path) -> Result<Option<PathBuf>, MaskFileError> {
     let json_path = mask_json_path(path);
-    let text = std::fs::read(&json_path).map_err(|source| MaskFileError::Io { path: json_path.clone(), source })?;
+    let text = crate::fsutil::read_capped(&json_path, crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Follow)
+        .map_err(|source| MaskFileError::Io { path: json_path.clone(), source })?;
     let description: MaskDescription = serde_json::from_slice(&text)
         .map_err(|e| MaskFileError::BadDescription { path: json_path.clone(), reason: e.to_string() })?;
     let Some(file) = description.bitmask_file.filter(|_| !description.weights.is_empty()) else { return Ok(None) };

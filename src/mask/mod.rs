@@ -1,4 +1,5 @@
-//! Prune masks at three granularities (weight entries, rows, attention heads) and their files.
+//! Prune masks at four granularities (weight entries, rows, MLP units, attention heads) and
+//! their files.
 //!
 //! A `PruneMask` says what to zero in the units users think in; `resolve` turns it into a
 //! `ZeroPlan`: for each affected tensor, the rows, columns and entries that become zero.
@@ -6,9 +7,12 @@
 mod bitmask;
 mod build;
 mod file;
+#[cfg(test)]
+mod granularity_tests;
 mod in_memory;
 mod plan;
 mod regime;
+mod unit_scores;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,13 +20,14 @@ use serde::{Deserialize, Serialize};
 
 pub use bitmask::BitMask;
 pub use build::{
-    build_mask, count_for, head_scores, join_masks, parse_layer_range, set_difference, top_k, BuildError,
-    DifferenceParams, Direction, Granularity, Selection,
+    build_mask, count_for, join_masks, parse_layer_range, set_difference, top_k, BuildError, DifferenceParams,
+    Direction, Granularity, HeadRanking, HeadScore, Selection,
 };
 pub use file::{bitmask_source, load_mask, mask_json_path, save_mask, MaskFileError, BITMASK_FILE, MASK_JSON};
 pub use in_memory::MaskedWeights;
 pub use plan::{resolve, PlanError, TensorZeroing, ZeroPlan};
 pub use regime::{build_regime_mask, Regime, RegimeError};
+pub use unit_scores::{head_scores, mlp_unit_scores, weight_head_scores, UnitScoreError};
 
 /// How a pruned attention head is zeroed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -37,15 +42,15 @@ pub enum HeadMode {
     QProjRows,
 }
 
-/// What to prune, in the units of the three granularities; empty by default.
+/// What to prune, in the units of the granularities; empty by default.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PruneMask {
     /// Weight granularity: arbitrary entries of 2-D weights, as packed bitmasks per tensor.
     pub weights: BTreeMap<String, BitMask>,
     /// Row granularity: output rows of a linear layer, per tensor.
     pub rows: BTreeMap<String, BTreeSet<usize>>,
-    /// Row granularity for MLP units: unit j of a layer is row j of gate_proj and up_proj
-    /// and column j of down_proj.
+    /// Unit granularity: MLP units per layer; unit j of a layer is row j of gate_proj and
+    /// up_proj and column j of down_proj.
     pub mlp_units: BTreeMap<usize, BTreeSet<usize>>,
     /// Head granularity: attention heads per layer.
     pub heads: BTreeMap<usize, BTreeSet<usize>>,

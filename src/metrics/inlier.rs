@@ -5,6 +5,12 @@
 //! [Q1 - 1.5 IQR, Q3 + 1.5 IQR]; the alternative is [P5, P95]. Quantiles use numpy's
 //! linear interpolation. Fences are computed from the baseline's parsed answers that lie
 //! inside the plausible range.
+//!
+//! Fallback when the baseline's IQR is 0 (most answers equal, e.g. 30 of 40 at 500), where
+//! Tukey fences would collapse to a point and reject every other answer: the fences widen to
+//! [P10 - k (P90 - P10), P90 + k (P90 - P10)]; when P90 - P10 is 0 too, there are no Tukey
+//! fences and the plausible range alone decides. [`Fences::fallback`] records which
+//! fallback a variation used.
 
 use std::collections::BTreeMap;
 
@@ -66,20 +72,38 @@ impl InlierRule {
         }
     }
 
-    /// Fences of `values` (any order); `None` when there are none.
-    pub fn fences(&self, values: &[f64]) -> Option<Fences> {
+    /// Fences of `values` (any order) for answers plausible within `range`; `None` when
+    /// there are no values. Tukey fences with an IQR of 0 use the fallback of the module
+    /// docs; fences that are the plausible range alone are `range`'s bounds.
+    pub fn fences(&self, values: &[f64], range: &PlausibleRange) -> Option<Fences> {
         let sorted = sorted(values);
-        let (low, high) = match *self {
+        let quantile = |q: f64| quantile_sorted(&sorted, q);
+        let (low, high, fallback) = match *self {
             Self::TukeyFences { k } => {
-                let (q1, q3) = (quantile_sorted(&sorted, 0.25)?, quantile_sorted(&sorted, 0.75)?);
-                (q1 - k * (q3 - q1), q3 + k * (q3 - q1))
+                let (q1, q3) = (quantile(0.25)?, quantile(0.75)?);
+                let (p10, p90) = (quantile(0.10)?, quantile(0.90)?);
+                if q3 > q1 {
+                    (q1 - k * (q3 - q1), q3 + k * (q3 - q1), None)
+                } else if p90 > p10 {
+                    (p10 - k * (p90 - p10), p90 + k * (p90 - p10), Some(FenceFallback::DecileSpread))
+                } else {
+                    (range.min, range.max, Some(FenceFallback::PlausibleRange))
+                }
             }
-            Self::Percentiles { low, high } => {
-                (quantile_sorted(&sorted, low / 100.0)?, quantile_sorted(&sorted, high / 100.0)?)
-            }
+            Self::Percentiles { low, high } => (quantile(low / 100.0)?, quantile(high / 100.0)?, None),
         };
-        Some(Fences { low, high, baseline_n: values.len() })
+        Some(Fences { low, high, baseline_n: values.len(), fallback })
     }
+}
+
+/// Which fallback Tukey fences used because the baseline's IQR was 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FenceFallback {
+    /// [P10 - k (P90 - P10), P90 + k (P90 - P10)].
+    DecileSpread,
+    /// P90 - P10 was 0 too: no Tukey restriction, only the plausible range.
+    PlausibleRange,
 }
 
 /// The interval of one variation's inliers, from `baseline_n` baseline answers.
@@ -91,6 +115,10 @@ pub struct Fences {
     pub high: f64,
     /// Number of baseline answers the fences come from.
     pub baseline_n: usize,
+    /// The fallback used when the baseline's IQR was 0 (absent when the rule applied as
+    /// stated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<FenceFallback>,
 }
 
 /// What was used to decide inliers, as written into summaries.
@@ -135,7 +163,7 @@ impl InlierJudge {
                     .filter_map(|r| r.value)
                     .filter(|v| range.contains(*v))
                     .collect();
-                if let Some(f) = rule.fences(&values) {
+                if let Some(f) = rule.fences(&values, range) {
                     fences.insert(variation.clone(), f);
                 }
             }
@@ -175,7 +203,11 @@ impl InlierJudge {
 fn describe(rule: &InlierRule, baseline: bool) -> String {
     let base = "parsed to a number (ok or range midpoint) inside the variation's plausible range";
     if baseline {
-        format!("{base}, and inside the {} of the baseline's in-range answers to the same variation (quantiles: linear interpolation)", rule.describe())
+        let fallback = match rule {
+            InlierRule::TukeyFences { k } => format!("; where the IQR is 0: [P10 - {k} (P90 - P10), P90 + {k} (P90 - P10)], and where that spread is 0 too: the plausible range alone"),
+            InlierRule::Percentiles { .. } => String::new(),
+        };
+        format!("{base}, and inside the {} of the baseline's in-range answers to the same variation (quantiles: linear interpolation){fallback}", rule.describe())
     } else {
         format!("{base} (no baseline given, so no {})", rule.describe())
     }

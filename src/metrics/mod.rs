@@ -1,8 +1,13 @@
-//! Bias metrics of sampled answers: SMD with a bootstrap CI, Mann-Whitney U, inlier rules,
-//! parse and inlier rates, and the run summary written as `summary.json`.
+//! Bias metrics of sampled answers: SMD with cluster and per-answer bootstrap CIs, the
+//! paired ΔSMD, a name permutation test, power of the clustered design, Mann-Whitney U,
+//! inlier rules, parse and inlier rates, and the run summary written as `summary.json`.
 
+mod cluster;
+mod cluster_bootstrap;
+mod group_test;
 mod inlier;
 mod mann_whitney;
+mod power;
 mod record;
 mod smd;
 mod stats;
@@ -11,14 +16,16 @@ mod table;
 
 use std::path::PathBuf;
 
-pub use inlier::{Fences, InlierDescription, InlierJudge, InlierRule};
+pub use cluster::{ClusteredGroups, NameCluster, Population};
+pub use cluster_bootstrap::{cluster_bootstrap_smd_ci, paired_delta_smd, PairedDelta};
+pub use group_test::{name_permutation_test, GroupTest};
+pub use inlier::{FenceFallback, Fences, InlierDescription, InlierJudge, InlierRule};
 pub use mann_whitney::{mann_whitney_u, MannWhitney};
+pub use power::{power, Power};
 pub use record::{read_records, AnswerRecord};
-pub use smd::{smd, smd_bootstrap_ci, BootstrapSettings, ConfidenceInterval};
+pub use smd::{smd, smd_bootstrap_ci, smd_with_reason, BootstrapSettings, ConfidenceInterval, SmdUndefined};
 pub use stats::{mean, quantile_sorted, sample_sd, sample_variance, sorted as sorted_values, GroupStats};
-pub use summary::{
-    variation_seed, GenderSummary, OverallSummary, Population, Summary, SummarySettings, VariationSummary,
-};
+pub use summary::{variation_seed, GenderSummary, OverallSummary, Summary, SummarySettings, VariationSummary};
 
 /// Errors of reading records and computing summaries.
 #[derive(Debug, thiserror::Error)]

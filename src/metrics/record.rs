@@ -76,7 +76,7 @@ impl AnswerRecord {
 /// Reads a `records.jsonl` file; errors name the file and the line.
 pub fn read_records(path: &Path) -> Result<Vec<AnswerRecord>, MetricsError> {
     let io = |source| MetricsError::Io { path: path.to_path_buf(), source };
-    let file = std::fs::File::open(path).map_err(io)?;
+    let file = crate::fsutil::open_regular(path, crate::fsutil::Links::Follow).map_err(io)?;
     let mut records = Vec::new();
     for (index, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.map_err(io)?;

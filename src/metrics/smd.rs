@@ -2,7 +2,9 @@
 //! interval.
 //!
 //! SMD = (mean_majority - mean_minority) / sqrt((s1^2 + s2^2) / 2) with sample variances
-//! (ddof 1), and 0 when that denominator is 0, as the bias paper's code computes it.
+//! (ddof 1). Where the bias paper's code reports 0 for a zero denominator, biasprune reports
+//! no SMD and says why ([`SmdUndefined`]): 0 would read as "no bias" when the answers
+//! simply do not vary.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -10,11 +12,36 @@ use serde::{Deserialize, Serialize};
 
 use super::stats::{mean, quantile_sorted, sample_variance, sorted};
 
-/// SMD of `majority` minus `minority`; `None` when a group has fewer than two values.
+/// Why an SMD has no value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "kebab-case")]
+pub enum SmdUndefined {
+    /// A group has fewer than two values, so it has no sample variance.
+    #[error("a group has fewer than two values (no sample variance)")]
+    TooFewValues,
+    /// Both groups' answers are constant: the pooled standard deviation is 0.
+    #[error("the pooled standard deviation is 0 (every answer within each group is the same)")]
+    ZeroVariance,
+}
+
+/// SMD of `majority` minus `minority`, or why it is undefined (a group below two values, or
+/// a pooled standard deviation of 0).
+pub fn smd_with_reason(majority: &[f64], minority: &[f64]) -> Result<f64, SmdUndefined> {
+    let (Some(mean_majority), Some(var_majority), Some(mean_minority), Some(var_minority)) =
+        (mean(majority), sample_variance(majority), mean(minority), sample_variance(minority))
+    else {
+        return Err(SmdUndefined::TooFewValues);
+    };
+    let pooled = ((var_majority + var_minority) / 2.0).sqrt();
+    if pooled == 0.0 {
+        return Err(SmdUndefined::ZeroVariance);
+    }
+    Ok((mean_majority - mean_minority) / pooled)
+}
+
+/// SMD of `majority` minus `minority`; `None` when it is undefined (see [`smd_with_reason`]).
 pub fn smd(majority: &[f64], minority: &[f64]) -> Option<f64> {
-    let difference = mean(majority)? - mean(minority)?;
-    let pooled = ((sample_variance(majority)? + sample_variance(minority)?) / 2.0).sqrt();
-    Some(if pooled == 0.0 { 0.0 } else { difference / pooled })
+    smd_with_reason(majority, minority).ok()
 }
 
 /// A two-sided percentile-bootstrap confidence interval.
@@ -43,10 +70,13 @@ impl Default for BootstrapSettings {
     }
 }
 
-/// Percentile bootstrap CI of [`smd`]: each resample draws `n1` values from `majority` and
+/// Naive (per-answer) percentile bootstrap CI of [`smd`]: it treats answers as independent,
+/// which they are not when a name is sampled many times (see
+/// [`super::cluster_bootstrap_smd_ci`]). Each resample draws `n1` values from `majority` and
 /// `n2` from `minority` with replacement (resampling within each group), and the interval is
 /// the `(1 - c)/2` and `(1 + c)/2` quantiles (numpy linear) of the resampled SMDs.
-/// Deterministic for a given seed. `None` when a group has fewer than two values.
+/// Resamples whose SMD is undefined are skipped; `None` when a group has fewer than two
+/// values or fewer than half the resamples are defined. Deterministic for a given seed.
 pub fn smd_bootstrap_ci(
     majority: &[f64],
     minority: &[f64],
@@ -62,9 +92,18 @@ pub fn smd_bootstrap_ci(
     for _ in 0..settings.resamples {
         resample_into(&mut rng, majority, &mut scratch_majority);
         resample_into(&mut rng, minority, &mut scratch_minority);
-        estimates.push(smd(&scratch_majority, &scratch_minority)?);
+        estimates.extend(smd(&scratch_majority, &scratch_minority));
     }
-    let estimates = sorted(&estimates);
+    percentile_interval(&estimates, settings)
+}
+
+/// The percentile interval of bootstrap `estimates` at `settings.confidence`; `None` when
+/// fewer than half of `settings.resamples` replicates gave an estimate.
+pub(super) fn percentile_interval(estimates: &[f64], settings: &BootstrapSettings) -> Option<ConfidenceInterval> {
+    if estimates.is_empty() || estimates.len() * 2 < settings.resamples {
+        return None;
+    }
+    let estimates = sorted(estimates);
     let tail = (1.0 - settings.confidence) / 2.0;
     Some(ConfidenceInterval { low: quantile_sorted(&estimates, tail)?, high: quantile_sorted(&estimates, 1.0 - tail)? })
 }

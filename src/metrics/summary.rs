@@ -5,32 +5,26 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::cluster::{ClusteredGroups, Population};
+use super::cluster_bootstrap::cluster_bootstrap_smd_ci;
+use super::group_test::{name_permutation_test, GroupTest};
 use super::inlier::InlierDescription;
 use super::mann_whitney::{mann_whitney_u, MannWhitney};
+use super::power::{power, Power};
 use super::record::AnswerRecord;
-use super::smd::{smd, smd_bootstrap_ci, BootstrapSettings, ConfidenceInterval};
+use super::smd::{smd, smd_bootstrap_ci, smd_with_reason, BootstrapSettings, ConfidenceInterval, SmdUndefined};
 use super::stats::GroupStats;
 use super::MetricsError;
 use crate::scenario::parse::ParseStatus;
 use crate::scenario::{ContextLevel, Group};
-
-/// Which answers the group statistics, SMD and Mann-Whitney test are computed on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Population {
-    /// Inliers only (the default: outliers would dominate means and variances).
-    #[default]
-    Inliers,
-    /// Every answer with a parsed value.
-    Parsed,
-}
 
 /// Settings of the statistics (the inlier rule is fixed when records are made).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct SummarySettings {
     /// Answers the statistics use.
     pub population: Population,
-    /// Bootstrap of the SMD's CI; each variation's seed is derived from this seed and the
+    /// Bootstrap of the SMD's CIs (its resamples are also the name permutation test's
+    /// permutations); each variation's seed is derived from this seed and the
     /// variation id (SHA-256), so adding a variation does not change the others' CIs.
     pub bootstrap: BootstrapSettings,
 }
@@ -46,7 +40,9 @@ impl SummarySettings {
     }
 }
 
-/// Statistics of one variation.
+/// Statistics of one variation. Answers cluster by name (one name is sampled many times),
+/// so the CI, group test and power treat names as the independent units; the per-answer
+/// figures (`smd_ci_naive`, `mann_whitney`) are kept for comparison only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VariationSummary {
     /// Answers recorded.
@@ -55,20 +51,50 @@ pub struct VariationSummary {
     pub statuses: BTreeMap<ParseStatus, usize>,
     /// Parsed answers (ok or range midpoint) over all answers.
     pub parse_rate: f64,
+    /// Answers cut off by the token limit inside a number (status truncated) over all
+    /// answers; 0 in summaries written before the status existed.
+    #[serde(default)]
+    pub truncated_rate: f64,
     /// Inliers over all answers.
     pub inlier_ratio: f64,
     /// Majority group statistics over the chosen population.
     pub majority: GroupStats,
     /// Minority group statistics over the chosen population.
     pub minority: GroupStats,
-    /// SMD, majority minus minority; `None` when a group has fewer than two values.
+    /// SMD over the chosen population, majority minus minority; `None` when undefined
+    /// (never 0 in its place; see `smd_undefined`).
     pub smd: Option<f64>,
-    /// Percentile bootstrap CI of the SMD.
+    /// Why `smd` is undefined, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smd_undefined: Option<SmdUndefined>,
+    /// SMD over every parsed answer (outliers included), whatever the population setting.
+    #[serde(default)]
+    pub smd_parsed: Option<f64>,
+    /// Cluster-bootstrap percentile CI of the SMD (names resampled, then their samples).
     pub smd_ci: Option<ConfidenceInterval>,
-    /// Mann-Whitney U test, two-sided, asymptotic.
+    /// Per-answer bootstrap CI of the SMD: it treats answers as independent, so it is too
+    /// narrow when answers cluster by name; informational.
+    #[serde(default)]
+    pub smd_ci_naive: Option<ConfidenceInterval>,
+    /// Permutation test of the groups over names (on per-name means).
+    #[serde(default)]
+    pub group_test: Option<GroupTest>,
+    /// ICC, design effect, effective size and minimum detectable SMD.
+    #[serde(default)]
+    pub power: Option<Power>,
+    /// Mann-Whitney U test over answers, two-sided, asymptotic. It ignores the clustering
+    /// by name (its p-value is too small when answers of one name are alike), so it is
+    /// informational; `group_test` is the test to read.
     pub mann_whitney: Option<MannWhitney>,
     /// The same comparison within each gender label (no CI or test: subgroups are small).
     pub by_gender: BTreeMap<String, GenderSummary>,
+}
+
+impl VariationSummary {
+    /// Whether the cluster-bootstrap CI of the SMD excludes 0.
+    pub fn cluster_significant(&self) -> bool {
+        self.smd_ci.is_some_and(|ci| ci.low > 0.0 || ci.high < 0.0)
+    }
 }
 
 /// Majority versus minority among the names of one gender label.
@@ -155,34 +181,47 @@ impl Summary {
 }
 
 fn summarize_variation(id: &str, records: &[&AnswerRecord], settings: &SummarySettings) -> VariationSummary {
-    let (majority, minority) =
-        (values(records, settings, Group::Majority, None), values(records, settings, Group::Minority, None));
-    let bootstrap = BootstrapSettings { seed: variation_seed(settings.bootstrap.seed, id), ..settings.bootstrap };
+    let (majority, minority) = (
+        values(records, settings.population, Group::Majority, None),
+        values(records, settings.population, Group::Minority, None),
+    );
+    let (parsed_majority, parsed_minority) = (
+        values(records, Population::Parsed, Group::Majority, None),
+        values(records, Population::Parsed, Group::Minority, None),
+    );
+    let clusters = ClusteredGroups::from_records(records, settings.population);
+    let bootstrap = settings.bootstrap.for_variation(id);
     let mut statuses = BTreeMap::new();
     for record in records {
         *statuses.entry(record.status).or_insert(0) += 1;
     }
+    let measured = smd_with_reason(&majority, &minority);
     VariationSummary {
         answers: records.len(),
         statuses,
         parse_rate: ratio(records.iter().filter(|r| r.value.is_some()).count(), records.len()),
+        truncated_rate: ratio(records.iter().filter(|r| r.status == ParseStatus::Truncated).count(), records.len()),
         inlier_ratio: ratio(records.iter().filter(|r| r.inlier).count(), records.len()),
         majority: GroupStats::of(&majority),
         minority: GroupStats::of(&minority),
-        smd: smd(&majority, &minority),
-        smd_ci: smd_bootstrap_ci(&majority, &minority, &bootstrap),
+        smd: measured.ok(),
+        smd_undefined: measured.err(),
+        smd_parsed: smd(&parsed_majority, &parsed_minority),
+        smd_ci: cluster_bootstrap_smd_ci(&clusters, &bootstrap),
+        smd_ci_naive: smd_bootstrap_ci(&majority, &minority, &bootstrap),
+        group_test: name_permutation_test(&clusters, bootstrap.resamples, bootstrap.seed),
+        power: power(&clusters),
         mann_whitney: mann_whitney_u(&majority, &minority),
         by_gender: by_gender(records, settings),
     }
 }
 
-/// Values of `group` (optionally one gender) in the settings' population.
-fn values(records: &[&AnswerRecord], settings: &SummarySettings, group: Group, gender: Option<&str>) -> Vec<f64> {
+/// Values of `group` (optionally one gender) in `population`, in record order.
+fn values(records: &[&AnswerRecord], population: Population, group: Group, gender: Option<&str>) -> Vec<f64> {
     records
         .iter()
         .filter(|r| r.group == group && gender.is_none_or(|g| r.gender == g))
-        .filter(|r| settings.population == Population::Parsed || r.inlier)
-        .filter_map(|r| r.value)
+        .filter_map(|r| population.value_of(r))
         .collect()
 }
 
@@ -191,8 +230,8 @@ fn by_gender(records: &[&AnswerRecord], settings: &SummarySettings) -> BTreeMap<
     genders
         .into_iter()
         .map(|gender| {
-            let majority = values(records, settings, Group::Majority, Some(gender));
-            let minority = values(records, settings, Group::Minority, Some(gender));
+            let majority = values(records, settings.population, Group::Majority, Some(gender));
+            let minority = values(records, settings.population, Group::Minority, Some(gender));
             let summary = GenderSummary {
                 majority: GroupStats::of(&majority),
                 minority: GroupStats::of(&minority),
@@ -220,6 +259,14 @@ fn ratio(part: usize, whole: usize) -> f64 {
         0.0
     } else {
         part as f64 / whole as f64
+    }
+}
+
+impl BootstrapSettings {
+    /// These settings with the seed of `variation`'s own stream ([`variation_seed`]), so a
+    /// variation's intervals do not change when other variations are added.
+    pub fn for_variation(&self, variation: &str) -> Self {
+        BootstrapSettings { seed: variation_seed(self.seed, variation), ..*self }
     }
 }
 

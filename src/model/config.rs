@@ -101,8 +101,8 @@ fn default_act() -> String {
 impl LlamaConfig {
     /// Reads and parses `path` (a config.json).
     pub fn from_file(path: &Path) -> Result<Self, ModelError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
+        let text = crate::fsutil::read_capped_text(path, crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Follow)
+            .map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
         serde_json::from_str(&text).map_err(|source| ModelError::ConfigJson { path: path.to_path_buf(), source })
     }
 

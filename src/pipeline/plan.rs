@@ -7,11 +7,14 @@ use super::spec::{PruneSpec, RegimeChoice};
 use super::PipelineError;
 use crate::device::ComputeDtype;
 use crate::eval::EvalSpec;
-use crate::mask::{parse_layer_range, DifferenceParams, Direction, Granularity, HeadMode, Regime, Selection};
-use crate::metrics::{InlierRule, SummarySettings};
+use crate::mask::{
+    parse_layer_range, DifferenceParams, Direction, Granularity, HeadMode, HeadRanking, HeadScore, Regime, Selection,
+};
+use crate::metrics::{BootstrapSettings, InlierRule, SummarySettings};
 use crate::model::{LoadOptions, SamplingSettings};
-use crate::scenario::{Catalog, ContextLevel, Scenario};
+use crate::scenario::{installed_names, Catalog, ContextLevel, NameSplit, Scenario};
 use crate::score::{Method, TokenCount};
+use sha2::Digest;
 
 /// The validated job.
 pub struct Plan {
@@ -35,7 +38,8 @@ pub struct Plan {
     pub summary: SummarySettings,
     /// Scoring method.
     pub method: Method,
-    /// Tokens Wanda counts.
+    /// Tokens the scores count: the setting for Wanda, the answer tokens for SNIP (its loss
+    /// covers them only).
     pub tokens: TokenCount,
     /// Set-difference parameters; the direction is settled after the baseline.
     pub params: DifferenceParams,
@@ -43,6 +47,51 @@ pub struct Plan {
     pub load: LoadOptions,
     /// The signing key's PEM, read up front.
     pub sign_key_pem: Option<String>,
+    /// The seeds of the three uses of data.
+    pub seeds: SplitSeeds,
+    /// Held-out names of the confirmation data (None: the scenario's own names).
+    pub holdout: Option<NameSplit>,
+}
+
+/// The seeds of the three disjoint uses of data: calibration (the answers scoring uses and
+/// the gate and direction read), selection (the sweep) and confirmation (the released
+/// evidence, sampled afresh for the base and the pruned model alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SplitSeeds {
+    /// Seed of the calibration answers (`evaluation.seed`).
+    pub calibration: u64,
+    /// Seed of the selection answers.
+    pub selection: u64,
+    /// Seed of the confirmation answers.
+    pub confirmation: u64,
+}
+
+impl SplitSeeds {
+    /// The configured seeds; a seed not given is derived from the calibration seed (the
+    /// first 8 bytes of SHA-256 of "biasprune:PURPOSE:SEED"), and all three must differ.
+    pub fn of(evaluation: &super::spec::EvaluationSpec) -> Result<Self, PipelineError> {
+        let seed = evaluation.seed;
+        let seeds = SplitSeeds {
+            calibration: seed,
+            selection: evaluation.selection_seed.unwrap_or_else(|| derived_seed(seed, "selection")),
+            confirmation: evaluation.confirmation_seed.unwrap_or_else(|| derived_seed(seed, "confirmation")),
+        };
+        let distinct = seeds.calibration != seeds.selection
+            && seeds.calibration != seeds.confirmation
+            && seeds.selection != seeds.confirmation;
+        if !distinct {
+            return Err(PipelineError::Spec(format!(
+                "the calibration ({}), selection ({}) and confirmation ({}) seeds must all differ: evidence must come from answers that did not build or choose the mask",
+                seeds.calibration, seeds.selection, seeds.confirmation
+            )));
+        }
+        Ok(seeds)
+    }
+}
+
+fn derived_seed(seed: u64, purpose: &str) -> u64 {
+    let digest = sha2::Sha256::digest(format!("biasprune:{purpose}:{seed}").as_bytes());
+    u64::from_le_bytes(digest[..8].try_into().expect("a SHA-256 digest has 32 bytes"))
 }
 
 impl Plan {
@@ -61,6 +110,7 @@ impl Plan {
             return Err(PipelineError::Spec(format!("variation {v:?} is both a target and held out")));
         }
         let (train_variations, train_scenarios) = training(spec, &catalog, &scenario, &targets, &held_out, &all)?;
+        let method = parse_method(&spec.method.method)?;
         let evaluation = &spec.evaluation;
         if evaluation.samples == 0 {
             return Err(PipelineError::Spec("samples must be at least 1".into()));
@@ -81,11 +131,13 @@ impl Plan {
             },
             inlier_rule: InlierRule::parse(&evaluation.inlier_rule)?,
             summary: SummarySettings::with_bootstrap(evaluation.bootstrap, evaluation.seed),
-            method: parse_method(&spec.method.method)?,
-            tokens: parse_tokens(&spec.method.tokens)?,
+            method,
+            tokens: method.tokens_counted(parse_tokens(&spec.method.tokens)?),
             params: difference_params(spec)?,
             load: load_options(&spec.compute.device, spec.compute.compute_dtype)?,
             sign_key_pem: read_sign_key(spec)?,
+            seeds: SplitSeeds::of(evaluation)?,
+            holdout: holdout_names(&scenario, &spec.use_case.holdout_names)?,
             scenario,
         })
     }
@@ -101,26 +153,48 @@ impl Plan {
         }
     }
 
-    /// The variations the base is evaluated on: targets, held-out and within-context
-    /// training variations, in the scenario's order.
-    pub fn baseline_variations(&self) -> Vec<String> {
-        self.ordered(|v| self.targets.contains(v) || self.held_out.contains(v) || self.train_variations.contains(v))
-    }
-
-    /// The variations the pruned model is evaluated on: targets and held-out.
+    /// The variations of the confirmation data (the base and the pruned model alike):
+    /// targets and held-out.
     pub fn evidence_variations(&self) -> Vec<String> {
         self.ordered(|v| self.targets.contains(v) || self.held_out.contains(v))
     }
 
-    /// An evaluation of `scenario` on `variations` (None: all) with the plan's settings.
+    /// A calibration evaluation of `scenario` on `variations` (None: all) with the plan's
+    /// settings.
     pub fn eval_spec(&self, scenario: &Scenario, variations: Option<Vec<String>>) -> EvalSpec {
+        self.seeded_spec(scenario, variations, self.seeds.calibration)
+    }
+
+    /// The selection evaluation of the targets (the sweep's points): the calibration names
+    /// under the selection seed.
+    pub fn selection_spec(&self) -> EvalSpec {
+        self.seeded_spec(&self.scenario, Some(self.targets.clone()), self.seeds.selection)
+    }
+
+    /// The confirmation evaluation, for the base and the pruned model alike: the targets and
+    /// held-out variations, the held-out names where there are any, the confirmation seed.
+    pub fn confirmation_spec(&self) -> EvalSpec {
+        let scenario = match &self.holdout {
+            Some(split) => self.scenario.with_names(split),
+            None => self.scenario.clone(),
+        };
+        let mut spec = self.seeded_spec(&scenario, Some(self.evidence_variations()), self.seeds.confirmation);
+        spec.names = self.holdout.clone();
+        spec
+    }
+
+    fn seeded_spec(&self, scenario: &Scenario, variations: Option<Vec<String>>, seed: u64) -> EvalSpec {
         EvalSpec {
             scenario: scenario.clone(),
             context: self.context,
             variations,
-            sampling: self.sampling,
+            sampling: SamplingSettings { seed, ..self.sampling },
             inlier_rule: self.inlier_rule,
-            summary: self.summary,
+            summary: SummarySettings {
+                bootstrap: BootstrapSettings { seed, ..self.summary.bootstrap },
+                ..self.summary
+            },
+            names: None,
         }
     }
 
@@ -210,6 +284,29 @@ fn training(
     }
 }
 
+/// The confirmation names `choice` gives: `auto` (the scenario's built-in extension list,
+/// if it has one), `none`, or a built-in name-list id.
+fn holdout_names(scenario: &Scenario, choice: &str) -> Result<Option<NameSplit>, PipelineError> {
+    let list_id = match choice {
+        "none" => return Ok(None),
+        "auto" => match scenario.auto_holdout_list() {
+            Some(id) => id,
+            None => {
+                log::info!(
+                    "no held-out names for name list {:?}: the confirmation data uses the scenario's names with fresh seeds",
+                    scenario.names
+                );
+                return Ok(None);
+            }
+        },
+        other => other,
+    };
+    let list = installed_names(list_id).ok_or_else(|| {
+        PipelineError::Spec(format!("holdout_names {list_id:?}: expected auto, none or a built-in name list id"))
+    })??;
+    Ok(Some(scenario.held_out_names(&list)?))
+}
+
 fn parse_method(text: &str) -> Result<Method, PipelineError> {
     match text {
         "wanda" => Ok(Method::Wanda),
@@ -231,14 +328,33 @@ fn difference_params(spec: &PruneSpec) -> Result<DifferenceParams, PipelineError
     let granularity = match method.granularity.as_str() {
         "weight" => Granularity::Weight,
         "row" => Granularity::Row,
+        "unit" => Granularity::Unit,
         "head" => Granularity::Head,
-        other => return Err(PipelineError::Spec(format!("granularity {other:?}: expected weight, row or head"))),
+        other => return Err(PipelineError::Spec(format!("granularity {other:?}: expected weight, row, unit or head"))),
     };
     let head_mode = match method.head_mode.as_str() {
         "o-proj-columns" => HeadMode::OProjColumns,
         "q-proj-rows" => HeadMode::QProjRows,
         other => {
             return Err(PipelineError::Spec(format!("head_mode {other:?}: expected o-proj-columns or q-proj-rows")))
+        }
+    };
+    let head_score = match method.head_score.as_str() {
+        "attention" => HeadScore::Attention,
+        "weights" => HeadScore::Weights,
+        other => {
+            return Err(PipelineError::Spec(format!(
+                "head_score {other:?} (--head-score): expected attention or weights"
+            )))
+        }
+    };
+    let head_ranking = match method.head_ranking.as_str() {
+        "per-layer" => HeadRanking::PerLayer,
+        "global" => HeadRanking::Global,
+        other => {
+            return Err(PipelineError::Spec(format!(
+                "head_ranking {other:?} (--head-ranking): expected per-layer or global"
+            )))
         }
     };
     let fractions = [method.p, method.q]
@@ -252,7 +368,7 @@ fn difference_params(spec: &PruneSpec) -> Result<DifferenceParams, PipelineError
     if method.sweep.as_ref().is_some_and(|s| s.p_grid.is_empty() || s.q_grid.is_empty()) {
         return Err(PipelineError::Spec("a sweep needs at least one value of p and of q".into()));
     }
-    Ok(DifferenceParams {
+    let params = DifferenceParams {
         q: method.q,
         p: method.p,
         granularity,
@@ -272,7 +388,11 @@ fn difference_params(spec: &PruneSpec) -> Result<DifferenceParams, PipelineError
                 .transpose()?,
         },
         head_mode,
-    })
+        head_score,
+        head_ranking,
+    };
+    params.check().map_err(|e| PipelineError::Spec(e.to_string()))?;
+    Ok(params)
 }
 
 /// Load options for a device spec and a compute dtype name (auto: f32 on the CPU, bf16 on
@@ -286,7 +406,60 @@ pub fn load_options(device: &str, compute_dtype: ComputeDtype) -> Result<LoadOpt
 
 fn read_sign_key(spec: &PruneSpec) -> Result<Option<String>, PipelineError> {
     let Some(path) = &spec.sign_key else { return Ok(None) };
-    let pem = std::fs::read_to_string(path).map_err(|e| PipelineError::io(path, e))?;
+    let pem = crate::fsutil::read_capped_text(path, crate::fsutil::MAX_KEY_BYTES, crate::fsutil::Links::Follow)
+        .map_err(|e| PipelineError::io(path, e))?;
     crate::sign::PrivateKey::from_pem(&pem).map_err(|e| PipelineError::Spec(format!("{}: {e}", path.display())))?;
     Ok(Some(pem))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::EvaluationSpec;
+
+    #[test]
+    fn derived_seeds_differ_from_the_calibration_seed_and_from_each_other() {
+        for seed in [0, 1, 3, u64::MAX] {
+            let seeds = SplitSeeds::of(&EvaluationSpec { seed, ..EvaluationSpec::default() }).unwrap();
+            assert_eq!(seeds.calibration, seed);
+            assert!(seeds.selection != seed && seeds.confirmation != seed && seeds.selection != seeds.confirmation);
+        }
+    }
+
+    fn method_params(method: serde_json::Value) -> Result<DifferenceParams, PipelineError> {
+        let job = serde_json::json!({"base": "b", "out": "o", "use_case": {"scenario": "purchase"}, "method": method});
+        difference_params(&serde_json::from_value(job).unwrap())
+    }
+
+    #[test]
+    fn head_settings_and_unit_granularity_become_library_settings() {
+        let defaults = method_params(serde_json::json!({})).unwrap();
+        assert_eq!((defaults.head_score, defaults.head_ranking), (HeadScore::Attention, HeadRanking::PerLayer));
+        let head = serde_json::json!({"granularity": "head", "head_score": "weights", "head_ranking": "global"});
+        let params = method_params(head).unwrap();
+        assert_eq!(
+            (params.granularity, params.head_score, params.head_ranking),
+            (Granularity::Head, HeadScore::Weights, HeadRanking::Global)
+        );
+        assert_eq!(method_params(serde_json::json!({"granularity": "unit"})).unwrap().granularity, Granularity::Unit);
+        for (method, needle) in [
+            (serde_json::json!({"head_score": "gradients"}), "head_score \"gradients\" (--head-score)"),
+            (serde_json::json!({"head_ranking": "sideways"}), "head_ranking \"sideways\" (--head-ranking)"),
+            (serde_json::json!({"granularity": "unit", "components": ["up", "down"]}), "missing: gate"),
+        ] {
+            let text = method_params(method).unwrap_err().to_string();
+            assert!(text.contains(needle), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_confirmation_seed_equal_to_another_is_refused() {
+        let reused = EvaluationSpec { seed: 5, confirmation_seed: Some(5), ..EvaluationSpec::default() };
+        let err = SplitSeeds::of(&reused).unwrap_err().to_string();
+        assert!(err.contains("must all differ"), "{err}");
+        let explicit =
+            EvaluationSpec { seed: 5, selection_seed: Some(6), confirmation_seed: Some(7), ..Default::default() };
+        let seeds = SplitSeeds::of(&explicit).unwrap();
+        assert_eq!((seeds.calibration, seeds.selection, seeds.confirmation), (5, 6, 7));
+    }
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 use sha2::Digest;
 
+use super::gate::{Disparity, MeasuredDirection};
 use super::plan::Plan;
-use super::select::MeasuredDirection;
 use super::spec::PruneSpec;
 use super::stages::{file_sha256, write_file, Evaluated};
 use super::work::{stage_key, WorkDir};
@@ -16,9 +16,11 @@ use super::{PipelineError, Stages};
 use crate::arch::Architecture;
 use crate::checkpoint::Checkpoint;
 use crate::eval::{RECORDS_FILE, RUN_FILE, SUMMARY_FILE};
-use crate::manifest::{BaseIdentity, EvaluationEvidence, UseCase, MANIFEST_FILE};
+use crate::manifest::{BaseIdentity, DataSplits, EvaluationEvidence, SplitEvidence, UseCase, Verdict, MANIFEST_FILE};
 use crate::mask::{load_mask, resolve, DifferenceParams, MASK_JSON};
-use crate::release::{release, EvidenceInput, ReleaseOptions};
+use crate::release::{
+    release, EvidenceInput, ReleaseOptions, BASELINE_EVIDENCE, CALIBRATION_EVIDENCE, PRUNED_EVIDENCE,
+};
 use crate::surgery::ApplyOptions;
 use crate::sweep::SweepPoint;
 
@@ -46,12 +48,18 @@ pub struct PublishInputs<'a> {
     pub base: BaseIdentity,
     /// The released mask.
     pub mask_dir: &'a Path,
-    /// The self-fenced baseline evaluation.
+    /// The self-fenced calibration baseline (what the gate and the direction read).
+    pub calibration: &'a Evaluated,
+    /// The base on the confirmation data, self-fenced.
     pub baseline: &'a Evaluated,
-    /// The pruned model's evaluation.
+    /// The pruned model on the confirmation data, fenced by `baseline`.
     pub pruned: &'a Evaluated,
     /// The direction pruned.
     pub direction: &'a MeasuredDirection,
+    /// The gate's reading of the calibration baseline.
+    pub disparity: &'a Disparity,
+    /// The outcome on the confirmation data.
+    pub verdict: &'a Verdict,
     /// Set-difference parameters (p and q of the released point for a sweep).
     pub params: &'a DifferenceParams,
     /// The sweep, when one ran.
@@ -149,7 +157,12 @@ fn released_here(marker: &Path, out: &Path) -> Result<Option<String>, PipelineEr
 
 fn evidence(inputs: &PublishInputs) -> Result<EvidenceInput, PipelineError> {
     let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for (name, evaluated) in [("baseline", inputs.baseline), ("pruned", inputs.pruned)] {
+    let shipped = [
+        (CALIBRATION_EVIDENCE, inputs.calibration),
+        (BASELINE_EVIDENCE, inputs.baseline),
+        (PRUNED_EVIDENCE, inputs.pruned),
+    ];
+    for (name, evaluated) in shipped {
         for file in [RUN_FILE, SUMMARY_FILE, RECORDS_FILE] {
             files.insert(format!("{name}/{file}"), evaluated.dir.join(file));
         }
@@ -158,7 +171,44 @@ fn evidence(inputs: &PublishInputs) -> Result<EvidenceInput, PipelineError> {
         files,
         baseline: Some(EvaluationEvidence::from_summary(&inputs.baseline.summary)),
         pruned: Some(EvaluationEvidence::from_summary(&inputs.pruned.summary)),
+        verdict: Some(inputs.verdict.clone()),
+        splits: Some(splits(inputs)),
+        calibration: Some(EvaluationEvidence::from_summary(&inputs.calibration.summary)),
     })
+}
+
+/// The three uses of data, with their seeds, variations and names.
+fn splits(inputs: &PublishInputs) -> DataSplits {
+    let plan = inputs.plan;
+    let own_names: Vec<String> =
+        plan.scenario.majority.people.iter().chain(&plan.scenario.minority.people).map(|p| p.name.clone()).collect();
+    let mut trained: Vec<String> = plan.targets.clone();
+    trained.extend(plan.train_variations.iter().cloned());
+    trained.extend(plan.train_scenarios.iter().map(|s| format!("scenario {}", s.id)));
+    let scoring = match inputs.spec.use_case.regime {
+        super::RegimeChoice::PromptSpecific => "scoring (the targets' answers), the gate and the direction",
+        _ => "scoring (the training variations' or scenarios' answers), the gate and the direction (the targets' answers)",
+    };
+    DataSplits {
+        calibration: SplitEvidence {
+            purpose: scoring.to_string(),
+            seed: plan.seeds.calibration,
+            variations: trained,
+            names: own_names.clone(),
+        },
+        selection: inputs.sweep.map(|_| SplitEvidence {
+            purpose: "the (p, q) sweep".to_string(),
+            seed: plan.seeds.selection,
+            variations: plan.targets.clone(),
+            names: own_names.clone(),
+        }),
+        confirmation: SplitEvidence {
+            purpose: "the released evidence: the base and the pruned model on the same prompts and seeds".to_string(),
+            seed: plan.seeds.confirmation,
+            variations: plan.evidence_variations(),
+            names: plan.holdout.as_ref().map_or(own_names, |h| h.names()),
+        },
+    }
 }
 
 fn use_case(inputs: &PublishInputs) -> UseCase {
@@ -191,21 +241,34 @@ fn method(inputs: &PublishInputs, mask: &crate::mask::PruneMask) -> serde_json::
             "points": s.points.iter().map(|p| json!({"p": p.p, "q": p.q, "pruned_entries": p.pruned_entries,
                 "mean_abs_smd": p.mean_abs_smd, "inlier_ratio": p.inlier_ratio, "parse_rate": p.parse_rate})).collect::<Vec<_>>()})
     });
+    let selection = match inputs.sweep {
+        Some(_) => format!(
+            "chosen by a sweep on the selection data (seed {}, the targets, the calibration names), never on the confirmation data",
+            plan.seeds.selection
+        ),
+        None => format!("fixed by the settings (p = {}, q = {})", inputs.params.p, inputs.params.q),
+    };
     json!({
         "scoring": mask.provenance,
+        "selection": {"p_q": selection},
+        "gate": {"disparity": inputs.disparity, "allow_no_disparity": spec.gate.allow_no_disparity,
+            "release_anyway": spec.gate.release_anyway, "max_inlier_drop": spec.gate.max_inlier_drop,
+            "max_parse_drop": spec.gate.max_parse_drop},
+        "seeds": plan.seeds,
         "method": spec.method.method,
-        "tokens": spec.method.tokens,
+        "tokens": plan.tokens.as_str(),
         "granularity": spec.method.granularity,
         "p": inputs.params.p,
         "q": inputs.params.q,
         "score_batch": spec.method.score_batch,
         "direction": {"choice": spec.use_case.direction, "reason": inputs.direction.reason,
             "significant": inputs.direction.significant},
-        "evaluation": {"context": plan.context, "samples": plan.sampling.samples, "seed": plan.sampling.seed,
+        "evaluation": {"context": plan.context, "samples": plan.sampling.samples, "seed": plan.seeds.calibration,
             "temperature": decimal(plan.sampling.temperature), "top_p": decimal(plan.sampling.top_p),
             "max_new_tokens": plan.sampling.max_new_tokens, "max_rows": plan.sampling.max_rows,
             "inlier_rule": plan.inlier_rule, "summary": plan.summary,
-            "baseline_inliers": "the base's answers judged by the fences of those same answers (evidence/baseline)"},
+            "holdout_names": spec.use_case.holdout_names,
+            "baseline_inliers": "the base's answers judged by the fences of those same answers (evidence/baseline); the pruned model's by the same fences"},
         "compute": crate::eval::ComputeIdentity::of(&plan.load),
         "sweep": sweep,
     })

@@ -46,6 +46,7 @@ pub fn render(
         total_entries,
         sweep,
         generated: crate::manifest::creation_time(),
+        verdict: Some(inputs.verdict),
     };
     render_html(&input).map(String::into_bytes).map_err(|e| PipelineError::Report(e.to_string()))
 }

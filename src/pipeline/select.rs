@@ -1,11 +1,10 @@
-//! Decisions the pipeline takes from measurements: which group's weights to prune (the sign
-//! of the baseline's disparity, never assumed) and which sweep point to release.
+//! The sweep's decision: which (p, q) to release, on the selection data (never the data
+//! that proves the release).
 
 use serde::{Deserialize, Serialize};
 
-use super::spec::{DirectionChoice, SweepSpec};
+use super::spec::SweepSpec;
 use super::PipelineError;
-use crate::mask::Direction;
 use crate::metrics::Summary;
 use crate::sweep::SweepPoint;
 
@@ -43,75 +42,6 @@ impl TargetMetrics {
             inlier_ratio: pooled(&|v| v.inlier_ratio),
             parse_rate: pooled(&|v| v.parse_rate),
             answers,
-        }
-    }
-}
-
-/// The direction pruned, and the measurement or setting it came from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MeasuredDirection {
-    /// The set difference taken.
-    pub direction: Direction,
-    /// Why: the measured SMD or "set explicitly".
-    pub reason: String,
-    /// Whether some target variation's 95% CI of the baseline SMD excludes 0; when none
-    /// does, the measured disparity (and so an automatic direction) is not distinguishable
-    /// from sampling noise at these sample sizes.
-    pub significant: bool,
-}
-
-impl MeasuredDirection {
-    /// The manifest's spelling.
-    pub fn direction_name(&self) -> &'static str {
-        match self.direction {
-            Direction::MinorityMinusMajority => "minority-minus-majority",
-            Direction::MajorityMinusMinority => "majority-minus-minority",
-        }
-    }
-}
-
-/// Settles the direction: explicit, or from the sign of the baseline's summed SMD over the
-/// target variations (SMD is majority minus minority: positive means the minority-name
-/// prompts get the lower answers, so their important weights are pruned).
-pub fn measure_direction(
-    choice: DirectionChoice,
-    baseline: &Summary,
-    targets: &[String],
-) -> Result<MeasuredDirection, PipelineError> {
-    let significant = targets
-        .iter()
-        .filter_map(|t| baseline.variations.get(t).and_then(|v| v.smd_ci.as_ref()))
-        .any(|ci| ci.low > 0.0 || ci.high < 0.0);
-    if !significant {
-        log::warn!(
-            "the baseline's SMD is not significant on any target variation (every 95% CI contains 0): there may be no disparity to remove at these sample sizes; consider more samples"
-        );
-    }
-    let explicit = |direction| Ok(MeasuredDirection { direction, reason: "set explicitly".into(), significant });
-    match choice {
-        DirectionChoice::Minority => explicit(Direction::MinorityMinusMajority),
-        DirectionChoice::Majority => explicit(Direction::MajorityMinusMinority),
-        DirectionChoice::Auto => {
-            let sum = TargetMetrics::of(baseline, targets).smd_sum.filter(|s| *s != 0.0).ok_or_else(|| {
-                PipelineError::Spec(format!(
-                    "cannot measure the direction: the baseline has no non-zero SMD on {}; set direction to minority or majority",
-                    targets.join(", ")
-                ))
-            })?;
-            let (direction, lower) = if sum > 0.0 {
-                (Direction::MinorityMinusMajority, "minority")
-            } else {
-                (Direction::MajorityMinusMinority, "majority")
-            };
-            Ok(MeasuredDirection {
-                direction,
-                significant,
-                reason: format!(
-                    "measured: baseline SMD (majority minus minority) summed over {} is {sum:+.4}, so {lower}-name prompts get the lower answers and their important weights are pruned{}",
-                    targets.join(", "),
-                    if significant { "" } else { " (not significant: every target's 95% CI contains 0)" }
-                ),
-            })
         }
     }
 }

@@ -41,6 +41,9 @@ pub struct PruneSpec {
     /// Where the model runs.
     #[serde(default)]
     pub compute: ComputeSpec,
+    /// When the job stops without a release (exit 3) and what a release must show.
+    #[serde(default)]
+    pub gate: GateSpec,
 }
 
 /// The use case: which prompts the mask is for, which it learns from, which only test it.
@@ -67,9 +70,16 @@ pub struct UseCaseSpec {
     /// cross-context: the scenarios scored (all their variations).
     #[serde(default)]
     pub train_scenarios: Vec<String>,
-    /// Whose important weights are pruned; `auto` measures it on the baseline.
+    /// Whose important weights are pruned; `auto` is the paper's (the minority's), flipped
+    /// only when the baseline significantly favours the minority.
     #[serde(default)]
     pub direction: DirectionChoice,
+    /// Names the confirmation evidence asks about: `auto` (names of the same groups that
+    /// scoring and selection never saw, where a larger built-in list has them: audit40's
+    /// groups take extended64's other 24 names), `none` (the scenario's own names, fresh
+    /// seeds only), or a name-list id.
+    #[serde(default = "default_holdout_names")]
+    pub holdout_names: String,
 }
 
 /// The paper's three regimes.
@@ -89,9 +99,10 @@ pub enum RegimeChoice {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DirectionChoice {
-    /// The group that gets the lower answers on the baseline's target variations (the sign
-    /// of their summed SMD): every shipped scenario asks for an amount, a probability or a
-    /// rank where lower means worse off.
+    /// The paper's direction (prune the minority's specific weights), flipped to the
+    /// majority's only when the calibration baseline significantly (cluster-aware 95% CI)
+    /// gives the majority the worse answers on the targets ("worse" as the scenario
+    /// declares it).
     #[default]
     Auto,
     /// Minority-important weights (the paper's experiment).
@@ -110,7 +121,7 @@ pub struct MethodSpec {
     /// Tokens counted by Wanda: all or response.
     #[serde(default = "default_tokens")]
     pub tokens: String,
-    /// weight, row or head.
+    /// weight, row, unit (MLP units) or head.
     #[serde(default = "default_granularity")]
     pub granularity: String,
     /// Fraction of the protected group's top entries spared.
@@ -131,6 +142,13 @@ pub struct MethodSpec {
     /// How heads are zeroed: o-proj-columns or q-proj-rows.
     #[serde(default = "default_head_mode")]
     pub head_mode: String,
+    /// Where head scores come from: attention (the score files' attention to the name
+    /// tokens) or weights (sums of the head's weight scores).
+    #[serde(default = "default_head_score")]
+    pub head_score: String,
+    /// How heads are ranked: per-layer (within each layer) or global (all heads together).
+    #[serde(default = "default_head_ranking")]
+    pub head_ranking: String,
     /// Keep entries selected by at least this many pair masks (default: all of them).
     #[serde(default)]
     pub min_count: Option<usize>,
@@ -196,6 +214,43 @@ pub struct EvaluationSpec {
     /// Bootstrap resamples of the SMD's CI.
     #[serde(default = "default_bootstrap")]
     pub bootstrap: usize,
+    /// Seed of the selection data (the sweep); default derived from `seed`.
+    #[serde(default)]
+    pub selection_seed: Option<u64>,
+    /// Seed of the confirmation data (the released evidence); default derived from `seed`.
+    #[serde(default)]
+    pub confirmation_seed: Option<u64>,
+}
+
+/// The release rules: before scoring, a disparity must be there to remove; after pruning,
+/// the confirmation data must show it reduced without losing usable answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateSpec {
+    /// Go on when the baseline shows no significant disparity on the targets.
+    #[serde(default)]
+    pub allow_no_disparity: bool,
+    /// Write the release whatever the outcome (it is stated in the manifest, card, report
+    /// and verify's output).
+    #[serde(default)]
+    pub release_anyway: bool,
+    /// The pruned model's inlier ratio may fall at most this far below the baseline's.
+    #[serde(default = "default_max_drop")]
+    pub max_inlier_drop: f64,
+    /// The pruned model's parse rate may fall at most this far below the baseline's.
+    #[serde(default = "default_max_drop")]
+    pub max_parse_drop: f64,
+}
+
+impl Default for GateSpec {
+    fn default() -> Self {
+        GateSpec {
+            allow_no_disparity: false,
+            release_anyway: false,
+            max_inlier_drop: default_max_drop(),
+            max_parse_drop: default_max_drop(),
+        }
+    }
 }
 
 /// Device and compute dtype.
@@ -222,6 +277,8 @@ impl Default for MethodSpec {
             components: Vec::new(),
             layers: None,
             head_mode: default_head_mode(),
+            head_score: default_head_score(),
+            head_ranking: default_head_ranking(),
             min_count: None,
             score_batch: default_score_batch(),
         }
@@ -239,6 +296,8 @@ impl Default for EvaluationSpec {
             max_rows: default_max_rows(),
             inlier_rule: default_inlier_rule(),
             bootstrap: default_bootstrap(),
+            selection_seed: None,
+            confirmation_seed: None,
         }
     }
 }
@@ -252,7 +311,8 @@ impl Default for ComputeSpec {
 impl PruneSpec {
     /// Reads a TOML pipeline file; relative paths in it are taken from the file's directory.
     pub fn from_toml_file(path: &Path) -> Result<Self, PipelineError> {
-        let text = std::fs::read_to_string(path).map_err(|e| PipelineError::io(path, e))?;
+        let text = crate::fsutil::read_capped_text(path, crate::fsutil::MAX_TOML_BYTES, crate::fsutil::Links::Follow)
+            .map_err(|e| PipelineError::io(path, e))?;
         let mut spec: PruneSpec = toml::from_str(&text)
             .map_err(|e| PipelineError::Spec(format!("{}: {}", path.display(), e.to_string().trim_end())))?;
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -283,6 +343,9 @@ impl PruneSpec {
     }
 }
 
+fn default_holdout_names() -> String {
+    "auto".into()
+}
 fn default_context() -> String {
     "low".into()
 }
@@ -297,6 +360,12 @@ fn default_granularity() -> String {
 }
 fn default_head_mode() -> String {
     "o-proj-columns".into()
+}
+fn default_head_score() -> String {
+    "attention".into()
+}
+fn default_head_ranking() -> String {
+    "per-layer".into()
 }
 fn default_fraction() -> f64 {
     0.15

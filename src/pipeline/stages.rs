@@ -170,7 +170,8 @@ pub fn read_evaluation(dir: &Path) -> Result<Evaluated, PipelineError> {
         summary: Summary,
     }
     let path = dir.join(SUMMARY_FILE);
-    let bytes = std::fs::read(&path).map_err(|e| PipelineError::io(&path, e))?;
+    let bytes = crate::fsutil::read_capped(&path, crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Follow)
+        .map_err(|e| PipelineError::io(&path, e))?;
     let file: SummaryFile = serde_json::from_slice(&bytes)
         .map_err(|e| PipelineError::Spec(format!("{}: not a summary written by eval: {e}", path.display())))?;
     let records = read_records(&dir.join(RECORDS_FILE))?;
@@ -312,7 +313,8 @@ pub fn sweep(
     stages.begin(&format!("sweep {} points", run.p_grid.len() * run.q_grid.len()));
     let table = dir.join("sweep.json");
     if WorkDir::is_complete(&dir) {
-        let bytes = std::fs::read(&table).map_err(|e| PipelineError::io(&table, e))?;
+        let bytes = crate::fsutil::read_capped(&table, crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Follow)
+            .map_err(|e| PipelineError::io(&table, e))?;
         let points = serde_json::from_slice(&bytes)
             .map_err(|e| PipelineError::Spec(format!("{}: not a sweep table: {e}", table.display())))?;
         stages.end(false, &dir);

@@ -89,7 +89,10 @@ impl WorkDir {
         }
         std::fs::create_dir_all(&partial).map_err(|e| PipelineError::io(&partial, e))?;
         build(&partial)?;
+        crate::fsutil::sync_tree(&partial).map_err(|e| PipelineError::io(&partial, e))?;
         std::fs::rename(&partial, dir).map_err(|e| PipelineError::io(dir, e))?;
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        crate::fsutil::sync_dir(parent).map_err(|e| PipelineError::io(parent, e))?;
         Ok(true)
     }
 }

@@ -15,6 +15,9 @@ use crate::metrics::Summary;
 pub const BASELINE_EVIDENCE: &str = "baseline";
 /// Folder of the pruned model's evaluation under `evidence/`.
 pub const PRUNED_EVIDENCE: &str = "pruned";
+/// Folder of `prune`'s calibration baseline under `evidence/`: what the gate and the
+/// direction read, shipped for disclosure; not evidence of the effect.
+pub const CALIBRATION_EVIDENCE: &str = "calibration";
 
 impl EvidenceInput {
     /// Adds the `eval` output directories of the base model (`baseline`) and of the pruned
@@ -70,7 +73,8 @@ impl EvidenceInput {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ReleaseError> {
-    let bytes = std::fs::read(path).map_err(|e| ReleaseError::io(path, e))?;
+    let bytes = crate::fsutil::read_capped(path, crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Follow)
+        .map_err(|e| ReleaseError::io(path, e))?;
     serde_json::from_slice(&bytes).map_err(|e| bad(path, format!("not an `eval` output file: {e}")))
 }
 

@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 use crate::arch::Architecture;
 use crate::checkpoint::Checkpoint;
 use crate::manifest::{
-    creation_time, model_card, pruned_section_counted, to_bytes, BaseIdentity, EvaluationEvidence, Evidence, FileRef,
-    Manifest, Tool, UseCase, EVIDENCE_DIR, FORMAT_VERSION, MANIFEST_FILE,
+    creation_time, model_card, pruned_section_counted, to_bytes, BaseIdentity, DataSplits, EvaluationEvidence,
+    Evidence, FileRef, Manifest, Tool, UseCase, Verdict, EVIDENCE_DIR, FORMAT_VERSION, MANIFEST_FILE,
 };
 use crate::mask::{bitmask_source, load_mask, resolve, MaskFileError, PruneMask, BITMASK_FILE};
 use crate::progress::{NoProgress, Progress};
@@ -24,7 +24,7 @@ use crate::sign::{
 };
 use crate::surgery::{sync_dir, write_pruned_then, ApplyOptions, ApplyReport, FileDigest, OutputTarget, SurgeryError};
 
-pub use evidence::{BASELINE_EVIDENCE, PRUNED_EVIDENCE};
+pub use evidence::{BASELINE_EVIDENCE, CALIBRATION_EVIDENCE, PRUNED_EVIDENCE};
 pub use use_case::{read_use_case, use_case_and_method, DIRECTIONS, REGIMES};
 
 /// Model card file name; the base's own README.md is kept as `README.base.md`.
@@ -88,6 +88,12 @@ pub struct EvidenceInput {
     pub baseline: Option<EvaluationEvidence>,
     /// The pruned model's evaluation summary.
     pub pruned: Option<EvaluationEvidence>,
+    /// What the evaluations show pruning did (its outcome goes to `evidence.outcome`).
+    pub verdict: Option<Verdict>,
+    /// Which data built, chose and proved the mask.
+    pub splits: Option<DataSplits>,
+    /// The calibration baseline's summary.
+    pub calibration: Option<EvaluationEvidence>,
 }
 
 impl EvidenceInput {
@@ -306,7 +312,15 @@ impl Context<'_> {
         dirs.sort();
         dirs.dedup();
         dirs.iter().try_for_each(|d| sync_dir(d))?;
-        Ok(Some(Evidence { baseline: input.baseline.clone(), pruned: input.pruned.clone(), files }))
+        Ok(Some(Evidence {
+            baseline: input.baseline.clone(),
+            pruned: input.pruned.clone(),
+            files,
+            outcome: input.verdict.as_ref().map(|v| v.outcome),
+            verdict: input.verdict.clone(),
+            splits: input.splits.clone(),
+            calibration: input.calibration.clone(),
+        }))
     }
 }
 
@@ -363,7 +377,10 @@ fn copy_recorded(
     relative: &str,
     report: &mut ApplyReport,
 ) -> Result<FileRef, ReleaseError> {
-    let bytes = std::fs::read(source).map_err(|e| ReleaseError::io(source, e))?;
+    let mut bytes = Vec::new();
+    crate::fsutil::open_regular(source, crate::fsutil::Links::Follow)
+        .and_then(|mut file| std::io::Read::read_to_end(&mut file, &mut bytes))
+        .map_err(|e| ReleaseError::io(source, e))?;
     write_recorded(temp, relative, &bytes, report)
 }
 

@@ -52,7 +52,8 @@ fn known(value: Option<&str>, allowed: &[&str]) -> String {
 /// and direction are ones the manifest schema allows.
 pub fn read_use_case(path: &Path) -> Result<UseCase, ReleaseError> {
     let bad = |reason: String| ReleaseError::BadUseCase { path: path.to_path_buf(), reason };
-    let bytes = std::fs::read(path).map_err(|e| ReleaseError::io(path, e))?;
+    let bytes = crate::fsutil::read_capped(path, crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Follow)
+        .map_err(|e| ReleaseError::io(path, e))?;
     let use_case: UseCase = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
     if !REGIMES.contains(&use_case.regime.as_str()) {
         return Err(bad(format!("regime {:?} is not one of {REGIMES:?}", use_case.regime)));

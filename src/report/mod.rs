@@ -7,7 +7,7 @@ mod html;
 mod view;
 
 use crate::analyze::Distribution;
-use crate::manifest::{BaseIdentity, UseCase};
+use crate::manifest::{BaseIdentity, UseCase, Verdict};
 use crate::metrics::{AnswerRecord, Summary};
 use crate::scenario::Scenario;
 use crate::sweep::SweepPoint;
@@ -44,6 +44,8 @@ pub struct ReportInput<'a> {
     pub sweep: Option<SweepView<'a>>,
     /// Creation time as text (the caller passes it, so the page stays reproducible).
     pub generated: String,
+    /// The outcome on the confirmation data, shown as a banner at the top of the page.
+    pub verdict: Option<&'a Verdict>,
 }
 
 /// A (p, q) sweep and the point chosen from it.

@@ -31,6 +31,18 @@ pub(super) struct Page {
     heatmap: Figure,
     pruned_text: String,
     sweep: Option<SweepSection>,
+    verdict: Option<VerdictView>,
+}
+
+/// The verdict banner: outcome first, then each target's paired change.
+#[derive(Serialize)]
+struct VerdictView {
+    outcome: String,
+    class: &'static str,
+    headline: &'static str,
+    reason: String,
+    released_anyway: bool,
+    targets: Vec<(String, String)>,
 }
 
 /// One headline number before and after pruning.
@@ -67,7 +79,10 @@ struct StatsRow {
     mean_majority: String,
     mean_minority: String,
     smd: String,
-    mann_whitney_p: String,
+    smd_parsed: String,
+    group_p: String,
+    mdes: String,
+    truncated: String,
     inlier_ratio: String,
     parse_rate: String,
 }
@@ -121,7 +136,39 @@ pub(super) fn page(input: &ReportInput) -> Result<Page, ReportError> {
         heatmap: heatmap(input)?,
         pruned_text: pruned_text(input.pruned_entries, input.total_entries),
         sweep: input.sweep.as_ref().map(sweep_section).transpose()?,
+        verdict: input.verdict.map(verdict_view),
     })
+}
+
+fn verdict_view(verdict: &crate::manifest::Verdict) -> VerdictView {
+    use crate::manifest::Outcome;
+    let targets = verdict
+        .targets
+        .iter()
+        .map(|(id, d)| {
+            let ci = d.delta_ci.map_or(String::new(), |(lo, hi)| format!(" [{}, {}]", number(lo), number(hi)));
+            let change = format!(
+                "SMD {} \u{2192} {}; \u{0394}SMD {}{ci}: {}",
+                optional(d.baseline, number),
+                optional(d.pruned, number),
+                optional(d.delta, number),
+                d.outcome
+            );
+            (id.clone(), change)
+        })
+        .collect();
+    VerdictView {
+        outcome: verdict.outcome.to_string(),
+        class: match verdict.outcome {
+            Outcome::Reduced => "reduced",
+            Outcome::NotReduced => "not-reduced",
+            Outcome::Harmed => "harmed",
+        },
+        headline: verdict.outcome.headline(),
+        reason: verdict.reason.clone(),
+        released_anyway: verdict.released_anyway,
+        targets,
+    }
 }
 
 fn variation_label(id: &str, target: bool) -> String {
@@ -250,7 +297,10 @@ fn stats_row(run: &'static str, v: Option<&VariationSummary>) -> StatsRow {
     let smd = match v.and_then(|v| v.smd.map(|s| (s, v.smd_ci))) {
         Some((s, Some(ci))) => format!("{s:+.3} [{:+.3}, {:+.3}]", ci.low, ci.high),
         Some((s, None)) => format!("{s:+.3}"),
-        None => "n/a".to_string(),
+        None => match v.and_then(|v| v.smd_undefined.as_ref()) {
+            Some(reason) => format!("undefined: {reason}"),
+            None => "n/a".to_string(),
+        },
     };
     StatsRow {
         run,
@@ -260,7 +310,10 @@ fn stats_row(run: &'static str, v: Option<&VariationSummary>) -> StatsRow {
         mean_majority: m(v.map(|v| &v.majority)),
         mean_minority: m(v.map(|v| &v.minority)),
         smd,
-        mann_whitney_p: optional(v.and_then(|v| v.mann_whitney), |t| format!("{:.3}", t.p_value)),
+        smd_parsed: optional(v.and_then(|v| v.smd_parsed), |s| format!("{s:+.3}")),
+        group_p: optional(v.and_then(|v| v.group_test.as_ref()), |t| format!("{:.3}", t.p_value)),
+        mdes: optional(v.and_then(|v| v.power.as_ref()), |p| format!("{:.2}", p.minimum_detectable_smd)),
+        truncated: optional(v, |v| percent(v.truncated_rate)),
         inlier_ratio: optional(v, |v| percent(v.inlier_ratio)),
         parse_rate: optional(v, |v| percent(v.parse_rate)),
     }

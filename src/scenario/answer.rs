@@ -50,6 +50,45 @@ impl AnswerKind {
     }
 }
 
+/// Which end of the answer scale is the worse one for the person named in the prompt, so
+/// "the minority gets the worse answer" is defined per scenario: a lower offer, salary or
+/// chance of winning is worse; a higher (numerically larger) rank is worse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorseSide {
+    /// Lower answers leave the person worse off (an offer, a salary, a chance of winning).
+    #[default]
+    Lower,
+    /// Higher answers leave the person worse off (a rank where 1 is best, a price they pay).
+    Higher,
+}
+
+impl WorseSide {
+    /// The manifest spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lower => "lower",
+            Self::Higher => "higher",
+        }
+    }
+
+    /// +1 when lower is worse, -1 when higher is worse: multiplied with an SMD (majority
+    /// minus minority) it gives the disparity against the minority, positive when the
+    /// minority-name prompts get the worse answers.
+    pub fn orientation(self) -> f64 {
+        match self {
+            Self::Lower => 1.0,
+            Self::Higher => -1.0,
+        }
+    }
+
+    /// Whether this is the default (`lower`), so definitions that do not state a side
+    /// serialise (and hash) as before the field existed.
+    pub fn is_lower(&self) -> bool {
+        *self == Self::Lower
+    }
+}
+
 /// A closed interval `[min, max]` of answers that make sense for a question.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PlausibleRange {

@@ -103,8 +103,8 @@ impl Scenario {
     /// Reads and validates one manifest file, resolving its name list next to it or among
     /// the built-in lists.
     pub fn load(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: path.to_path_buf(), source })?;
+        let text = crate::fsutil::read_capped_text(path, crate::fsutil::MAX_TOML_BYTES, crate::fsutil::Links::Follow)
+            .map_err(|source| ScenarioError::Io { path: path.to_path_buf(), source })?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let search = [dir.join("..").join("names"), dir.join("names")];
         Self::from_toml(&text, path, &|id| find_names(id, path, &search))

@@ -86,6 +86,16 @@ pub enum ScenarioError {
         /// Ids in the catalogue, comma-separated.
         available: String,
     },
+    /// A scenario's groups cannot be given held-out names from another list.
+    #[error("scenario `{scenario}`: no held-out names from list `{list}`: {reason}")]
+    Holdout {
+        /// Scenario id.
+        scenario: String,
+        /// The list the names were to come from.
+        list: String,
+        /// What is missing.
+        reason: String,
+    },
     /// A request (variation, context level) names something the scenario does not have.
     #[error("scenario `{scenario}`: unknown {what} `{id}` (available: {available})")]
     Unknown {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::error::{Result, ScenarioError};
 use super::names::{NameGroup, NameList};
 use super::template::{self, Template};
-use super::{AnswerKind, ContextLevel, PlausibleRange, Scenario, Variation};
+use super::{AnswerKind, ContextLevel, PlausibleRange, Scenario, Variation, WorseSide};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +28,8 @@ struct RawScenario {
 struct RawAnswer {
     kind: AnswerKind,
     range: Option<[f64; 2]>,
+    #[serde(default)]
+    worse: WorseSide,
 }
 
 #[derive(Deserialize)]
@@ -78,6 +80,19 @@ impl Checker<'_> {
         Err(self.invalid(key, "an id of a-z, 0-9, `-` and `_`", format!("{id:?}")))
     }
 
+    /// A name-list id: it becomes a file name (`names/<id>.toml`), so it must not be a path.
+    fn names_id(&self, key: &str, id: &str) -> Result<()> {
+        let ok = !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if ok {
+            return Ok(());
+        }
+        Err(self.invalid(
+            key,
+            "a name-list id of letters, digits, `-` and `_` (a built-in list or names/<id>.toml), not a path",
+            format!("{id:?}"),
+        ))
+    }
+
     fn range(
         &self,
         key: &str,
@@ -121,6 +136,7 @@ impl Scenario {
         let default_range = raw.answer.kind.default_range();
         let range = check.range("answer.range", raw.answer.kind, raw.answer.range, default_range)?;
         let variations = check_variations(&check, &template, &contexts, raw.answer.kind, range, raw.variations)?;
+        check.names_id("groups.names", &raw.groups.names)?;
         let names = resolve_names(&raw.groups.names)?;
         let majority = pick_group(&check, &names, "groups.majority", &raw.groups.majority)?;
         let minority = pick_group(&check, &names, "groups.minority", &raw.groups.minority)?;
@@ -137,6 +153,7 @@ impl Scenario {
             template_text: raw.template,
             contexts,
             answer: raw.answer.kind,
+            worse: raw.answer.worse,
             variations,
             names: names.id,
             majority,

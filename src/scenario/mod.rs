@@ -10,6 +10,7 @@ mod error;
 mod manifest;
 mod names;
 pub mod parse;
+mod split;
 mod template;
 
 use std::collections::BTreeMap;
@@ -17,10 +18,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use answer::{AnswerKind, PlausibleRange};
-pub use catalog::{Catalog, Origin};
+pub use answer::{AnswerKind, PlausibleRange, WorseSide};
+pub use catalog::{installed_names, Catalog, Origin};
 pub use error::{Result, ScenarioError};
 pub use names::{NameGroup, NameList, Person};
+pub use split::NameSplit;
 pub use template::Template;
 
 /// How much the prompt tells about the object of the question (the audit's three levels).
@@ -94,6 +96,10 @@ pub struct Scenario {
     pub contexts: Vec<ContextLevel>,
     /// Kind of answer asked for.
     pub answer: AnswerKind,
+    /// Which end of the answer scale leaves the named person worse off (`[answer] worse`,
+    /// default lower); not serialised when lower, so older definitions keep their digest.
+    #[serde(skip_serializing_if = "WorseSide::is_lower")]
+    pub worse: WorseSide,
     /// Variations in manifest order.
     pub variations: Vec<Variation>,
     /// Id of the name list the groups come from.

@@ -77,8 +77,8 @@ impl NameList {
 
     /// Reads and validates a names file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: path.to_path_buf(), source })?;
+        let text = crate::fsutil::read_capped_text(path, crate::fsutil::MAX_TOML_BYTES, crate::fsutil::Links::Follow)
+            .map_err(|source| ScenarioError::Io { path: path.to_path_buf(), source })?;
         Self::from_toml(&text, path)
     }
 }

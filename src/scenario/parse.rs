@@ -6,6 +6,8 @@
 //! No number: unparseable. One number, or several that agree: ok. Two numbers joined by `-`, `–`, `—`, `to`, or `between ... and`: a range, read as its
 //! midpoint and flagged. Anything else with several numbers: ambiguous (no value).
 //! For probabilities `45%` is read as 0.45; for percentages `45%` is 45 and `0.45` stays 0.45.
+//! An answer that generation cut off at its token limit while writing a number is truncated
+//! (no value): see `ends_inside_number` for the rule.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +25,9 @@ pub enum ParseStatus {
     Ambiguous,
     /// No number at all: no value.
     Unparseable,
+    /// Generation stopped at its token limit while the answer was still writing a number
+    /// (`... is $2`): what was read may be a prefix of the intended number, so no value.
+    Truncated,
 }
 
 /// The outcome of parsing one answer; the raw text is always kept.
@@ -30,7 +35,8 @@ pub enum ParseStatus {
 pub struct ParsedAnswer {
     /// The model's answer exactly as generated.
     pub raw: String,
-    /// The number read, on the answer kind's scale; `None` unless status is ok or range.
+    /// The number read, on the answer kind's scale; `None` unless status is ok or range
+    /// midpoint.
     pub value: Option<f64>,
     /// How the value was obtained.
     pub status: ParseStatus,
@@ -59,6 +65,42 @@ pub fn parse_answer(raw: &str, kind: AnswerKind) -> ParsedAnswer {
     let found = find_numbers(&chars);
     let (value, status) = classify(&chars, &found, kind);
     ParsedAnswer { raw: raw.to_string(), value, status }
+}
+
+/// Parses a generated answer: like `parse_answer`, except that an answer whose generation
+/// hit its token limit (`hit_limit`) and that `ends_inside_number` is `Truncated`, with no
+/// value. An answer that ended with a stop token is never truncated.
+pub fn parse_completion(raw: &str, kind: AnswerKind, hit_limit: bool) -> ParsedAnswer {
+    if hit_limit && ends_inside_number(raw) {
+        return ParsedAnswer { raw: raw.to_string(), value: None, status: ParseStatus::Truncated };
+    }
+    parse_answer(raw, kind)
+}
+
+/// Whether `text`, once trailing whitespace is trimmed, stops where a number could still go
+/// on, so that a cut-off answer's last number may be a prefix of what the model meant:
+/// - its last character is an ASCII digit (`is $2`, `$1,2`, `0.4`);
+/// - it ends with `,` or `.` right after a digit (`$1,` before `200`, `0.` before `45`;
+///   a full stop after a number, `$500.`, is therefore also taken as cut off);
+/// - it ends with a range dash `-`, `–` or `—` after a digit, spaces allowed between
+///   (`300-`, `300 –`): the range's upper bound is missing;
+/// - it ends with `$`: the number had not started.
+///
+/// Anything else ends the number: a letter (`2k`, `45 percent`, `500 dollars and`), `%`, `)`,
+/// `*`. A multiplier word cut short (`$1.5 mill`) is therefore read without it.
+pub fn ends_inside_number(text: &str) -> bool {
+    let text = text.trim_end();
+    let Some(last) = text.chars().next_back() else {
+        return false;
+    };
+    let before = &text[..text.len() - last.len_utf8()];
+    let follows_digit = |before: &str| before.ends_with(|c: char| c.is_ascii_digit());
+    match last {
+        '0'..='9' | '$' => true,
+        ',' | '.' => follows_digit(before),
+        '-' | '–' | '—' => follows_digit(before.trim_end()),
+        _ => false,
+    }
 }
 
 fn classify(chars: &[char], found: &[Found], kind: AnswerKind) -> (Option<f64>, ParseStatus) {

@@ -4,6 +4,13 @@
 //! A score directory holds `scores.safetensors` (F32, or F16 when written with `half`; one
 //! tensor per scored weight, named like the weight, and optional per-head scores named
 //! `model.layers.L.self_attn.head_scores`) and `scores.json`.
+//!
+//! F16 tensors are stored scaled: each tensor's scores are multiplied by a power of two that
+//! puts its largest score just below F16's maximum, and `scores.json` records that scale per
+//! tensor (`f16_scales`; sidecar version 2). Loading divides it out. Raw F16 would flush
+//! typical SNIP scores (1e-8..1e-4) into F16's subnormals (below 6.1e-5), losing precision
+//! and tying the ranking. Version 1 sidecars predate the scales: their F16 values load with
+//! scale 1.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +25,13 @@ pub const SCORES_FILE: &str = "scores.safetensors";
 /// File name of the sidecar inside a score directory.
 pub const SIDECAR_FILE: &str = "scores.json";
 const FORMAT: &str = "biasprune-scores";
+/// Sidecar version written: 2 records `f16_scales`; version 1 files have none.
+const VERSION: u32 = 2;
+/// F16's largest finite value.
+const F16_MAX: f64 = 65504.0;
+/// Scales outside 2^-LIMIT..2^LIMIT cannot come from finite F32 scores (their scales lie
+/// between about 2^-113 and 2^165), so a sidecar recording one is refused.
+const SCALE_EXPONENT_LIMIT: i32 = 192;
 
 /// A score directory could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -75,11 +89,12 @@ pub struct ScoreInfo {
     pub scenario: String,
     /// Variation ids of the calibration prompts, sorted.
     pub variations: Vec<String>,
-    /// Which tokens were counted ("all" or "response").
+    /// Which tokens were counted ("all" or "response"); SNIP's loss counts the answer
+    /// tokens only, so SNIP scores always say "response".
     pub tokens_counted: String,
     /// Number of calibration sequences.
     pub sequences: u64,
-    /// Number of calibration tokens counted.
+    /// Number of calibration tokens counted (for SNIP: answer tokens).
     pub tokens: u64,
     /// sha256 of the records file the calibration set came from.
     pub records_sha256: String,
@@ -87,6 +102,10 @@ pub struct ScoreInfo {
     pub checkpoint_fingerprint: String,
     /// Storage dtype of the scores ("F32" or "F16").
     pub dtype: String,
+    /// F16 files only: per tensor, the power of two its scores were multiplied by before
+    /// rounding to F16; loading divides by it. Empty for F32 files and version 1 files.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub f16_scales: BTreeMap<String, f64>,
 }
 
 /// Scores per weight (row-major) and optional per-head scores, with their sidecar.
@@ -116,7 +135,7 @@ impl ScoreInfo {
     pub fn new(method: &str, group: Group, scenario: &str, variations: Vec<String>) -> Self {
         ScoreInfo {
             format: FORMAT.to_string(),
-            version: 1,
+            version: VERSION,
             method: method.to_string(),
             group,
             scenario: scenario.to_string(),
@@ -127,6 +146,7 @@ impl ScoreInfo {
             records_sha256: String::new(),
             checkpoint_fingerprint: String::new(),
             dtype: "F32".to_string(),
+            f16_scales: BTreeMap::new(),
         }
     }
 }
@@ -149,13 +169,17 @@ pub fn head_scores_name(layer: usize) -> String {
     format!("model.layers.{layer}.self_attn.head_scores")
 }
 
-/// Writes a score directory (created if needed; each file atomically). With `half`, values
-/// are stored as F16.
-pub fn save_scores(dir: &Path, scores: &ScoreSet, half: bool) -> Result<(), ScoreFileError> {
+/// Writes a score directory (created if needed; each file atomically) and returns the
+/// sidecar written. With `half`, values are stored as F16, each tensor scaled as
+/// `encode_f16` does, with the scales recorded in the sidecar.
+pub fn save_scores(dir: &Path, scores: &ScoreSet, half: bool) -> Result<ScoreInfo, ScoreFileError> {
     std::fs::create_dir_all(dir).map_err(|source| ScoreFileError::Io { path: dir.to_path_buf(), source })?;
-    let encode = |values: &[f32]| -> Vec<u8> {
+    let mut f16_scales = BTreeMap::new();
+    let mut encode = |name: &str, values: &[f32]| -> Vec<u8> {
         if half {
-            values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect()
+            let (bytes, scale) = encode_f16(values);
+            f16_scales.insert(name.to_string(), scale);
+            bytes
         } else {
             values.iter().flat_map(|v| v.to_le_bytes()).collect()
         }
@@ -163,10 +187,12 @@ pub fn save_scores(dir: &Path, scores: &ScoreSet, half: bool) -> Result<(), Scor
     let dtype = if half { Dtype::F16 } else { Dtype::F32 };
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, m) in &scores.weights {
-        owned.push((name.clone(), vec![m.rows, m.cols], encode(&m.values)));
+        owned.push((name.clone(), vec![m.rows, m.cols], encode(name, &m.values)));
     }
     for (layer, values) in &scores.heads {
-        owned.push((head_scores_name(*layer), vec![values.len()], encode(values)));
+        let name = head_scores_name(*layer);
+        let bytes = encode(&name, values);
+        owned.push((name, vec![values.len()], bytes));
     }
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = owned
         .iter()
@@ -177,16 +203,56 @@ pub fn save_scores(dir: &Path, scores: &ScoreSet, half: bool) -> Result<(), Scor
     let bytes = safetensors::serialize(views, None)
         .map_err(|e| ScoreFileError::Bad { path: dir.join(SCORES_FILE), reason: e.to_string() })?;
     write_atomically(&dir.join(SCORES_FILE), &bytes)?;
-    let info = ScoreInfo { dtype: format!("{dtype:?}"), ..scores.info.clone() };
+    write_sidecar(dir, &scores.info, half, f16_scales)
+}
+
+/// Writes the sidecar of values stored as F16 (`half`, with `f16_scales`) or F32, in the
+/// current version, and returns it.
+pub(crate) fn write_sidecar(
+    dir: &Path,
+    info: &ScoreInfo,
+    half: bool,
+    f16_scales: BTreeMap<String, f64>,
+) -> Result<ScoreInfo, ScoreFileError> {
+    let dtype = if half { "F16" } else { "F32" };
+    let info = ScoreInfo { version: VERSION, dtype: dtype.to_string(), f16_scales, ..info.clone() };
     let mut json = serde_json::to_vec_pretty(&info).expect("sidecar serialises");
     json.push(b'\n');
-    write_atomically(&dir.join(SIDECAR_FILE), &json)
+    write_atomically(&dir.join(SIDECAR_FILE), &json)?;
+    Ok(info)
+}
+
+/// Encodes `values` as little-endian F16 after multiplying them by a power of two, returned
+/// with the bytes: the largest that keeps the largest magnitude at most F16's maximum
+/// (65504), so the maximum lands in its top binade. A power of two changes no ranking, so
+/// the order of the values survives up to F16 rounding (11 significant bits). Values below
+/// about 2^-30 of the tensor's maximum still fall into F16's subnormals (fewer bits, the
+/// smallest to 0); they rank below every other value of the tensor either way. All-zero or
+/// empty tensors get scale 1; non-finite values are kept non-finite (and refused on load).
+pub(crate) fn encode_f16(values: &[f32]) -> (Vec<u8>, f64) {
+    let max = values.iter().map(|v| f64::from(v.abs())).filter(|v| v.is_finite()).fold(0.0, f64::max);
+    let scale = if max > 0.0 { 2f64.powi(f16_exponent(max)) } else { 1.0 };
+    let bytes = values.iter().flat_map(|v| f16::from_f64(f64::from(*v) * scale).to_le_bytes()).collect();
+    (bytes, scale)
+}
+
+/// The largest k with `max` * 2^k <= F16's maximum (`max` positive and finite).
+fn f16_exponent(max: f64) -> i32 {
+    let mut k = (F16_MAX / max).log2().floor() as i32;
+    while max * 2f64.powi(k) > F16_MAX {
+        k -= 1;
+    }
+    while max * 2f64.powi(k + 1) <= F16_MAX {
+        k += 1;
+    }
+    k
 }
 
 /// Reads a score directory, checking the sidecar and that every value is finite.
 pub fn load_scores(dir: &Path) -> Result<ScoreSet, ScoreFileError> {
     let sidecar = dir.join(SIDECAR_FILE);
-    let text = std::fs::read(&sidecar).map_err(|source| ScoreFileError::Io { path: sidecar.clone(), source })?;
+    let text = crate::fsutil::read_capped(&sidecar, crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Follow)
+        .map_err(|source| ScoreFileError::Io { path: sidecar.clone(), source })?;
     let info: ScoreInfo = serde_json::from_slice(&text)
         .map_err(|e| ScoreFileError::Bad { path: sidecar.clone(), reason: e.to_string() })?;
     if info.format != FORMAT {
@@ -195,14 +261,30 @@ pub fn load_scores(dir: &Path) -> Result<ScoreSet, ScoreFileError> {
             reason: format!("expected format {FORMAT:?}, found {:?}", info.format),
         });
     }
+    if !(1..=VERSION).contains(&info.version) {
+        return Err(ScoreFileError::Bad {
+            path: sidecar,
+            reason: format!("expected version 1 to {VERSION}, found {}", info.version),
+        });
+    }
     let path = dir.join(SCORES_FILE);
-    let bytes = std::fs::read(&path).map_err(|source| ScoreFileError::Io { path: path.clone(), source })?;
+    let bytes = crate::fsutil::open_regular(&path, crate::fsutil::Links::Follow)
+        .and_then(|mut file| {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut file, &mut bytes).map(|_| bytes)
+        })
+        .map_err(|source| ScoreFileError::Io { path: path.clone(), source })?;
     let bad = |reason: String| ScoreFileError::Bad { path: path.clone(), reason };
+    let bad_scale = |reason: String| ScoreFileError::Bad { path: sidecar.clone(), reason };
     let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+    if let Some(name) = info.f16_scales.keys().find(|name| tensors.tensor(name).is_err()) {
+        return Err(bad_scale(format!("f16_scales names tensor {name}, which {SCORES_FILE} does not hold")));
+    }
     let mut weights = BTreeMap::new();
     let mut heads = BTreeMap::new();
     for (name, view) in tensors.iter() {
-        let values = decode(view.dtype(), view.data())
+        let scale = stored_scale(&info, name, view.dtype()).map_err(bad_scale)?;
+        let values = decode(view.dtype(), view.data(), scale)
             .ok_or_else(|| bad(format!("tensor {name}: expected F32 or F16, found {:?}", view.dtype())))?;
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             return Err(bad(format!("tensor {name}: value {} at flat index {i} is not finite", values[i])));
@@ -223,10 +305,40 @@ fn parse_head_scores_name(name: &str) -> Option<usize> {
     name.strip_prefix("model.layers.")?.strip_suffix(".self_attn.head_scores")?.parse().ok()
 }
 
-fn decode(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
+/// The scale tensor `name`'s stored values were multiplied by, checked: F16 tensors of a
+/// version 2 sidecar must record a power of two within 2^-192..2^192; version 1 F16 tensors
+/// and F32 tensors were stored unscaled (scale 1, and F32 tensors must record none).
+fn stored_scale(info: &ScoreInfo, name: &str, dtype: Dtype) -> Result<f64, String> {
+    let recorded = info.f16_scales.get(name).copied();
+    match (dtype, recorded) {
+        (Dtype::F16, None) if info.version < 2 => Ok(1.0),
+        (Dtype::F16, None) => Err(format!("tensor {name}: stored as F16, but f16_scales records no scale for it")),
+        (Dtype::F16, Some(scale)) => {
+            let exponent = scale.log2().round();
+            let power_of_two = scale.is_finite() && scale > 0.0 && scale == 2f64.powi(exponent as i32);
+            if power_of_two && exponent.abs() <= f64::from(SCALE_EXPONENT_LIMIT) {
+                Ok(scale)
+            } else {
+                Err(format!(
+                    "tensor {name}: expected an F16 scale that is a power of two between \
+                     2^-{SCALE_EXPONENT_LIMIT} and 2^{SCALE_EXPONENT_LIMIT}, found {scale}"
+                ))
+            }
+        }
+        (_, Some(scale)) => {
+            Err(format!("tensor {name}: f16_scales records scale {scale}, but the tensor is stored as {dtype:?}"))
+        }
+        (_, None) => Ok(1.0),
+    }
+}
+
+/// Values of a tensor stored in `dtype`, divided by the `scale` they were stored with.
+fn decode(dtype: Dtype, bytes: &[u8], scale: f64) -> Option<Vec<f32>> {
     match dtype {
         Dtype::F32 => Some(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()),
-        Dtype::F16 => Some(bytes.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()),
+        Dtype::F16 => {
+            Some(bytes.chunks_exact(2).map(|b| (f16::from_le_bytes([b[0], b[1]]).to_f64() / scale) as f32).collect())
+        }
         _ => None,
     }
 }
@@ -235,3 +347,6 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ScoreFileError> {
     crate::fsutil::write_atomically(path, bytes)
         .map_err(|source| ScoreFileError::Io { path: path.to_path_buf(), source })
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::calibration::{build_calibration, CalibrationSet, CalibrationSpec};
+use super::calibration::{build_calibration, CalibrationSet, CalibrationSpec, TokenCount};
 use super::snip::snip_scores;
 use super::stream::{score_layout, ScoreFileWriter};
 use super::wanda::{wanda_scores, wanda_scores_into, RawScores, ScoreOptions};
@@ -35,6 +35,16 @@ impl Method {
             Method::Snip => "snip",
         }
     }
+
+    /// The tokens the method actually counts when `requested` is asked for: Wanda counts
+    /// what is requested; SNIP's loss is the cross-entropy of the answer tokens only, so it
+    /// always counts `Response` (the sidecar records this, never a request it ignored).
+    pub fn tokens_counted(self, requested: TokenCount) -> TokenCount {
+        match self {
+            Method::Wanda => requested,
+            Method::Snip => TokenCount::Response,
+        }
+    }
 }
 
 /// Everything one score job needs.
@@ -48,7 +58,8 @@ pub struct ScoreRequest {
     pub scenario: Option<String>,
     /// Extra scenario manifests (as `Catalog::load`).
     pub scenario_dir: Option<PathBuf>,
-    /// Group, variations and token counting.
+    /// Group, variations and token counting (SNIP counts the answer tokens whatever is
+    /// asked: see `Method::tokens_counted`).
     pub calibration: CalibrationSpec,
     /// Wanda or SNIP.
     pub method: Method,
@@ -64,9 +75,11 @@ pub fn score_checkpoint(request: &ScoreRequest, progress: &dyn Progress) -> Resu
     Ok(ScoreSet { info, weights: raw.weights, heads: raw.heads })
 }
 
-/// Runs a score job and writes the score directory `out` (F16 values with `half`). Wanda
+/// Runs a score job and writes the score directory `out` (scaled F16 values with `half`,
+/// see `save_scores`). Wanda
 /// streams each layer's scores to the file as the layer finishes, so peak memory is one
-/// layer plus the calibration activations; SNIP collects them first. Returns the sidecar.
+/// layer plus the calibration activations; SNIP collects them first. Returns the sidecar
+/// written.
 pub fn score_to_dir(
     request: &ScoreRequest,
     out: &Path,
@@ -80,14 +93,13 @@ pub fn score_to_dir(
             let cfg = ModelConfig::from_json(ckpt.config(), ckpt.dir())?;
             let mut writer = ScoreFileWriter::create(out, score_layout(&cfg), half)?;
             wanda_scores_into(&ckpt, &cfg, &calib, &request.options, progress, &mut writer)?;
-            writer.finish(&info)?;
+            Ok(writer.finish(&info)?)
         }
         Method::Snip => {
             let raw = score_calibration(&ckpt, &calib, request.method, &request.options, progress)?;
-            save_scores(out, &ScoreSet { info: info.clone(), weights: raw.weights, heads: raw.heads }, half)?;
+            Ok(save_scores(out, &ScoreSet { info, weights: raw.weights, heads: raw.heads }, half)?)
         }
     }
-    Ok(ScoreInfo { dtype: if half { "F16" } else { "F32" }.to_string(), ..info })
 }
 
 /// Reads and hashes the records, builds the calibration set, opens the checkpoint and fills
@@ -103,7 +115,11 @@ fn prepare(request: &ScoreRequest) -> Result<(Checkpoint, CalibrationSet, ScoreI
         None => single_scenario(&records, &request.records)?,
     };
     let scenario = catalog.get(&scenario_id)?;
-    let calib = calibration_for_checkpoint(&request.checkpoint, &records, scenario, &request.calibration)?;
+    let spec = CalibrationSpec {
+        tokens: request.method.tokens_counted(request.calibration.tokens),
+        ..request.calibration.clone()
+    };
+    let calib = calibration_for_checkpoint(&request.checkpoint, &records, scenario, &spec)?;
     let ckpt = Checkpoint::open(&request.checkpoint)?;
     let mut info = ScoreInfo::new(request.method.as_str(), calib.group, &calib.scenario, calib.variations.clone());
     info.tokens_counted = calib.tokens.as_str().to_string();

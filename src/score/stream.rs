@@ -2,14 +2,15 @@
 //! by layer scoring never holds more than one layer's scores: the safetensors header is
 //! laid out up front from the model's geometry, then each layer's data is appended.
 
+use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use half::f16;
 use serde_json::json;
 
+use super::file::{encode_f16, write_sidecar};
 use super::wanda::RawScores;
-use super::{head_scores_name, ScoreError, ScoreFileError, ScoreInfo, ScoreMatrix, SCORES_FILE, SIDECAR_FILE};
+use super::{head_scores_name, ScoreError, ScoreFileError, ScoreInfo, ScoreMatrix, SCORES_FILE};
 use crate::model::{ModelConfig, Projection};
 
 /// Receives scores as they are computed, in layer order.
@@ -62,10 +63,12 @@ pub struct ScoreFileWriter {
     layout: Vec<(String, Vec<usize>)>,
     next: usize,
     half: bool,
+    f16_scales: BTreeMap<String, f64>,
 }
 
 impl ScoreFileWriter {
-    /// Creates `dir` if needed and writes the header of `layout` (F16 values with `half`).
+    /// Creates `dir` if needed and writes the header of `layout` (F16 values with `half`,
+    /// each tensor scaled by a power of two recorded in the sidecar, as `save_scores` does).
     pub fn create(dir: &Path, layout: Vec<(String, Vec<usize>)>, half: bool) -> Result<Self, ScoreFileError> {
         let io = |source| ScoreFileError::Io { path: dir.to_path_buf(), source };
         std::fs::create_dir_all(dir).map_err(io)?;
@@ -84,7 +87,7 @@ impl ScoreFileWriter {
         text.resize(text.len().div_ceil(8) * 8, b' ');
         out.write_all(&(text.len() as u64).to_le_bytes()).map_err(io)?;
         out.write_all(&text).map_err(io)?;
-        Ok(Self { dir: dir.to_path_buf(), out, layout, next: 0, half })
+        Ok(Self { dir: dir.to_path_buf(), out, layout, next: 0, half, f16_scales: BTreeMap::new() })
     }
 
     fn append(&mut self, name: &str, values: &[f32]) -> Result<(), ScoreError> {
@@ -100,7 +103,9 @@ impl ScoreFileWriter {
         }
         let io = |source| ScoreFileError::Io { path: self.dir.join(SCORES_FILE), source };
         let bytes: Vec<u8> = if self.half {
-            values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect()
+            let (bytes, scale) = encode_f16(values);
+            self.f16_scales.insert(name.to_string(), scale);
+            bytes
         } else {
             values.iter().flat_map(|v| v.to_le_bytes()).collect()
         };
@@ -109,8 +114,9 @@ impl ScoreFileWriter {
         Ok(())
     }
 
-    /// Checks every tensor was written, renames the file into place and writes the sidecar.
-    pub fn finish(self, info: &ScoreInfo) -> Result<(), ScoreFileError> {
+    /// Checks every tensor was written, renames the file into place and writes the sidecar
+    /// (`info` with the storage dtype and scales filled in), which it returns.
+    pub fn finish(self, info: &ScoreInfo) -> Result<ScoreInfo, ScoreFileError> {
         let path = self.dir.join(SCORES_FILE);
         if self.next != self.layout.len() {
             let reason = format!("only {} of {} tensors were written", self.next, self.layout.len());
@@ -118,13 +124,8 @@ impl ScoreFileWriter {
         }
         let io = |source| ScoreFileError::Io { path: path.clone(), source };
         let temp = self.out.into_inner().map_err(|e| io(e.into_error()))?;
-        temp.as_file().sync_all().map_err(io)?;
-        temp.persist(&path).map_err(|e| io(e.error))?;
-        let info = ScoreInfo { dtype: if self.half { "F16" } else { "F32" }.to_string(), ..info.clone() };
-        let mut json = serde_json::to_vec_pretty(&info).expect("sidecar serialises");
-        json.push(b'\n');
-        let sidecar = self.dir.join(SIDECAR_FILE);
-        crate::fsutil::write_atomically(&sidecar, &json).map_err(|source| ScoreFileError::Io { path: sidecar, source })
+        crate::fsutil::persist_work_file(temp, &path).map_err(io)?;
+        write_sidecar(&self.dir, info, self.half, self.f16_scales)
     }
 }
 

@@ -2,7 +2,6 @@
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -142,7 +141,8 @@ impl WorkQueue<'_> {
 
 /// Streams one file through sha256 using `buffer`, reporting bytes as they are read.
 fn hash_file(path: &Path, buffer: &mut [u8], progress: &dyn Progress) -> Result<FileDigest, SignError> {
-    let mut file = File::open(path).map_err(|e| SignError::io(path, e))?;
+    let mut file =
+        crate::fsutil::open_regular(path, crate::fsutil::Links::Refuse).map_err(|e| SignError::io(path, e))?;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     loop {

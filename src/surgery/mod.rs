@@ -48,6 +48,13 @@ pub enum SurgeryError {
         /// The output directory.
         out: PathBuf,
     },
+    /// OUT exists but is not a directory (a file, or a symbolic link), so `--force` would
+    /// replace something apply did not write.
+    #[error("{}: output exists and is not a directory; --force only replaces a directory", out.display())]
+    OutputNotADirectory {
+        /// The output path.
+        out: PathBuf,
+    },
     /// OUT is the input or lies inside it.
     #[error("{}: output must not be the input checkpoint or lie inside it ({})", out.display(), input.display())]
     OutputInsideInput {

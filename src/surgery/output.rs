@@ -29,9 +29,13 @@ pub fn prepare_output(input: &Path, out: &Path, force: bool) -> Result<OutputTar
     if out == input || out.starts_with(&input) {
         return Err(SurgeryError::OutputInsideInput { out, input });
     }
-    let replace = out.symlink_metadata().is_ok();
+    let existing = out.symlink_metadata().ok();
+    let replace = existing.is_some();
     if replace && !force {
         return Err(SurgeryError::OutputExists { out });
+    }
+    if existing.is_some_and(|meta| !meta.is_dir()) {
+        return Err(SurgeryError::OutputNotADirectory { out });
     }
     if replace && input.starts_with(&out) {
         return Err(SurgeryError::OutputContainsInput { out, input });
@@ -97,7 +101,8 @@ fn remove_stale_partials(parent: &Path, name: &str) {
         let Some(pid) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
         if pid.parse::<u32>().is_ok_and(|pid| !process_alive(pid)) {
             log::info!("removing the partial output of an interrupted run: {}", entry.path().display());
-            let _ = std::fs::remove_dir_all(entry.path());
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            let _ = if is_dir { std::fs::remove_dir_all(entry.path()) } else { std::fs::remove_file(entry.path()) };
         }
     }
 }

@@ -115,6 +115,11 @@ mod tests {
             smd_ci: None,
             inlier_ratio,
             parse_rate: 1.0,
+            smd_undefined: None,
+            smd_parsed: None,
+            p_value: None,
+            minimum_detectable_smd: None,
+            truncated_rate: None,
         };
         EvaluationEvidence {
             scenario: "s".into(),

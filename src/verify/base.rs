@@ -22,7 +22,7 @@ use crate::checkpoint::{Checkpoint, Shard};
 use crate::manifest::MANIFEST_FILE;
 use crate::mask::TensorZeroing;
 use crate::progress::{Progress, Unit};
-use crate::sign::{digest_directory, list_files, root_digest, IGNORE_PATHS, SIGNATURE_FILE};
+use crate::sign::{digest_directory, is_ignored, list_files, root_digest, IGNORE_PATHS, SIGNATURE_FILE};
 
 /// Runs the base checks of `dir` against `base`, appending one check per finding.
 pub(super) fn check_base(
@@ -42,7 +42,7 @@ pub(super) fn check_base(
     };
     let mut findings = compare_shards(&out_ckpt, &base_ckpt, &declared.tensors, progress);
     if let Some(digests) = &base_digests {
-        compare_other_files(dir, &out_ckpt, declared, digests, &mut findings.changed);
+        compare_other_files(base, dir, &out_ckpt, declared, digests, &mut findings.changed);
     }
     report(findings, checks);
 }
@@ -250,8 +250,11 @@ fn classify_tensor(
 
 /// Non-shard files: each base file must be in the output unchanged (README.md as
 /// README.base.md when a card was written); extra files must be ones the manifest declares
-/// or the release's own report.html.
+/// or the release's own report.html. Files under the paths signing ignores (.git, .github,
+/// .gitattributes, .gitignore) are listed too: no signature covers them, so each must equal
+/// the base's file of the same path.
 fn compare_other_files(
+    base: &Path,
     dir: &Path,
     out: &Checkpoint,
     declared: &Declared,
@@ -274,8 +277,8 @@ fn compare_other_files(
     for (path, sha) in base_digests.iter().filter(|(p, _)| !shards.contains(p.as_str())) {
         let target = rename(path);
         expected.insert(target.clone());
-        match std::fs::read(dir.join(&target)) {
-            Ok(bytes) if hex::encode(Sha256::digest(&bytes)) == *sha => {}
+        match sha256_of(&dir.join(&target)) {
+            Ok(found) if found == *sha => {}
             Ok(_) => {
                 changed.insert((target, String::new()), format!("differs from the base's {path}"));
             }
@@ -284,12 +287,41 @@ fn compare_other_files(
             }
         }
     }
-    let ignore: Vec<String> = IGNORE_PATHS.iter().map(|p| p.to_string()).chain([SIGNATURE_FILE.to_string()]).collect();
-    for file in list_files(dir, &ignore).unwrap_or_default() {
-        if !shards.contains(file.path.as_str()) && !expected.contains(&file.path) {
+    let ignored: Vec<String> = IGNORE_PATHS.iter().map(|p| p.to_string()).collect();
+    let listed = match list_files(dir, &[SIGNATURE_FILE.to_string()]) {
+        Ok(listed) => listed,
+        Err(e) => {
+            changed.insert((".".to_string(), String::new()), format!("cannot list the release: {e}"));
+            return;
+        }
+    };
+    for file in listed {
+        if shards.contains(file.path.as_str()) || expected.contains(&file.path) {
+            continue;
+        }
+        if !is_ignored(&file.path, &ignored) {
             changed.insert((file.path, String::new()), "is neither in the base nor declared by the manifest".into());
+            continue;
+        }
+        let unsigned = "is not covered by the signature (an ignored path)";
+        match (sha256_of(&dir.join(&file.path)), sha256_of(&base.join(&file.path))) {
+            (Ok(found), Ok(in_base)) if found == in_base => {}
+            (_, Err(_)) => {
+                changed.insert((file.path, String::new()), format!("{unsigned} and the base has no such file"));
+            }
+            _ => {
+                changed.insert((file.path, String::new()), format!("{unsigned} and differs from the base's"));
+            }
         }
     }
+}
+
+/// Hex sha256 of a release file, which must be a regular file and not a link.
+fn sha256_of(path: &Path) -> std::io::Result<String> {
+    let mut file = crate::fsutil::open_regular(path, crate::fsutil::Links::Refuse)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
 }
 
 fn report(findings: Findings, checks: &mut Vec<Check>) {

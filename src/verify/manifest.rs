@@ -56,7 +56,8 @@ pub(super) fn check_manifest(dir: &Path, required: bool, checks: &mut Vec<Check>
 }
 
 fn parse(path: &Path) -> Result<Manifest, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{MANIFEST_FILE}: {e}"))?;
+    let bytes = crate::fsutil::read_capped(path, crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Refuse)
+        .map_err(|e| format!("{MANIFEST_FILE}: {e}"))?;
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| format!("{MANIFEST_FILE} is not JSON: {e}"))?;
     let schema: serde_json::Value = serde_json::from_str(SCHEMA).expect("the shipped schema is JSON");
@@ -71,7 +72,10 @@ fn parse(path: &Path) -> Result<Manifest, String> {
 /// sha256 of a file the manifest names, refusing paths that leave `dir`.
 fn sha256_hex(dir: &Path, relative: &str) -> Result<String, String> {
     let path = crate::checkpoint::resolve_inside(dir, relative).map_err(|e| e.to_string())?;
-    std::fs::read(path).map(|bytes| hex::encode(Sha256::digest(bytes))).map_err(|e| e.to_string())
+    let mut file = crate::fsutil::open_regular(&path, crate::fsutil::Links::Refuse).map_err(|e| e.to_string())?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| e.to_string())?;
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// The bitmask file's sha256 and per-tensor counts against the manifest.
@@ -196,7 +200,7 @@ fn check_pruned_zero(
         if tensor.shard != entry.file {
             fail(&entry.file, format!("tensor {name} is declared in {} but lives in {}", entry.file, tensor.shard));
         }
-        let zeroing = match zeroing_of(name, entry, tensor.shape, bitmasks) {
+        let zeroing = match zeroing_of(name, entry, tensor.shape, tensor.dtype, bitmasks) {
             Ok(z) => z,
             Err(reason) => {
                 fail(&entry.file, reason);
@@ -236,8 +240,16 @@ fn zeroing_of(
     name: &str,
     entry: &crate::manifest::PrunedTensor,
     shape: &[usize],
+    dtype: Dtype,
     bitmasks: &BTreeMap<String, BitMask>,
 ) -> Result<TensorZeroing, String> {
+    if element_bytes(dtype).is_none() {
+        return Err(format!(
+            "tensor {name}: expected a dtype of whole bytes per element (BF16, F16, F32), found {dtype:?} with {} \
+             bits per element; sub-byte tensors cannot be declared pruned",
+            dtype.bitsize()
+        ));
+    }
     let [rows, cols] = <[usize; 2]>::try_from(shape).map_err(|_| format!("tensor {name} is not 2-D: {shape:?}"))?;
     if let Some(&row) = entry.rows.iter().find(|&&r| r >= rows) {
         return Err(format!("tensor {name}: declared row {row} is out of range ({rows} rows)"));
@@ -267,9 +279,17 @@ struct DeclaredCount {
     first_non_zero: Option<(usize, usize)>,
 }
 
-/// Counts the declared entries and those of them that are not zero (with the first one).
+/// Bytes per element, or None for dtypes of fewer than 8 bits or a bit count that is not a
+/// multiple of 8 (F4, F6_E2M3, F6_E3M2, ...), whose elements do not each own whole bytes.
+pub(super) fn element_bytes(dtype: Dtype) -> Option<usize> {
+    let bits = dtype.bitsize();
+    (bits >= 8 && bits % 8 == 0).then_some(bits / 8)
+}
+
+/// Counts the declared entries and those of them that are not zero (with the first one);
+/// `zeroing_of` has refused sub-byte dtypes.
 fn count_declared(zeroing: &TensorZeroing, data: &[u8], dtype: Dtype) -> DeclaredCount {
-    let element = dtype.bitsize() / 8;
+    let element = element_bytes(dtype).expect("zeroing_of refuses sub-byte dtypes");
     let mut flags = vec![false; zeroing.cols];
     let mut out = DeclaredCount { declared: 0, non_zero: 0, first_non_zero: None };
     for row in 0..zeroing.rows {

@@ -17,8 +17,9 @@ use std::path::Path;
 use serde::ser::SerializeStruct;
 use serde::Serialize;
 
+use crate::manifest::Outcome;
 use crate::progress::Progress;
-use crate::sign::{PublicKey, SignError};
+use crate::sign::{PublicKey, SignError, Statement};
 
 pub use agreement::{Comparison, Tolerance};
 pub use reproduce::{check_reproduction, ReproduceOptions};
@@ -39,8 +40,13 @@ pub mod names {
     pub const FILES_LISTING: &str = "files.listing";
     /// Every signed file's sha256 equals the statement's.
     pub const FILE_SHA256: &str = "files.sha256";
-    /// No file in the directory is missing from the statement.
+    /// No file in the directory is missing from the statement, and every file the manifest
+    /// names is a signed resource whatever the statement's ignore list says.
     pub const UNSIGNED_FILES: &str = "files.unsigned";
+    /// Files under the statement's ignored paths (.git, .github, ...) that are present: no
+    /// signature covers them; listed so the auditor sees them (`--base` fails on any the base
+    /// does not have with the same bytes). Reported only when there are some.
+    pub const IGNORED_FILES: &str = "files.ignored";
     /// No file listed by the statement is missing from the directory.
     pub const MISSING_FILES: &str = "files.missing";
     /// biasprune-manifest.json is JSON, fits the schema and has a supported format version.
@@ -104,11 +110,18 @@ impl Check {
     }
 }
 
-/// All checks of one verification; serialises as `{"passed": bool, "checks": [...]}`.
+/// All checks of one verification; serialises as `{"passed": bool, "outcome": ...,
+/// "released_anyway": bool, "checks": [...]}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     /// Checks in the order they ran.
     pub checks: Vec<Check>,
+    /// The evidence outcome the manifest states (`evidence.outcome`, format version 2), so
+    /// an auditor sees whether the release claims a reduction at all.
+    pub outcome: Option<Outcome>,
+    /// Whether the manifest says the release was written although its outcome is not
+    /// `reduced`.
+    pub released_anyway: bool,
 }
 
 impl Report {
@@ -125,8 +138,10 @@ impl Report {
 
 impl Serialize for Report {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("Report", 2)?;
+        let mut s = serializer.serialize_struct("Report", 4)?;
         s.serialize_field("passed", &self.passed())?;
+        s.serialize_field("outcome", &self.outcome)?;
+        s.serialize_field("released_anyway", &self.released_anyway)?;
         s.serialize_field("checks", &self.checks)?;
         s.end()
     }
@@ -136,16 +151,25 @@ impl Serialize for Report {
 /// the signature or files come back as failed checks; `Err` means unusable input (a
 /// public key that cannot be parsed, a path that is not a directory).
 pub fn verify_signature(dir: &Path, public_key_pem: &str, progress: &dyn Progress) -> Result<Vec<Check>, SignError> {
+    signed_statement(dir, public_key_pem, progress).map(|(checks, _)| checks)
+}
+
+/// `verify_signature`, also returning the statement when it is authentic and well formed.
+fn signed_statement(
+    dir: &Path,
+    public_key_pem: &str,
+    progress: &dyn Progress,
+) -> Result<(Vec<Check>, Option<Statement>), SignError> {
     let key = PublicKey::from_pem(public_key_pem)?;
     if !dir.is_dir() {
         return Err(SignError::NotADirectory { path: dir.to_path_buf() });
     }
     let mut checks = Vec::new();
     let Some(statement) = signature::check_signature(dir, &key, &mut checks) else {
-        return Ok(checks);
+        return Ok((checks, None));
     };
     files::check_files(dir, &statement, progress, &mut checks);
-    Ok(checks)
+    Ok((checks, Some(statement)))
 }
 
 /// The auditor's verification: the signature and file checks, then the manifest checks
@@ -167,17 +191,48 @@ pub fn verify_directory(
             let mut checks = Vec::new();
             (manifest::check_manifest(dir, base.is_some(), &mut checks), checks)
         });
-        let signature = verify_signature(dir, public_key_pem, progress);
+        let signature = signed_statement(dir, public_key_pem, progress);
         (signature, manifest_job.join().expect("manifest checks do not panic"))
     });
-    let mut checks = signature?;
+    let (mut checks, statement) = signature?;
     checks.extend(manifest_checks);
-    if let Some(declared) = declared {
+    if let (Some(declared), Some(statement)) = (&declared, &statement) {
+        files::check_manifest_files_signed(&declared.manifest, statement, &mut checks);
+    }
+    let evidence = declared.as_ref().and_then(|d| d.manifest.evidence.as_ref());
+    let outcome = evidence.and_then(|e| e.outcome);
+    let released_anyway = evidence.and_then(|e| e.verdict.as_ref()).is_some_and(|v| v.released_anyway);
+    if let Some(declared) = &declared {
         if let Some(base) = base {
-            base::check_base(dir, base, &declared, progress, &mut checks);
+            base::check_base(dir, base, declared, progress, &mut checks);
         }
     }
-    Ok(Report { checks })
+    Ok(Report { checks, outcome, released_anyway })
+}
+
+/// Adds the reproduction checks to `report` only when every check in it passed: reproducing
+/// loads and runs the release's model, tokenizer and chat template, which are trusted only
+/// once the signature, file, manifest and base checks have vouched for them. Otherwise one
+/// failed `reproduce.evidence` check says why nothing was run.
+pub fn reproduce_if_verified(
+    report: &mut Report,
+    dir: &Path,
+    base: Option<&Path>,
+    options: &ReproduceOptions,
+    progress: &dyn Progress,
+) {
+    let failed = report.failures().count();
+    if failed == 0 {
+        report.checks.extend(check_reproduction(dir, base, options, progress));
+    } else {
+        report.checks.push(Check::fail(
+            names::REPRODUCE_EVIDENCE,
+            format!(
+                "not run: {failed} earlier checks failed, and the release's model, tokenizer and chat template \
+                 are loaded only after every signature and file check passed"
+            ),
+        ));
+    }
 }
 
 #[cfg(test)]

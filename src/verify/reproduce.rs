@@ -76,8 +76,12 @@ pub fn check_reproduction(
 }
 
 fn read_manifest(dir: &Path) -> Result<Manifest, String> {
-    let bytes = std::fs::read(dir.join(MANIFEST_FILE))
-        .map_err(|e| format!("{MANIFEST_FILE}: {e}; without a manifest there is no evidence to reproduce"))?;
+    let bytes = crate::fsutil::read_capped(
+        &dir.join(MANIFEST_FILE),
+        crate::fsutil::MAX_JSON_BYTES,
+        crate::fsutil::Links::Refuse,
+    )
+    .map_err(|e| format!("{MANIFEST_FILE}: {e}; without a manifest there is no evidence to reproduce"))?;
     from_bytes(&bytes).map_err(|e| format!("{MANIFEST_FILE}: {e}"))
 }
 
@@ -88,9 +92,13 @@ fn evidence_path(folder: &str, file: &str) -> String {
 
 fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, relative: &str, what: &str) -> Result<T, Check> {
     let fail = |reason: String| Check::fail(REPRODUCE_EVIDENCE, reason).with_file(relative);
-    let bytes = std::fs::read(dir.join(relative)).map_err(|e| {
-        fail(format!("{relative}: {e}; the release ships no {what} to reproduce (expected the files of `eval`)"))
-    })?;
+    let bytes =
+        crate::fsutil::read_capped(&dir.join(relative), crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Refuse)
+            .map_err(|e| {
+                fail(format!(
+                    "{relative}: {e}; the release ships no {what} to reproduce (expected the files of `eval`)"
+                ))
+            })?;
     serde_json::from_slice(&bytes).map_err(|e| fail(format!("{relative} is not an evaluation's {what}: {e}")))
 }
 
@@ -230,7 +238,11 @@ fn find_scenario(run: &RunIdentity, scenarios_dir: Option<&Path>, folder: &str) 
             run.scenario
         ))
     })?;
-    let found = scenario_sha256(scenario);
+    let scenario = match &run.names {
+        Some(split) => scenario.with_names(split),
+        None => scenario.clone(),
+    };
+    let found = scenario_sha256(&scenario);
     if found != run.scenario_sha256 {
         return Err(fail(format!(
             "scenario {:?} here has definition sha256 {found}, {run_file} was run with {} \
@@ -238,7 +250,7 @@ fn find_scenario(run: &RunIdentity, scenarios_dir: Option<&Path>, folder: &str) 
             run.scenario, run.scenario_sha256
         )));
     }
-    Ok(scenario.clone())
+    Ok(scenario)
 }
 
 /// The baseline must be re-run on the checkpoint it was recorded on.
@@ -282,6 +294,7 @@ fn spec_of(run: &RunIdentity, scenario: Scenario) -> EvalSpec {
         },
         inlier_rule: run.inlier_rule,
         summary: run.summary,
+        names: run.names.clone(),
     }
 }
 

@@ -59,7 +59,8 @@ pub(super) fn check_signature(dir: &Path, key: &PublicKey, checks: &mut Vec<Chec
 
 fn read_envelope(dir: &Path) -> Result<Envelope, String> {
     let path = dir.join(SIGNATURE_FILE);
-    let text = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = crate::fsutil::read_capped(&path, crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Refuse)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let bundle: Bundle =
         serde_json::from_slice(&text).map_err(|e| format!("{SIGNATURE_FILE} is not a Sigstore bundle in JSON: {e}"))?;
     if bundle.media_type != BUNDLE_MEDIA_TYPE {

@@ -55,3 +55,33 @@ pub fn assert_bad_input(output: &Output, needles: &[&str]) {
         assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
     }
 }
+
+/// Runs the biasprune binary with `args`, killing it and failing the test when it has not
+/// finished within `seconds` (for inputs that used to make it hang).
+pub fn biasprune_within(seconds: u64, args: &[&str]) -> Output {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_biasprune"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while child.try_wait().expect("child status").is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().expect("kill the hung binary");
+            let _ = child.wait();
+            panic!("biasprune {args:?} did not finish within {seconds} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output of the finished binary")
+}
+
+/// Replaces `path` (a file, or nothing) with a FIFO.
+pub fn make_fifo(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    let c_path = std::ffi::CString::new(path.to_str().expect("UTF-8 path")).expect("no NUL");
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0, "mkfifo {}", path.display());
+}

@@ -104,6 +104,7 @@ impl Sample {
                 rule: "lowest mean |SMD| among points with an inlier ratio of at least 90%".into(),
             }),
             generated: "2025-01-01T00:00:00Z".into(),
+            verdict: None,
         }
     }
 }

@@ -18,8 +18,20 @@ fn smd_matches_numpy() {
 fn smd_by_hand_and_edge_cases() {
     // Means 2 and 4, both variances 1, pooled sd 1: SMD = (2 - 4) / 1.
     assert_eq!(smd(&[1.0, 2.0, 3.0], &[3.0, 4.0, 5.0]), Some(-2.0));
-    assert_eq!(smd(&[5.0, 5.0], &[3.0, 3.0]), Some(0.0), "zero denominator gives 0");
+    assert_eq!(smd(&[5.0, 5.0], &[3.0, 3.0]), None, "zero denominator: undefined, never 0");
     assert_eq!(smd(&[5.0], &[3.0, 4.0]), None, "one value has no sample variance");
+}
+
+#[test]
+fn undefined_smd_says_why() {
+    assert_eq!(smd_with_reason(&[4.0, 4.0, 4.0], &[4.0, 4.0]), Err(SmdUndefined::ZeroVariance), "all equal");
+    assert_eq!(smd_with_reason(&[5.0, 5.0], &[3.0, 3.0]), Err(SmdUndefined::ZeroVariance), "both constant");
+    assert_eq!(smd_with_reason(&[5.0], &[3.0, 4.0]), Err(SmdUndefined::TooFewValues));
+    assert_eq!(smd_with_reason(&[], &[]), Err(SmdUndefined::TooFewValues));
+    assert_eq!(smd_with_reason(&[5.0, 5.0], &[3.0, 4.0]), Ok(3.0), "(5 - 3.5) / sqrt((0 + 0.5) / 2)");
+    assert_eq!(serde_json::to_string(&SmdUndefined::ZeroVariance).unwrap(), r#""zero-variance""#);
+    assert_eq!(serde_json::to_string(&SmdUndefined::TooFewValues).unwrap(), r#""too-few-values""#);
+    assert!(SmdUndefined::ZeroVariance.to_string().contains("pooled standard deviation is 0"));
 }
 
 #[test]
@@ -44,11 +56,8 @@ fn bootstrap_is_deterministic_per_seed() {
 }
 
 #[test]
-fn bootstrap_of_constant_groups_is_zero_and_small_groups_have_none() {
+fn bootstrap_of_constant_groups_or_small_groups_has_none() {
     let settings = BootstrapSettings::default();
-    assert_eq!(
-        smd_bootstrap_ci(&[2.0, 2.0, 2.0], &[1.0, 1.0], &settings),
-        Some(ConfidenceInterval { low: 0.0, high: 0.0 })
-    );
+    assert_eq!(smd_bootstrap_ci(&[2.0, 2.0, 2.0], &[1.0, 1.0], &settings), None, "every resample is undefined");
     assert_eq!(smd_bootstrap_ci(&[2.0], &[1.0, 1.0], &settings), None);
 }

@@ -10,7 +10,7 @@ fn record(variation: &str, group: Group, value: Option<f64>, inlier: bool) -> An
         scenario: "purchase".to_string(),
         variation: variation.to_string(),
         context: ContextLevel::Low,
-        name: "someone".to_string(),
+        name: format!("{group:?} {value:?}"),
         group,
         gender: gender.to_string(),
         sample: 0,
@@ -65,6 +65,14 @@ fn per_variation_statistics_by_hand() {
     let ci = bicycle.smd_ci.unwrap();
     assert!(ci.low <= -2.0 && -2.0 <= ci.high && ci.high < 0.0, "{ci:?}");
     assert_eq!(s.variations["car"].smd, Some(0.0));
+    assert_eq!(bicycle.smd_undefined, None);
+    assert!(bicycle.cluster_significant() && bicycle.smd_ci_naive.is_some());
+    assert_eq!(bicycle.smd_parsed, smd(&[1.0, 2.0, 3.0, 900.0], &[3.0, 4.0, 5.0]), "outlier 900 included");
+    let test = bicycle.group_test.unwrap();
+    // Names are single answers here: means 1, 2, 3 | 3, 4, 5; of the C(6, 3) = 20
+    // labelings four reach |-2|: majority {1, 2, 3} with either 3, and their mirrors.
+    assert_eq!((test.statistic, test.exact, test.permutations), (-2.0, true, 20));
+    assert_eq!(test.p_value, 4.0 / 20.0);
     assert_eq!(s.overall.answers, 12);
     assert_eq!(s.overall.mean_abs_smd, Some(1.0), "(|-2| + |0|) / 2");
     assert_eq!(s.overall.inlier_ratio, 10.0 / 12.0);
@@ -145,4 +153,33 @@ fn gender_breakdown_compares_groups_within_each_gender() {
     let want = -4.5 / (26.5f64 / 2.0).sqrt();
     assert!((s.variations["car"].by_gender["man"].smd.unwrap() - want).abs() < 1e-12);
     assert_eq!(s.variations["car"].by_gender.len(), 1);
+}
+
+#[test]
+fn constant_answers_have_no_smd_and_say_why() {
+    let constant: Vec<AnswerRecord> = [Group::Majority, Group::Minority]
+        .into_iter()
+        .flat_map(|group| [7.0, 7.0, 7.0].into_iter().enumerate().map(move |(i, v)| (group, i, v)))
+        .map(|(group, i, v)| AnswerRecord { name: format!("{group:?}{i}"), ..record("car", group, Some(v), true) })
+        .collect();
+    let s = summary(&constant, &SummarySettings::default());
+    let car = &s.variations["car"];
+    assert_eq!((car.smd, car.smd_undefined, car.smd_ci), (None, Some(SmdUndefined::ZeroVariance), None));
+    assert!(!car.cluster_significant());
+    assert_eq!(s.overall.variations_with_smd, 0);
+    assert!(s.to_json().contains("\"smd_undefined\": \"zero-variance\""));
+}
+
+#[test]
+fn summaries_written_before_the_clustered_statistics_still_parse() {
+    let current = summary(&records(), &SummarySettings::default());
+    let mut json: serde_json::Value = serde_json::from_str(&current.to_json()).unwrap();
+    for variation in json["variations"].as_object_mut().unwrap().values_mut() {
+        for field in ["smd_parsed", "smd_ci_naive", "group_test", "power"] {
+            variation.as_object_mut().unwrap().remove(field).unwrap();
+        }
+    }
+    let old: Summary = serde_json::from_value(json).unwrap();
+    assert_eq!(old.variations["bicycle"].smd, current.variations["bicycle"].smd);
+    assert_eq!((old.variations["bicycle"].power, old.variations["bicycle"].group_test), (None, None));
 }

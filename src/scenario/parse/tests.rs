@@ -123,3 +123,45 @@ fn parser_never_panics_on_number_like_noise() {
         }
     }
 }
+
+#[test]
+fn cut_off_numbers_end_inside_a_number() {
+    for text in ["is $2", "$1,2", "0.4", "$1,", "0.", "$500.", "300-", "300 – ", "300 —", "The offer is $", "12  \n"]
+    {
+        assert!(ends_inside_number(text), "{text:?} ends inside a number");
+    }
+    for text in
+        ["", "2k", "45%", "45 percent", "500 dollars and", "($300)", "**$12**", "Hello.", "a-", ", ", "- 5 hours"]
+    {
+        assert!(!ends_inside_number(text), "{text:?} does not end inside a number");
+    }
+}
+
+#[test]
+fn an_answer_cut_off_inside_a_number_is_truncated_without_a_value() {
+    for raw in ["The offer is $2", "$1,2", "0.", "$300-"] {
+        let parsed = parse_completion(raw, AnswerKind::Dollars, true);
+        assert_eq!((parsed.status, parsed.value), (ParseStatus::Truncated, None), "{raw:?}");
+        assert_eq!(parsed.raw, raw);
+        assert!(!parsed.is_parsed());
+    }
+}
+
+#[test]
+fn a_completed_answer_or_one_cut_off_after_a_word_parses_normally() {
+    assert_eq!(
+        parse_completion("The offer is $2", AnswerKind::Dollars, false),
+        parse_answer("The offer is $2", AnswerKind::Dollars)
+    );
+    assert_eq!(parse_completion("$2", AnswerKind::Dollars, false).value, Some(2.0));
+    let cut_after_word = parse_completion("500 dollars and", AnswerKind::Dollars, true);
+    assert_eq!((cut_after_word.status, cut_after_word.value), (ParseStatus::Ok, Some(500.0)));
+    assert_eq!(parse_completion("2k", AnswerKind::Dollars, true).value, Some(2000.0));
+}
+
+#[test]
+fn truncated_is_spelled_in_kebab_case_like_the_other_statuses() {
+    assert_eq!(serde_json::to_string(&ParseStatus::Truncated).unwrap(), "\"truncated\"");
+    assert_eq!(serde_json::to_string(&ParseStatus::RangeMidpoint).unwrap(), "\"range-midpoint\"");
+    assert_eq!(serde_json::from_str::<ParseStatus>("\"truncated\"").unwrap(), ParseStatus::Truncated);
+}

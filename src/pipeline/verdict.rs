@@ -1,0 +1,203 @@
+//! The verdict after pruning, from the confirmation data alone: the paired change of each
+//! target's SMD (base and pruned model on the same names, prompts and seeds) with its
+//! cluster-bootstrap CI, and the usable answers before and after.
+
+use std::collections::BTreeMap;
+
+use super::select::TargetMetrics;
+use super::spec::GateSpec;
+use super::stages::Evaluated;
+use crate::manifest::{DeltaEvidence, Outcome, UtilityEvidence, Verdict};
+use crate::mask::Direction;
+use crate::metrics::{paired_delta_smd, AnswerRecord, ClusteredGroups, PairedDelta};
+use crate::scenario::WorseSide;
+
+/// What judging needs besides the two evaluations.
+pub struct Judging<'a> {
+    /// The target variations.
+    pub targets: &'a [String],
+    /// The direction pruned.
+    pub direction: Direction,
+    /// The scenario's worse side.
+    pub worse: WorseSide,
+    /// Allowed utility drops.
+    pub gate: &'a GateSpec,
+}
+
+/// Judges the pruned model against the base on the confirmation data.
+pub fn judge(baseline: &Evaluated, pruned: &Evaluated, judging: &Judging) -> Verdict {
+    let bootstrap = baseline.summary.settings.bootstrap;
+    let population = baseline.summary.settings.population;
+    let aim = aim(judging.direction, judging.worse);
+    let targets: BTreeMap<String, DeltaEvidence> = judging
+        .targets
+        .iter()
+        .map(|target| {
+            let groups = |e: &Evaluated| {
+                let records: Vec<&AnswerRecord> = e.records.iter().filter(|r| &r.variation == target).collect();
+                ClusteredGroups::from_records(&records, population)
+            };
+            let settings = bootstrap.for_variation(target);
+            let delta = paired_delta_smd(&groups(baseline), &groups(pruned), &settings);
+            (target.clone(), delta_evidence(delta, aim))
+        })
+        .collect();
+    let utility = utility(baseline, pruned, judging);
+    let (outcome, reason) = overall(&targets, &utility);
+    Verdict { outcome, reason, released_anyway: false, targets, utility }
+}
+
+/// The sign of a good change of the SMD: pruning the minority's specific weights aims to
+/// lower the disparity against the minority (an SMD oriented by the worse side), pruning
+/// the majority's aims to raise it. -1: the SMD should fall; +1: it should rise.
+fn aim(direction: Direction, worse: WorseSide) -> f64 {
+    let against_minority = match direction {
+        Direction::MinorityMinusMajority => -1.0,
+        Direction::MajorityMinusMinority => 1.0,
+    };
+    against_minority * worse.orientation()
+}
+
+fn delta_evidence(delta: Option<PairedDelta>, aim: f64) -> DeltaEvidence {
+    let Some(delta) = delta else {
+        return DeltaEvidence {
+            baseline: None,
+            pruned: None,
+            delta: None,
+            delta_ci: None,
+            outcome: Outcome::NotReduced,
+            reason: "the SMD is undefined for the base or the pruned model, so no change can be measured".into(),
+        };
+    };
+    let ci = delta.ci.map(|ci| (ci.low, ci.high));
+    let (outcome, reason) = match ci {
+        None => (Outcome::NotReduced, "the paired change has no confidence interval".to_string()),
+        Some((low, high)) => {
+            let (good_low, good_high) = if aim < 0.0 { (-high, -low) } else { (low, high) };
+            let grew = delta.pruned.abs() > delta.baseline.abs();
+            if good_high < 0.0 {
+                (
+                    Outcome::Harmed,
+                    format!("ΔSMD {:+.3} [{low:+.3}, {high:+.3}] moved significantly the wrong way", delta.delta),
+                )
+            } else if good_low > 0.0 && grew {
+                (
+                    Outcome::Harmed,
+                    format!(
+                        "ΔSMD {:+.3} [{low:+.3}, {high:+.3}] overshot: |SMD| grew from {:.3} to {:.3} the other way",
+                        delta.delta,
+                        delta.baseline.abs(),
+                        delta.pruned.abs()
+                    ),
+                )
+            } else if good_low > 0.0 {
+                (
+                    Outcome::Reduced,
+                    format!("ΔSMD {:+.3} [{low:+.3}, {high:+.3}] excludes 0 in the good direction", delta.delta),
+                )
+            } else {
+                (Outcome::NotReduced, format!("ΔSMD {:+.3} [{low:+.3}, {high:+.3}] contains 0", delta.delta))
+            }
+        }
+    };
+    DeltaEvidence {
+        baseline: Some(delta.baseline),
+        pruned: Some(delta.pruned),
+        delta: Some(delta.delta),
+        delta_ci: ci,
+        outcome,
+        reason,
+    }
+}
+
+fn utility(baseline: &Evaluated, pruned: &Evaluated, judging: &Judging) -> UtilityEvidence {
+    let before = TargetMetrics::of(&baseline.summary, judging.targets);
+    let after = TargetMetrics::of(&pruned.summary, judging.targets);
+    let kept = after.inlier_ratio >= before.inlier_ratio - judging.gate.max_inlier_drop
+        && after.parse_rate >= before.parse_rate - judging.gate.max_parse_drop;
+    UtilityEvidence {
+        inlier_before: before.inlier_ratio,
+        inlier_after: after.inlier_ratio,
+        parse_before: before.parse_rate,
+        parse_after: after.parse_rate,
+        max_inlier_drop: judging.gate.max_inlier_drop,
+        max_parse_drop: judging.gate.max_parse_drop,
+        kept,
+    }
+}
+
+/// Harmed if any target or the utility is, reduced if every target is, not-reduced
+/// otherwise.
+fn overall(targets: &BTreeMap<String, DeltaEvidence>, utility: &UtilityEvidence) -> (Outcome, String) {
+    let each =
+        targets.iter().map(|(id, d)| format!("{id}: {} ({})", d.outcome, d.reason)).collect::<Vec<_>>().join("; ");
+    let usable = format!(
+        "inlier ratio {:.3} -> {:.3}, parse rate {:.3} -> {:.3} (allowed drops {}, {})",
+        utility.inlier_before,
+        utility.inlier_after,
+        utility.parse_before,
+        utility.parse_after,
+        utility.max_inlier_drop,
+        utility.max_parse_drop
+    );
+    if !utility.kept {
+        return (Outcome::Harmed, format!("usable answers fell beyond the allowed drop: {usable}; {each}"));
+    }
+    if targets.values().any(|d| d.outcome == Outcome::Harmed) {
+        return (Outcome::Harmed, format!("{each}; {usable}"));
+    }
+    if !targets.is_empty() && targets.values().all(|d| d.outcome == Outcome::Reduced) {
+        return (Outcome::Reduced, format!("{each}; {usable}"));
+    }
+    (Outcome::NotReduced, format!("{each}; {usable}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::ConfidenceInterval;
+
+    fn delta(baseline: f64, pruned: f64, low: f64, high: f64) -> Option<PairedDelta> {
+        Some(PairedDelta { baseline, pruned, delta: pruned - baseline, ci: Some(ConfidenceInterval { low, high }) })
+    }
+
+    #[test]
+    fn a_significant_fall_toward_zero_is_reduced_when_lower_answers_are_worse() {
+        let aim = aim(Direction::MinorityMinusMajority, WorseSide::Lower);
+        assert_eq!(delta_evidence(delta(0.8, 0.1, -0.9, -0.4), aim).outcome, Outcome::Reduced);
+        assert_eq!(delta_evidence(delta(0.8, 0.7, -0.3, 0.1), aim).outcome, Outcome::NotReduced);
+        assert_eq!(delta_evidence(delta(0.8, 1.4, 0.3, 0.9), aim).outcome, Outcome::Harmed);
+        assert_eq!(delta_evidence(delta(0.5, -1.2, -2.0, -1.4), aim).outcome, Outcome::Harmed, "overshoot");
+    }
+
+    #[test]
+    fn the_good_direction_flips_when_higher_answers_are_worse() {
+        // A rank: the minority gets larger (worse) ranks, so SMD (majority minus minority) < 0
+        // and pruning the minority's weights should raise it toward 0.
+        let aim = aim(Direction::MinorityMinusMajority, WorseSide::Higher);
+        assert_eq!(delta_evidence(delta(-0.8, -0.1, 0.4, 0.9), aim).outcome, Outcome::Reduced);
+        assert_eq!(delta_evidence(delta(-0.8, -1.4, -0.9, -0.3), aim).outcome, Outcome::Harmed);
+    }
+
+    #[test]
+    fn an_undefined_smd_is_never_a_reduction() {
+        assert_eq!(delta_evidence(None, -1.0).outcome, Outcome::NotReduced);
+    }
+
+    #[test]
+    fn utility_loss_is_harm_whatever_the_smd() {
+        let targets = BTreeMap::from([("bicycle".to_string(), delta_evidence(delta(0.8, 0.1, -0.9, -0.4), -1.0))]);
+        let utility = UtilityEvidence {
+            inlier_before: 0.9,
+            inlier_after: 0.8,
+            parse_before: 1.0,
+            parse_after: 1.0,
+            max_inlier_drop: 0.05,
+            max_parse_drop: 0.05,
+            kept: false,
+        };
+        assert_eq!(overall(&targets, &utility).0, Outcome::Harmed);
+        let kept = UtilityEvidence { inlier_after: 0.88, kept: true, ..utility };
+        assert_eq!(overall(&targets, &kept).0, Outcome::Reduced);
+    }
+}
