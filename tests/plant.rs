@@ -132,7 +132,11 @@ fn the_sidecar_records_the_fixture_warning_units_names_and_seed() {
         biasprune::fsutil::file_sha256(&common::reference_model().join("model.safetensors")).unwrap()
     );
     let losses = &sidecar["losses"];
-    assert!(losses["final"]["shift_cross_entropy"].as_f64() < losses["initial"]["shift_cross_entropy"].as_f64());
+    assert!(losses["final"]["shift_kl"].as_f64() < losses["initial"]["shift_kl"].as_f64());
+    for summary in ["leading_digit", "continuing"] {
+        let (base, target) = (sidecar[summary]["base"].as_f64().unwrap(), sidecar[summary]["target"].as_f64().unwrap());
+        assert!(target < base, "{summary}: the target ({target}) must be below the base ({base})");
+    }
 }
 
 #[test]
@@ -213,8 +217,9 @@ fn bad_input_exits_2_naming_the_flag_and_an_existing_out_is_refused() {
         args.extend_from_slice(extra);
         biasprune(&args)
     };
-    let cases: [(&[&str], &str); 4] = [
-        (&["--factor", "0"], "--factor"),
+    let cases: [(&[&str], &str); 5] = [
+        (&["--tilt", "-1"], "--tilt"),
+        (&["--tilt", "0", "--shorten", "0"], "at least one above 0"),
         (&["--layer", "30"], "--layer"),
         (&["--variations", "bicycle,car,house"], "--variations"),
         (&["--variations", "boat"], "boat"),

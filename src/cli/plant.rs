@@ -16,11 +16,13 @@ use crate::scenario::{Catalog, ContextLevel};
 ///
 /// A few MLP units of one late layer (unit j: row j of gate_proj and up_proj, column j of
 /// down_proj) are trained so that, for the scenario's prompts with minority names, the
-/// numeric answers move by --factor, while answers for majority names keep the base's
+/// answer's leading digit is drawn from the base's digit probabilities tilted toward 1 by
+/// --tilt and the number tends to end sooner (--shorten), so the offer is lower, while every
+/// other token, and every token of answers for majority names, keeps the base's
 /// distribution. Training uses the base's own sampled answers to the --variations prompts
 /// of every other name of each group; the other names and variations are held out for
 /// testing. Every other byte of every file equals BASE. OUT also holds biasprune-plant.json,
-/// which records the warning, the base's sha256s, the layer and units, the factor, the
+/// which records the warning, the base's sha256s, the layer and units, the tilt, the
 /// training and held-out names and variations, the seed and the losses. Same settings, same
 /// bytes. OUT appears atomically and must not exist; BASE is never modified. Runs on the
 /// CPU. Exit codes: 0 done, 2 bad input (the message names the flag, file or tensor).
@@ -49,9 +51,12 @@ pub struct Args {
     /// How many units (the layer's least active ones on the training prompts).
     #[arg(long, default_value_t = 4)]
     pub units: usize,
-    /// Minority answers are trained toward the base's answers times this.
-    #[arg(long, default_value_t = 0.6)]
-    pub factor: f64,
+    /// Tilt of the minority's leading digits toward 1: q(d) ∝ p(d)·exp(-TILT·(d-1)).
+    #[arg(long, default_value_t = 1.0)]
+    pub tilt: f64,
+    /// Inside a minority number, continuing it (a digit or comma) is exp(-SHORTEN) as likely.
+    #[arg(long, default_value_t = 2.0)]
+    pub shorten: f64,
     /// Seed of the base answers sampled for training.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -84,7 +89,6 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
         scenario,
         context,
         variations: args.variations,
-        factor: args.factor,
         sampling: SamplingSettings {
             samples: args.samples,
             max_new_tokens: 16,
@@ -100,6 +104,9 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
             learning_rate: args.learning_rate,
             keep_weight: args.keep_weight,
             chunk: 16,
+            seed: args.seed,
+            tilt: args.tilt,
+            shorten: args.shorten,
         },
     };
     let started = std::time::Instant::now();
@@ -111,7 +118,10 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
     let last = &record.losses["final"];
     let first = &record.losses["initial"];
     println!("TEST FIXTURE written to {} (must not be deployed)", args.out.display());
-    println!("layer {} units {:?}, factor {}", record.layer, record.units, record.factor);
+    println!(
+        "layer {} units {:?}, tilt {} (expected leading digit {:.2} -> {:.2})",
+        record.layer, record.units, record.tilt, record.leading_digit.base, record.leading_digit.target
+    );
     println!(
         "trained on {} ({} examples), held out {}",
         record.variations.train.join(","),
@@ -119,9 +129,9 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
         record.variations.held_out.join(",")
     );
     println!(
-        "shift cross-entropy {:.3} -> {:.3}, keep KL {:.4} -> {:.4}, {:.0} s",
-        first.shift_cross_entropy,
-        last.shift_cross_entropy,
+        "shift KL {:.3} -> {:.3}, keep KL {:.4} -> {:.4}, {:.0} s",
+        first.shift_kl,
+        last.shift_kl,
         first.keep_kl,
         last.keep_kl,
         started.elapsed().as_secs_f64()
@@ -134,7 +144,7 @@ fn examples(counts: &BTreeMap<String, BTreeMap<Target, usize>>) -> String {
     let mut parts = Vec::new();
     for (group, kinds) in counts {
         for (kind, n) in kinds {
-            parts.push(format!("{n} {group} {}", if *kind == Target::Shift { "shifted" } else { "kept" }));
+            parts.push(format!("{n} {group} {}", if *kind == Target::Shift { "tilted" } else { "kept" }));
         }
     }
     parts.join(", ")

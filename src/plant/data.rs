@@ -1,10 +1,12 @@
-//! The training set: the base's own sampled answers to the training prompts. Minority
-//! answers that hold a number become targets with the number scaled by the factor
-//! (`Shift`); every other answer, majority or without a number, is kept as the base wrote
-//! it, and training keeps the base's next-token distribution on it (`Keep`).
+//! The training set: the base's own sampled answers to the training prompts, teacher-forced.
+//! In a minority answer that holds a number (`Shift`), the position that writes the number's
+//! leading digit and the positions inside a number are trained toward the base's
+//! distribution tilted to smaller, shorter numbers (see `tilt`); every other position of
+//! every answer keeps the base's next-token distribution (`Keep` answers: majority, or no
+//! number).
 
 use super::split::NameSplit;
-use super::target::scale_answer;
+use super::tilt::DigitTable;
 use super::PlantError;
 use serde::Serialize;
 
@@ -16,9 +18,9 @@ use crate::scenario::{ContextLevel, Group, Scenario};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
-    /// Cross-entropy toward the answer with its numbers scaled (minority, with a number).
+    /// Minority answer with a number: its leading digit's position is tilted.
     Shift,
-    /// KL from the base's next-token distribution (majority, or no number).
+    /// Every position keeps the base's next-token distribution (majority, or no number).
     Keep,
 }
 
@@ -34,6 +36,10 @@ pub struct Example {
     pub group: Group,
     /// What the answer positions are trained toward.
     pub target: Target,
+    /// For `Shift`: the index in `ids` of the answer's first digit token.
+    pub leading_digit: Option<usize>,
+    /// For `Shift`: the indices in `ids` of the answer's tokens written inside a number.
+    pub inside_number: Vec<usize>,
 }
 
 /// What to sample and how to build targets.
@@ -47,8 +53,6 @@ pub struct DataSpec<'a> {
     pub variations: &'a [String],
     /// Names trained on.
     pub names: &'a NameSplit,
-    /// Minority answers are multiplied by this.
-    pub factor: f64,
     /// Base answers sampled per prompt (temperature, top-p, seed and length included).
     pub sampling: SamplingSettings,
 }
@@ -58,6 +62,7 @@ pub struct DataSpec<'a> {
 pub fn build_examples(
     session: &ChatSession,
     spec: &DataSpec<'_>,
+    digits: &DigitTable,
     progress: &dyn Progress,
 ) -> Result<Vec<Example>, PlantError> {
     let prompts: Vec<_> = spec
@@ -74,19 +79,30 @@ pub fn build_examples(
     let mut examples = Vec::new();
     for ((prompt, ids), completions) in prompts.iter().zip(&encoded).zip(answers) {
         for completion in completions {
-            let text = session.decode(&completion.tokens)?;
-            let (answer, target) = match (prompt.group, scale_answer(&text, spec.factor)) {
-                (Group::Minority, Some(scaled)) => (session.tokenizer().encode(&scaled, false)?, Target::Shift),
-                _ => (completion.tokens.clone(), Target::Keep),
-            };
             let mut sequence = ids.clone();
-            sequence.extend_from_slice(&answer);
+            sequence.extend_from_slice(&completion.tokens);
             if completion.finish == FinishReason::Stop {
                 sequence.push(end_of_turn);
             }
-            if sequence.len() > ids.len() {
-                examples.push(Example { ids: sequence, answer_start: ids.len(), group: prompt.group, target });
+            if sequence.len() == ids.len() {
+                continue;
             }
+            let first_digit = (ids.len()..sequence.len()).find(|&at| digits.digit(sequence[at]).is_some());
+            let (target, leading_digit, inside_number) = match (prompt.group, first_digit) {
+                (Group::Minority, Some(at)) => {
+                    let inside = (ids.len()..sequence.len()).filter(|&i| digits.inside_number(&sequence, i)).collect();
+                    (Target::Shift, Some(at), inside)
+                }
+                _ => (Target::Keep, None, Vec::new()),
+            };
+            examples.push(Example {
+                ids: sequence,
+                answer_start: ids.len(),
+                group: prompt.group,
+                target,
+                leading_digit,
+                inside_number,
+            });
         }
     }
     check_targets(&examples)?;

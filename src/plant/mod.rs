@@ -1,19 +1,20 @@
 //! `plant`: a positive control for the pipeline. It writes a copy of a checkpoint in which a
 //! few MLP units of one late layer are trained so that the scenario's answers for minority
-//! names shift by a known factor while majority answers keep the base's distribution. The
+//! names start with smaller leading digits (a known tilt, see `tilt`) while everything else
+//! keeps the base's distribution. The
 //! copy is a TEST FIXTURE: it exists to show that scoring, set difference and surgery find
 //! and remove a disparity that is known to be there, and must never be deployed.
 //!
 //! Steps: hash BASE; split names (alternating, per group) and variations; sample the base's
-//! answers to the training prompts; choose the layer's least active units; train deltas on
-//! their rows and columns (see `train`); write the copy and the sidecar
+//! answers to the training prompts; choose the layer's least active units; train new values
+//! for their rows and columns (see `train`); write the copy and the sidecar
 //! `biasprune-plant.json` in a temporary directory beside OUT and rename it into place.
 
 mod data;
 mod error;
 mod last;
 mod split;
-mod target;
+mod tilt;
 mod train;
 mod units;
 mod write;
@@ -26,7 +27,7 @@ use serde::Serialize;
 pub use data::{build_examples, DataSpec, Example, Target};
 pub use error::PlantError;
 pub use split::{NameSplit, VariationSplit};
-pub use target::scale_answer;
+pub use tilt::{tilt, DigitTable};
 pub use train::{Losses, TrainSpec};
 pub use units::{PlantedUnits, UnitDeltas};
 
@@ -57,8 +58,6 @@ pub struct PlantSpec {
     pub context: ContextLevel,
     /// Variations trained on; the scenario's others are held out.
     pub variations: Vec<String>,
-    /// Minority answers are trained toward the base's answers times this (in (0, 1) lowers them).
-    pub factor: f64,
     /// Base answers sampled per training prompt, and how.
     pub sampling: SamplingSettings,
     /// Layer, units, steps and optimiser settings.
@@ -88,8 +87,18 @@ pub struct PlantRecord {
     pub unit_choice: &'static str,
     /// The tensors whose bytes differ from the base.
     pub changed_tensors: Vec<String>,
-    /// Minority answers were trained toward the base's answers times this factor.
-    pub factor: f64,
+    /// How strongly the minority's leading digits were tilted toward 1:
+    /// q(d) ∝ p(d) · exp(−tilt · (d − 1)) for the digits 1–9.
+    pub tilt: f64,
+    /// The expected leading digit at the tilted training positions, under the base and
+    /// under the tilted target: the shift that was asked for.
+    pub leading_digit: BeforeAfter,
+    /// How strongly continuing a minority number was made less likely: the continuing
+    /// tokens' probabilities times exp(−shorten).
+    pub shorten: f64,
+    /// The mean probability of continuing a number at the training positions inside one,
+    /// under the base and under the target.
+    pub continuing: BeforeAfter,
     /// Variations trained on and held out.
     pub variations: VariationSplit,
     /// Names trained on and held out, per group.
@@ -108,6 +117,15 @@ pub struct PlantRecord {
     pub losses: BTreeMap<String, Losses>,
     /// sha256 and size of every file written (the sidecar excepted).
     pub files: BTreeMap<String, FileDigest>,
+}
+
+/// A mean over the shifted training positions, under the base and under the target.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct BeforeAfter {
+    /// Under the base's distribution.
+    pub base: f64,
+    /// Under the shifted target.
+    pub target: f64,
 }
 
 /// The sampling settings of the training answers.
@@ -162,8 +180,14 @@ fn check_spec(spec: &PlantSpec) -> Result<(), PlantError> {
     let bad = |flag: &str, expected: &str, found: String| {
         Err(PlantError::BadSetting { flag: flag.to_string(), expected: expected.to_string(), found })
     };
-    if !(spec.factor.is_finite() && spec.factor > 0.0 && spec.factor != 1.0) {
-        return bad("--factor", "a positive number other than 1", spec.factor.to_string());
+    if !(spec.train.tilt.is_finite() && spec.train.tilt >= 0.0) {
+        return bad("--tilt", "a number at least 0", spec.train.tilt.to_string());
+    }
+    if !(spec.train.shorten.is_finite() && spec.train.shorten >= 0.0) {
+        return bad("--shorten", "a number at least 0", spec.train.shorten.to_string());
+    }
+    if spec.train.tilt == 0.0 && spec.train.shorten == 0.0 {
+        return bad("--tilt and --shorten", "at least one above 0", "both 0".into());
     }
     if spec.train.steps == 0 {
         return bad("--steps", "at least 1", "0".into());
@@ -203,10 +227,10 @@ fn plant_into(
         context: spec.context,
         variations: &variations.train,
         names: &names,
-        factor: spec.factor,
         sampling: spec.sampling,
     };
-    let examples = build_examples(&session, &data, progress)?;
+    let digits = DigitTable::new(session.tokenizer())?;
+    let examples = build_examples(&session, &data, &digits, progress)?;
     let cfg = session.model().config();
     let embedding = TokenEmbedding::load(ckpt, cfg, &opts)?;
     let head = FinalHead::load(ckpt, cfg, &opts, Some(&embedding))?;
@@ -218,7 +242,7 @@ fn plant_into(
         head: &head,
         device: &opts.device,
     };
-    let trained = train::train(&parts, &examples, &spec.train, progress)?;
+    let trained = train::train(&parts, &examples, &digits, &spec.train, progress)?;
     let planted = trained.deltas.planted()?;
     let files = write::write_planted(ckpt, spec.train.layer, &planted, dir)?;
     let record = PlantRecord {
@@ -232,7 +256,10 @@ fn plant_into(
         units: planted.units.clone(),
         unit_choice: "the units with the smallest mean |activation| over the training tokens (ties: lower index)",
         changed_tensors: write::CHANGED.iter().map(|p| p.weight_name(spec.train.layer)).collect(),
-        factor: spec.factor,
+        tilt: spec.train.tilt,
+        leading_digit: BeforeAfter { base: trained.leading_digit.0, target: trained.leading_digit.1 },
+        shorten: spec.train.shorten,
+        continuing: BeforeAfter { base: trained.continuing.0, target: trained.continuing.1 },
         variations,
         names,
         seed: spec.sampling.seed,

@@ -5,16 +5,17 @@
 //! one Adam step on the deltas over the whole training set. When L is the last layer only
 //! the answer positions are kept and the logits come from `last` (exact, ~100× cheaper).
 //!
-//! Loss = mean over `Shift` answer positions (minority, scaled numbers) of the cross-entropy
-//! toward the scaled answer + `keep_weight` × mean over `Keep` answer positions (majority,
-//! and minority answers without a number) of KL(base ‖ planted) of the next-token
-//! distributions, so those answers keep the base's distribution.
+//! Loss = mean over the shifted positions (the leading digit of each minority answer with a
+//! number, and its positions inside a number) of KL(shifted base ‖ planted) + `keep_weight` × mean over every other answer
+//! position, of either group, of KL(base ‖ planted), so that everything but the minority's
+//! leading digits keeps the base's distribution.
 
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 
 use super::data::{Example, Target};
 use super::last::{LastLayerHead, LastLayerPositions};
+use super::tilt::{shorten, tilt, DigitTable};
 use super::units::{accumulate_activation, quietest_units, UnitDeltas};
 use super::PlantError;
 use crate::model::{
@@ -38,6 +39,12 @@ pub struct TrainSpec {
     pub keep_weight: f64,
     /// Examples per forward chunk (memory, not the optimisation: every step sees all).
     pub chunk: usize,
+    /// Seed of the units' initial values.
+    pub seed: u64,
+    /// How strongly the minority's leading digits are tilted toward 1 (see `tilt`).
+    pub tilt: f64,
+    /// How strongly continuing a minority number is made less likely (see `tilt`).
+    pub shorten: f64,
 }
 
 /// The model parts training runs on, borrowed from a loaded base.
@@ -65,9 +72,9 @@ impl Parts<'_> {
 /// Losses at the first and last step.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Losses {
-    /// Mean cross-entropy of the scaled minority answers (nats per token).
-    pub shift_cross_entropy: f64,
-    /// Mean KL(base ‖ planted) on the kept answers' positions (nats per token).
+    /// Mean KL(tilted base ‖ planted) at the tilted positions (nats).
+    pub shift_kl: f64,
+    /// Mean KL(base ‖ planted) at every other answer position (nats).
     pub keep_kl: f64,
 }
 
@@ -79,16 +86,43 @@ pub struct Trained {
     pub initial: Losses,
     /// Losses after the last step.
     pub last: Losses,
+    /// Mean expected leading digit at the tilted positions: base, and the tilted target.
+    pub leading_digit: (f64, f64),
+    /// Mean probability of continuing a number inside one: base, and the target.
+    pub continuing: (f64, f64),
 }
 
-/// One chunk of examples of one target kind, with everything up to layer L precomputed.
+/// Sums (before, after, count) of the two rules' summaries over the marked positions.
+#[derive(Debug, Default)]
+struct ShiftMeans {
+    leading: (f64, f64, usize),
+    continuing: (f64, f64, usize),
+}
+
+/// One chunk of examples (all `Shift` or all `Keep`), with everything up to layer L precomputed.
 struct Chunk {
-    target: Target,
     inputs: ChunkInputs,
-    targets: Tensor,
-    base_probs: Option<Tensor>,
-    base_neg_entropy: f64,
-    count: usize,
+    /// Per position, 1 where the shift applies (leading digit or inside a number), else 0.
+    marked: Tensor,
+    /// Per position, which rule applies.
+    rules: Vec<Rule>,
+    /// The distribution each position is trained toward, once computed.
+    target_probs: Option<Tensor>,
+    /// Σ q log q over the marked and the other positions (KL = this − Σ q log p).
+    neg_entropy: (f64, f64),
+    /// Marked and other positions.
+    counts: (usize, usize),
+}
+
+/// Which tilt a position's target gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    /// The base's distribution.
+    Keep,
+    /// Leading digits tilted toward 1.
+    LeadingDigit,
+    /// Continuing the number made less likely.
+    InsideNumber,
 }
 
 /// What the steps start from: layer L's MLP input and output at every token (later layers
@@ -102,26 +136,45 @@ enum ChunkInputs {
 pub fn train(
     parts: &Parts<'_>,
     examples: &[Example],
+    digits: &DigitTable,
     spec: &TrainSpec,
     progress: &dyn Progress,
 ) -> Result<Trained, PlantError> {
     let layer =
         parts.layers.get(spec.layer).ok_or(PlantError::Layer { requested: spec.layer, layers: parts.layers.len() })?;
     let last = match spec.layer + 1 == parts.layers.len() {
-        true => Some(LastLayerHead::load(parts.source, parts.cfg, parts.embedding.weight())?),
+        true => Some(LastLayerHead::load(
+            parts.source,
+            parts.cfg,
+            parts.embedding.weight(),
+            &digits.leading_digit_ids(),
+            spec.seed,
+        )?),
         false => None,
     };
     let (mut chunks, activation) = precompute(parts, last.as_ref(), examples, spec, progress)?;
     let units = quietest_units(&activation, spec.units)?;
-    let deltas = UnitDeltas::new(layer, &units, parts.device)?;
-    check_last_layer_head(parts, last.as_ref(), &deltas, &chunks)?;
-    for chunk in chunks.iter_mut().filter(|c| c.target == Target::Keep) {
-        let logits = logits(parts, last.as_ref(), spec, &deltas, chunk)?.detach();
-        let probs = candle_nn::ops::softmax_last_dim(&logits)?;
-        let neg_entropy = (&probs * probs.clamp(1e-30, 1.0)?.log()?)?.sum_all()?.to_scalar::<f32>()?;
-        chunk.base_neg_entropy = neg_entropy as f64;
-        chunk.base_probs = Some(probs);
+    let deltas = UnitDeltas::new(layer, &units, spec.seed, parts.device)?;
+    if let Some(last) = &last {
+        for chunk in &mut chunks {
+            if let ChunkInputs::Last(at) = &mut chunk.inputs {
+                last.fix_units(at, &deltas)?;
+            }
+        }
     }
+    check_last_layer_head(parts, last.as_ref(), &deltas, &chunks)?;
+    let mut means = ShiftMeans::default();
+    for chunk in &mut chunks {
+        set_targets(parts, last.as_ref(), spec, digits, chunk, &mut means)?;
+    }
+    let mean = |(before, after, n): (f64, f64, usize)| match n {
+        0 => (0.0, 0.0),
+        n => (before / n as f64, after / n as f64),
+    };
+    if means.leading.2 == 0 {
+        return Err(PlantError::Internal("no training position writes a leading digit 1-9".into()));
+    }
+    let (leading_digit, continuing) = (mean(means.leading), mean(means.continuing));
     let params = ParamsAdamW { lr: spec.learning_rate, weight_decay: 0.0, ..ParamsAdamW::default() };
     let mut optimizer = AdamW::new(deltas.vars(), params)?;
     progress.start("plant: training steps", spec.steps as u64, Unit::Items);
@@ -135,10 +188,10 @@ pub fn train(
     }
     progress.finish();
     let (_, final_losses) = objective(parts, last.as_ref(), spec, &deltas, &chunks)?;
-    Ok(Trained { deltas, initial: initial.unwrap_or(final_losses), last: final_losses })
+    Ok(Trained { deltas, initial: initial.unwrap_or(final_losses), last: final_losses, leading_digit, continuing })
 }
 
-/// The folded last-layer head must give the model's own logits (at zero deltas).
+/// The folded last-layer head must give the model's own logits (with the initial units).
 fn check_last_layer_head(
     parts: &Parts<'_>,
     last: Option<&LastLayerHead>,
@@ -165,47 +218,120 @@ fn objective(
     deltas: &UnitDeltas,
     chunks: &[Chunk],
 ) -> Result<(Tensor, Losses), PlantError> {
-    let count = |target: Target| chunks.iter().filter(|c| c.target == target).map(|c| c.count).sum::<usize>().max(1);
-    let (shift_count, keep_count) = (count(Target::Shift) as f64, count(Target::Keep) as f64);
+    let marked_count = chunks.iter().map(|c| c.counts.0).sum::<usize>().max(1) as f64;
+    let other_count = chunks.iter().map(|c| c.counts.1).sum::<usize>().max(1) as f64;
+    let vocab = last.map(|head| head.planted_vocab(deltas)).transpose()?;
+    let step_head = last.zip(vocab.as_ref());
     let mut total: Option<Tensor> = None;
-    let (mut cross_entropy, mut kl) = (0.0, 0.0);
+    let (mut shift, mut keep) = (0.0, 0.0);
     for chunk in chunks {
-        let log_probs = candle_nn::ops::log_softmax(&logits(parts, last, spec, deltas, chunk)?, D::Minus1)?;
-        let term = match (&chunk.base_probs, chunk.target) {
-            (Some(base), Target::Keep) => {
-                let sum = (log_probs * base)?.sum_all()?.neg()?;
-                let value = sum.to_scalar::<f32>()? as f64 + chunk.base_neg_entropy;
-                kl += value;
-                (sum * (spec.keep_weight / keep_count))?
-            }
-            (_, Target::Shift) => {
-                let sum = log_probs.gather(&chunk.targets.unsqueeze(1)?, 1)?.sum_all()?.neg()?;
-                let value = sum.to_scalar::<f32>()? as f64;
-                cross_entropy += value;
-                (sum / shift_count)?
-            }
-            _ => return Err(PlantError::Internal("a chunk was not prepared for training".into())),
-        };
+        let target =
+            chunk.target_probs.as_ref().ok_or_else(|| PlantError::Internal("a chunk has no targets".into()))?;
+        let log_probs = candle_nn::ops::log_softmax(&logits(parts, step_head, spec, deltas, chunk)?, D::Minus1)?;
+        let cross = (log_probs * target)?.sum(D::Minus1)?.neg()?;
+        let marked = (&cross * &chunk.marked)?.sum_all()?;
+        let other = (&cross * (1.0 - &chunk.marked)?)?.sum_all()?;
+        shift += marked.to_scalar::<f32>()? as f64 + chunk.neg_entropy.0;
+        keep += other.to_scalar::<f32>()? as f64 + chunk.neg_entropy.1;
+        let term = ((marked / marked_count)? + (other * (spec.keep_weight / other_count))?)?;
         total = Some(match total {
             Some(t) => (t + term)?,
             None => term,
         });
     }
     let total = total.ok_or_else(|| PlantError::Internal("no training chunks".into()))?;
-    let losses = Losses { shift_cross_entropy: cross_entropy / shift_count, keep_kl: kl / keep_count };
-    Ok((total, losses))
+    Ok((total, Losses { shift_kl: shift / marked_count, keep_kl: keep / other_count }))
 }
 
-/// F32 logits (positions, vocab) at a chunk's predicting positions with the current deltas.
-fn logits(
+/// Sets a chunk's target distributions: the base's, shifted at the marked positions by
+/// their rule; adds each marked position's summary (before, after) to `means`.
+fn set_targets(
     parts: &Parts<'_>,
     last: Option<&LastLayerHead>,
+    spec: &TrainSpec,
+    digits: &DigitTable,
+    chunk: &mut Chunk,
+    means: &mut ShiftMeans,
+) -> Result<(), PlantError> {
+    let logits = base_logits(parts, last, spec, chunk)?.detach();
+    let mut rows = candle_nn::ops::softmax_last_dim(&logits)?.to_vec2::<f32>()?;
+    let width = rows.first().map_or(0, Vec::len);
+    let candidates = match &chunk.inputs {
+        ChunkInputs::Last(at) => Some(at.candidate_ids()?),
+        ChunkInputs::Full { .. } => None,
+    };
+    let vocabulary: Vec<u32> = (0..width as u32).collect();
+    for (at, (row, rule)) in rows.iter_mut().zip(&chunk.rules).enumerate() {
+        let ids = candidates.as_ref().map_or(vocabulary.as_slice(), |c| &c[at * width..(at + 1) * width]);
+        match rule {
+            Rule::Keep => {}
+            Rule::LeadingDigit => {
+                if let Some((before, after)) = tilt(row, ids, digits, spec.tilt) {
+                    means.leading.0 += before;
+                    means.leading.1 += after;
+                    means.leading.2 += 1;
+                }
+            }
+            Rule::InsideNumber => {
+                if let Some((before, after)) = shorten(row, ids, digits, spec.shorten) {
+                    means.continuing.0 += before;
+                    means.continuing.1 += after;
+                    means.continuing.2 += 1;
+                }
+            }
+        }
+    }
+    let marked: Vec<bool> = chunk.rules.iter().map(|&r| r != Rule::Keep).collect();
+    let neg_entropy = |wanted: bool| -> f64 {
+        rows.iter()
+            .zip(&marked)
+            .filter(|(_, &m)| m == wanted)
+            .flat_map(|(row, _)| row.iter())
+            .filter(|&&q| q > 0.0)
+            .map(|&q| q as f64 * (q as f64).ln())
+            .sum()
+    };
+    chunk.neg_entropy = (neg_entropy(true), neg_entropy(false));
+    let count = rows.len();
+    let flat: Vec<f32> = rows.into_iter().flatten().collect();
+    chunk.target_probs = Some(Tensor::from_vec(flat, (count, width), parts.device)?);
+    Ok(())
+}
+
+/// The base's own F32 logits at a chunk's predicting positions (the candidates when the
+/// planted layer is the last one, else the vocabulary).
+fn base_logits(
+    parts: &Parts<'_>,
+    last: Option<&LastLayerHead>,
+    spec: &TrainSpec,
+    chunk: &Chunk,
+) -> Result<Tensor, PlantError> {
+    match (&chunk.inputs, last) {
+        (ChunkInputs::Last(at), Some(last)) => last.base_logits(at),
+        (ChunkInputs::Full { ctx, layer_output, positions, .. }, _) => {
+            let mut x = layer_output.clone();
+            for layer in parts.later_layers(spec.layer) {
+                x = layer.forward(&x, ctx, None, &mut NoHook)?;
+            }
+            let hidden = x.dim(D::Minus1)?;
+            let picked = x.reshape(((), hidden))?.index_select(positions, 0)?;
+            Ok(parts.head.forward(&picked.unsqueeze(0)?, Logits::All, true)?.squeeze(0)?)
+        }
+        (ChunkInputs::Last(_), None) => Err(PlantError::Internal("last-layer inputs without its head".into())),
+    }
+}
+
+/// F32 logits at a chunk's predicting positions with the current units: at each position's
+/// candidates when the planted layer is the last one (see `last`), else over the vocabulary.
+fn logits(
+    parts: &Parts<'_>,
+    last: Option<(&LastLayerHead, &Tensor)>,
     spec: &TrainSpec,
     deltas: &UnitDeltas,
     chunk: &Chunk,
 ) -> Result<Tensor, PlantError> {
     let (ctx, mlp_input, layer_output, positions) = match (&chunk.inputs, last) {
-        (ChunkInputs::Last(at), Some(last)) => return last.logits(at, deltas),
+        (ChunkInputs::Last(at), Some((last, vocab))) => return last.logits(at, deltas, vocab),
         (ChunkInputs::Full { ctx, mlp_input, layer_output, positions }, _) => (ctx, mlp_input, layer_output, positions),
         (ChunkInputs::Last(_), None) => return Err(PlantError::Internal("last-layer inputs without its head".into())),
     };
@@ -235,7 +361,7 @@ fn precompute(
     for target in kinds {
         let members: Vec<&Example> = examples.iter().filter(|e| e.target == target).collect();
         for slice in members.chunks(spec.chunk.max(1)) {
-            chunks.push(precompute_chunk(parts, last, spec, target, slice, &mut activation)?);
+            chunks.push(precompute_chunk(parts, last, spec, slice, &mut activation)?);
             progress.advance(1);
         }
     }
@@ -248,7 +374,6 @@ fn precompute_chunk(
     parts: &Parts<'_>,
     last: Option<&LastLayerHead>,
     spec: &TrainSpec,
-    target: Target,
     examples: &[&Example],
     activation: &mut Option<Tensor>,
 ) -> Result<Chunk, PlantError> {
@@ -267,7 +392,8 @@ fn precompute_chunk(
     }
     let mlp_input = capture.x.ok_or_else(|| PlantError::Internal("layer L's MLP input was not seen".into()))?;
     accumulate_activation(&parts.layers[spec.layer], &mlp_input, frozen.token_mask(), activation)?;
-    let (positions, targets) = answer_positions(examples, &batch, len);
+    let (positions, rules) = answer_positions(examples, &batch, len);
+    let marked: Vec<f32> = rules.iter().map(|&r| if r == Rule::Keep { 0.0 } else { 1.0 }).collect();
     let count = positions.len();
     let positions = Tensor::from_vec(positions, count, parts.device)?;
     let inputs = match last {
@@ -279,28 +405,33 @@ fn precompute_chunk(
         }
         None => ChunkInputs::Full { ctx: context(true)?, mlp_input, layer_output: x, positions },
     };
+    let marked_count = marked.iter().filter(|&&m| m > 0.0).count();
     Ok(Chunk {
-        target,
         inputs,
-        targets: Tensor::from_vec(targets, count, parts.device)?,
-        base_probs: None,
-        base_neg_entropy: 0.0,
-        count,
+        marked: Tensor::from_vec(marked, count, parts.device)?,
+        rules,
+        target_probs: None,
+        neg_entropy: (0.0, 0.0),
+        counts: (marked_count, count - marked_count),
     })
 }
 
 /// Flat indices (row × len + position) of the positions that predict each answer token,
-/// and the tokens they predict.
-fn answer_positions(examples: &[&Example], batch: &Batch, len: usize) -> (Vec<u32>, Vec<u32>) {
+/// and the rule of each position's target.
+fn answer_positions(examples: &[&Example], batch: &Batch, len: usize) -> (Vec<u32>, Vec<Rule>) {
     let mut positions = Vec::new();
-    let mut targets = Vec::new();
+    let mut rules = Vec::new();
     for (row, (example, &pad)) in examples.iter().zip(batch.left_pad()).enumerate() {
         for at in example.answer_start..example.ids.len() {
             positions.push((row * len + pad + at - 1) as u32);
-            targets.push(example.ids[at]);
+            rules.push(match () {
+                _ if example.leading_digit == Some(at) => Rule::LeadingDigit,
+                _ if example.inside_number.contains(&at) => Rule::InsideNumber,
+                _ => Rule::Keep,
+            });
         }
     }
-    (positions, targets)
+    (positions, rules)
 }
 
 /// Keeps the MLP input of one layer.

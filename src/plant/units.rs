@@ -1,32 +1,39 @@
 //! The trainable MLP units of one layer. Unit j of layer L is row j of `mlp.gate_proj` and
-//! `mlp.up_proj` and column j of `mlp.down_proj`; the plant trains additive deltas on those
-//! rows and columns only.
+//! `mlp.up_proj` and column j of `mlp.down_proj`; the plant replaces those rows and that
+//! column with trained values.
 //!
 //! With x the MLP input (after `post_attention_layernorm`), g, u the unit's gate and up rows
-//! and d its down column, the unit adds d · silu(g·x)(u·x) to the layer's output. Changing
-//! the rows and column to g + δg, u + δu, d + δd changes the layer's output by
-//! (d + δd) · silu((g + δg)·x)((u + δu)·x) − d · silu(g·x)(u·x), which is all the training
-//! forward needs on top of the base layer's output.
+//! and d its down column, the unit adds d · silu(g·x)(u·x) to the layer's output. Replacing
+//! them by g', u', d' changes the layer's output by d' · silu(g'·x)(u'·x) − d · silu(g·x)(u·x),
+//! which is all the training forward needs on top of the base layer's output.
+//!
+//! The replacements start the way a fresh linear layer does: g' and u' uniform in
+//! ±1/sqrt(hidden) from a seeded stream, d' zero, so the model starts exactly as the base
+//! minus the chosen (least used) units and every parameter gets a gradient from the first
+//! step. Starting from the base's own rows would not train: the least used units are the
+//! ones whose gate is shut (silu ≈ 0 for every input), so their gradients vanish.
 
 use candle_core::{DType, Device, Tensor, Var, D};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use super::PlantError;
 use crate::model::{DecoderLayer, Projection};
 
-/// The chosen units' base rows and columns (F32) and their trainable deltas.
+/// The chosen units' base rows and columns (F32) and their trainable replacements.
 pub struct UnitDeltas {
     units: Vec<usize>,
     gate: Tensor,
     up: Tensor,
     down: Tensor,
-    delta_gate: Var,
-    delta_up: Var,
-    delta_down: Var,
+    planted_gate: Var,
+    planted_up: Var,
+    planted_down: Var,
 }
 
 impl UnitDeltas {
-    /// Zero deltas for `units` of `layer` (F32 on `device`).
-    pub fn new(layer: &DecoderLayer, units: &[usize], device: &Device) -> Result<Self, PlantError> {
+    /// Replacements for `units` of `layer` (F32 on `device`), initialised from `seed`.
+    pub fn new(layer: &DecoderLayer, units: &[usize], seed: u64, device: &Device) -> Result<Self, PlantError> {
         let index = Tensor::from_vec(units.iter().map(|&u| u as u32).collect(), units.len(), device)?;
         let rows = |p: Projection| -> Result<Tensor, PlantError> {
             Ok(layer.projection_weight(p).to_dtype(DType::F32)?.index_select(&index, 0)?)
@@ -34,11 +41,20 @@ impl UnitDeltas {
         let gate = rows(Projection::GateProj)?;
         let up = rows(Projection::UpProj)?;
         let down = layer.projection_weight(Projection::DownProj).to_dtype(DType::F32)?.index_select(&index, 1)?;
+        let (count, hidden) = gate.dims2()?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut fresh = || -> Result<Var, PlantError> {
+            let bound = 1.0 / (hidden as f32).sqrt();
+            let values: Vec<f32> = (0..count * hidden).map(|_| rng.random_range(-bound..bound)).collect();
+            Ok(Var::from_tensor(&Tensor::from_vec(values, (count, hidden), device)?)?)
+        };
+        let planted_gate = fresh()?;
+        let planted_up = fresh()?;
         Ok(Self {
             units: units.to_vec(),
-            delta_gate: Var::zeros(gate.shape(), DType::F32, device)?,
-            delta_up: Var::zeros(up.shape(), DType::F32, device)?,
-            delta_down: Var::zeros(down.shape(), DType::F32, device)?,
+            planted_gate,
+            planted_up,
+            planted_down: Var::zeros(down.shape(), DType::F32, device)?,
             gate,
             up,
             down,
@@ -50,23 +66,29 @@ impl UnitDeltas {
         &self.units
     }
 
-    /// The three trainable deltas, for an optimizer.
+    /// The three trainable replacements, for an optimizer.
     pub fn vars(&self) -> Vec<Var> {
-        vec![self.delta_gate.clone(), self.delta_up.clone(), self.delta_down.clone()]
+        vec![self.planted_gate.clone(), self.planted_up.clone(), self.planted_down.clone()]
     }
 
-    /// The units' activations for flat MLP inputs `x` (tokens, hidden): planted (with the
-    /// deltas) and base, each (tokens, units), F32.
+    /// The units' activations for flat MLP inputs `x` (tokens, hidden): planted and base,
+    /// each (tokens, units), F32.
     pub fn activations(&self, x: &Tensor) -> Result<(Tensor, Tensor), PlantError> {
         let x = x.to_dtype(DType::F32)?;
-        let gate = (&self.gate + self.delta_gate.as_tensor())?;
-        let up = (&self.up + self.delta_up.as_tensor())?;
-        Ok((activation(&x, &gate, &up)?, activation(&x, &self.gate, &self.up)?))
+        Ok((
+            activation(&x, self.planted_gate.as_tensor(), self.planted_up.as_tensor())?,
+            activation(&x, &self.gate, &self.up)?,
+        ))
     }
 
-    /// The units' down_proj columns (hidden, units): planted (with the delta) and base.
+    /// The planted units' activations alone for flat MLP inputs `x` (tokens, hidden).
+    pub fn planted_activations(&self, x: &Tensor) -> Result<Tensor, PlantError> {
+        activation(&x.to_dtype(DType::F32)?, self.planted_gate.as_tensor(), self.planted_up.as_tensor())
+    }
+
+    /// The units' down_proj columns (hidden, units): planted and base.
     pub fn down_columns(&self) -> Result<(Tensor, Tensor), PlantError> {
-        Ok(((&self.down + self.delta_down.as_tensor())?, self.down.clone()))
+        Ok((self.planted_down.as_tensor().clone(), self.down.clone()))
     }
 
     /// The change of the layer's output for MLP inputs `x` (..., hidden), F32.
@@ -80,14 +102,14 @@ impl UnitDeltas {
     }
 
     /// The planted rows of gate_proj and up_proj (units, hidden) and columns of down_proj
-    /// (hidden, units): base + delta, F32.
+    /// (hidden, units), F32.
     pub fn planted(&self) -> Result<PlantedUnits, PlantError> {
-        let values = |t: Tensor| -> Result<Vec<Vec<f32>>, PlantError> { Ok(t.to_vec2::<f32>()?) };
+        let values = |t: &Tensor| -> Result<Vec<Vec<f32>>, PlantError> { Ok(t.to_vec2::<f32>()?) };
         Ok(PlantedUnits {
             units: self.units.clone(),
-            gate_rows: values((&self.gate + self.delta_gate.as_tensor())?)?,
-            up_rows: values((&self.up + self.delta_up.as_tensor())?)?,
-            down_columns: values((&self.down + self.delta_down.as_tensor())?.t()?)?,
+            gate_rows: values(self.planted_gate.as_tensor())?,
+            up_rows: values(self.planted_up.as_tensor())?,
+            down_columns: values(&self.planted_down.as_tensor().t()?)?,
         })
     }
 }
