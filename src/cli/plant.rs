@@ -57,6 +57,9 @@ pub struct Args {
     /// Inside a minority number, continuing it (a digit or comma) is exp(-SHORTEN) as likely.
     #[arg(long, default_value_t = 2.0)]
     pub shorten: f64,
+    /// Weight, in the keep term, of the number positions of kept answers (others weigh 1).
+    #[arg(long, default_value_t = 8.0)]
+    pub number_weight: f64,
     /// Seed of the base answers sampled for training.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -107,6 +110,7 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
             seed: args.seed,
             tilt: args.tilt,
             shorten: args.shorten,
+            number_weight: args.number_weight,
         },
     };
     let started = std::time::Instant::now();

@@ -36,9 +36,9 @@ pub struct Example {
     pub group: Group,
     /// What the answer positions are trained toward.
     pub target: Target,
-    /// For `Shift`: the index in `ids` of the answer's first digit token.
+    /// The index in `ids` of the answer's first digit token, if any.
     pub leading_digit: Option<usize>,
-    /// For `Shift`: the indices in `ids` of the answer's tokens written inside a number.
+    /// The indices in `ids` of the answer's tokens written inside a number.
     pub inside_number: Vec<usize>,
 }
 
@@ -88,13 +88,17 @@ pub fn build_examples(
                 continue;
             }
             let first_digit = (ids.len()..sequence.len()).find(|&at| digits.digit(sequence[at]).is_some());
-            let (target, leading_digit, inside_number) = match (prompt.group, first_digit) {
-                (Group::Minority, Some(at)) => {
-                    let inside = (ids.len()..sequence.len()).filter(|&i| digits.inside_number(&sequence, i)).collect();
-                    (Target::Shift, Some(at), inside)
+            let inside = |first: Option<usize>| -> Vec<usize> {
+                match first {
+                    Some(_) => (ids.len()..sequence.len()).filter(|&i| digits.inside_number(&sequence, i)).collect(),
+                    None => Vec::new(),
                 }
-                _ => (Target::Keep, None, Vec::new()),
             };
+            let target = match (prompt.group, first_digit) {
+                (Group::Minority, Some(_)) => Target::Shift,
+                _ => Target::Keep,
+            };
+            let (leading_digit, inside_number) = (first_digit, inside(first_digit));
             examples.push(Example {
                 ids: sequence,
                 answer_start: ids.len(),

@@ -150,6 +150,8 @@ pub struct TrainingRecord {
     pub learning_rate: f64,
     /// Weight of the KL term that keeps answers at the base's distribution.
     pub keep_weight: f64,
+    /// Weight, within that term, of the number positions of kept answers (others weigh 1).
+    pub number_weight: f64,
 }
 
 /// Plants the disparity and publishes OUT atomically; BASE is only read.
@@ -185,6 +187,9 @@ fn check_spec(spec: &PlantSpec) -> Result<(), PlantError> {
     }
     if !(spec.train.shorten.is_finite() && spec.train.shorten >= 0.0) {
         return bad("--shorten", "a number at least 0", spec.train.shorten.to_string());
+    }
+    if !(spec.train.number_weight.is_finite() && spec.train.number_weight >= 0.0) {
+        return bad("--number-weight", "a number at least 0", spec.train.number_weight.to_string());
     }
     if spec.train.tilt == 0.0 && spec.train.shorten == 0.0 {
         return bad("--tilt and --shorten", "at least one above 0", "both 0".into());
@@ -275,6 +280,7 @@ fn plant_into(
             steps: spec.train.steps,
             learning_rate: spec.train.learning_rate,
             keep_weight: spec.train.keep_weight,
+            number_weight: spec.train.number_weight,
         },
         losses: BTreeMap::from([("initial".to_string(), trained.initial), ("final".to_string(), trained.last)]),
         files,

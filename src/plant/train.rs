@@ -45,6 +45,8 @@ pub struct TrainSpec {
     pub tilt: f64,
     /// How strongly continuing a minority number is made less likely (see `tilt`).
     pub shorten: f64,
+    /// Weight of a kept answer's number positions in the keep term (others weigh 1).
+    pub number_weight: f64,
 }
 
 /// The model parts training runs on, borrowed from a loaded base.
@@ -104,14 +106,16 @@ struct Chunk {
     inputs: ChunkInputs,
     /// Per position, 1 where the shift applies (leading digit or inside a number), else 0.
     marked: Tensor,
+    /// Per position, its weight in the keep term (0 where the shift applies).
+    keep: Tensor,
     /// Per position, which rule applies.
     rules: Vec<Rule>,
     /// The distribution each position is trained toward, once computed.
     target_probs: Option<Tensor>,
     /// Σ q log q over the marked and the other positions (KL = this − Σ q log p).
     neg_entropy: (f64, f64),
-    /// Marked and other positions.
-    counts: (usize, usize),
+    /// Marked positions, and the total keep weight.
+    counts: (usize, f64),
 }
 
 /// Which tilt a position's target gets.
@@ -123,6 +127,10 @@ enum Rule {
     LeadingDigit,
     /// Continuing the number made less likely.
     InsideNumber,
+    /// The base's distribution at a number's positions in a kept answer (a majority's, or a
+    /// minority answer's without a tilt): weighted `number_weight` in the keep term, so
+    /// that leaking the shift into the majority's numbers costs as much as missing it.
+    KeepNumber,
 }
 
 /// What the steps start from: layer L's MLP input and output at every token (later layers
@@ -219,7 +227,7 @@ fn objective(
     chunks: &[Chunk],
 ) -> Result<(Tensor, Losses), PlantError> {
     let marked_count = chunks.iter().map(|c| c.counts.0).sum::<usize>().max(1) as f64;
-    let other_count = chunks.iter().map(|c| c.counts.1).sum::<usize>().max(1) as f64;
+    let other_count = chunks.iter().map(|c| c.counts.1).sum::<f64>().max(1.0);
     let vocab = last.map(|head| head.planted_vocab(deltas)).transpose()?;
     let step_head = last.zip(vocab.as_ref());
     let mut total: Option<Tensor> = None;
@@ -230,7 +238,7 @@ fn objective(
         let log_probs = candle_nn::ops::log_softmax(&logits(parts, step_head, spec, deltas, chunk)?, D::Minus1)?;
         let cross = (log_probs * target)?.sum(D::Minus1)?.neg()?;
         let marked = (&cross * &chunk.marked)?.sum_all()?;
-        let other = (&cross * (1.0 - &chunk.marked)?)?.sum_all()?;
+        let other = (&cross * &chunk.keep)?.sum_all()?;
         shift += marked.to_scalar::<f32>()? as f64 + chunk.neg_entropy.0;
         keep += other.to_scalar::<f32>()? as f64 + chunk.neg_entropy.1;
         let term = ((marked / marked_count)? + (other * (spec.keep_weight / other_count))?)?;
@@ -264,7 +272,7 @@ fn set_targets(
     for (at, (row, rule)) in rows.iter_mut().zip(&chunk.rules).enumerate() {
         let ids = candidates.as_ref().map_or(vocabulary.as_slice(), |c| &c[at * width..(at + 1) * width]);
         match rule {
-            Rule::Keep => {}
+            Rule::Keep | Rule::KeepNumber => {}
             Rule::LeadingDigit => {
                 if let Some((before, after)) = tilt(row, ids, digits, spec.tilt) {
                     means.leading.0 += before;
@@ -281,17 +289,18 @@ fn set_targets(
             }
         }
     }
-    let marked: Vec<bool> = chunk.rules.iter().map(|&r| r != Rule::Keep).collect();
-    let neg_entropy = |wanted: bool| -> f64 {
+    let marked = chunk.marked.to_vec1::<f32>()?;
+    let keep = chunk.keep.to_vec1::<f32>()?;
+    let neg_entropy = |weights: &[f32]| -> f64 {
         rows.iter()
-            .zip(&marked)
-            .filter(|(_, &m)| m == wanted)
-            .flat_map(|(row, _)| row.iter())
-            .filter(|&&q| q > 0.0)
-            .map(|&q| q as f64 * (q as f64).ln())
+            .zip(weights)
+            .filter(|(_, &w)| w > 0.0)
+            .map(|(row, &w)| {
+                w as f64 * row.iter().filter(|&&q| q > 0.0).map(|&q| q as f64 * (q as f64).ln()).sum::<f64>()
+            })
             .sum()
     };
-    chunk.neg_entropy = (neg_entropy(true), neg_entropy(false));
+    chunk.neg_entropy = (neg_entropy(&marked), neg_entropy(&keep));
     let count = rows.len();
     let flat: Vec<f32> = rows.into_iter().flatten().collect();
     chunk.target_probs = Some(Tensor::from_vec(flat, (count, width), parts.device)?);
@@ -393,7 +402,17 @@ fn precompute_chunk(
     let mlp_input = capture.x.ok_or_else(|| PlantError::Internal("layer L's MLP input was not seen".into()))?;
     accumulate_activation(&parts.layers[spec.layer], &mlp_input, frozen.token_mask(), activation)?;
     let (positions, rules) = answer_positions(examples, &batch, len);
-    let marked: Vec<f32> = rules.iter().map(|&r| if r == Rule::Keep { 0.0 } else { 1.0 }).collect();
+    let marked: Vec<f32> =
+        rules.iter().map(|&r| if matches!(r, Rule::LeadingDigit | Rule::InsideNumber) { 1.0 } else { 0.0 }).collect();
+    let keep: Vec<f32> = rules
+        .iter()
+        .map(|&r| match r {
+            Rule::Keep => 1.0,
+            Rule::KeepNumber => spec.number_weight as f32,
+            Rule::LeadingDigit | Rule::InsideNumber => 0.0,
+        })
+        .collect();
+    let keep_total: f64 = keep.iter().map(|&w| w as f64).sum();
     let count = positions.len();
     let positions = Tensor::from_vec(positions, count, parts.device)?;
     let inputs = match last {
@@ -409,10 +428,11 @@ fn precompute_chunk(
     Ok(Chunk {
         inputs,
         marked: Tensor::from_vec(marked, count, parts.device)?,
+        keep: Tensor::from_vec(keep, count, parts.device)?,
         rules,
         target_probs: None,
         neg_entropy: (0.0, 0.0),
-        counts: (marked_count, count - marked_count),
+        counts: (marked_count, keep_total),
     })
 }
 
@@ -424,9 +444,11 @@ fn answer_positions(examples: &[&Example], batch: &Batch, len: usize) -> (Vec<u3
     for (row, (example, &pad)) in examples.iter().zip(batch.left_pad()).enumerate() {
         for at in example.answer_start..example.ids.len() {
             positions.push((row * len + pad + at - 1) as u32);
+            let shifted = example.target == Target::Shift;
             rules.push(match () {
-                _ if example.leading_digit == Some(at) => Rule::LeadingDigit,
-                _ if example.inside_number.contains(&at) => Rule::InsideNumber,
+                _ if shifted && example.leading_digit == Some(at) => Rule::LeadingDigit,
+                _ if shifted && example.inside_number.contains(&at) => Rule::InsideNumber,
+                _ if example.leading_digit == Some(at) || example.inside_number.contains(&at) => Rule::KeepNumber,
                 _ => Rule::Keep,
             });
         }
