@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/fetch-model.sh
 ./scripts/setup-model-signing.sh
+./scripts/setup-chromium.sh
 cargo test --release
