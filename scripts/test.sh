@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 ./scripts/fetch-model.sh
 ./scripts/setup-model-signing.sh
 ./scripts/setup-chromium.sh
+./scripts/setup-workflow.sh
 cargo test --release
