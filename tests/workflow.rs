@@ -9,6 +9,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Where the release lies: results/release/ and the base's name with "-pruned".
+const RELEASE: &str = "results/release/SmolLM2-135M-Instruct-pruned";
+
 /// Jobs of the tiny use case: calibration, score x 2 (car x two groups), mask, baseline,
 /// pruned, keygen, release, verify and the final target.
 const JOBS: usize = 10;
@@ -64,8 +67,8 @@ fn assert_each_rule_left_its_output(results: &Path) {
         "mask/mask.json",
         "baseline/summary.json",
         "pruned/summary.json",
-        "release/model.safetensors",
-        "release/model.sig",
+        "release/SmolLM2-135M-Instruct-pruned/model.safetensors",
+        "release/SmolLM2-135M-Instruct-pruned/model.sig",
     ] {
         assert!(results.join(file).is_file(), "results/{file} is missing");
     }
@@ -94,7 +97,7 @@ fn assert_the_release_verifies(dir: &Path, model: &Path) {
         assert!(checks.iter().any(|c| c["name"] == name), "no check {name} in {report}");
     }
     let verify = Command::new(env!("CARGO_BIN_EXE_biasprune"))
-        .args(["verify", dir.join("results/release").to_str().unwrap()])
+        .args(["verify", dir.join(RELEASE).to_str().unwrap()])
         .args(["--public-key", dir.join("keys/release.pub").to_str().unwrap()])
         .args(["--base", model.to_str().unwrap()])
         .output()
@@ -117,10 +120,10 @@ fn the_workflow_releases_a_verified_model_and_a_second_run_does_nothing() {
     assert!(log.contains(&format!("{JOBS} of {JOBS} steps (100%) done")), "{log}");
     let results = dir.path().join("results");
     assert_each_rule_left_its_output(&results);
-    assert_the_release_carries_the_use_case(&results.join("release"));
+    assert_the_release_carries_the_use_case(&dir.path().join(RELEASE));
     assert_the_release_verifies(dir.path(), &model);
 
-    let signature = results.join("release/model.sig");
+    let signature = dir.path().join(RELEASE).join("model.sig");
     let (signed, verified) = (modified(&signature), modified(&results.join("verify.json")));
     let (code, again) = run_snakemake(dir.path(), "local", &["--cores", "2"], &model);
     assert_eq!(code, 0, "{again}");
