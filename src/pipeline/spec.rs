@@ -13,8 +13,13 @@ use crate::device::ComputeDtype;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PruneSpec {
-    /// The base checkpoint directory (never modified).
+    /// The base checkpoint directory (never modified), or a Hugging Face Hub id
+    /// (`org/name[@revision]`) until the front end resolves it.
     pub base: PathBuf,
+    /// The Hub model and commit `base` was resolved from, when it was named by Hub id (set by
+    /// the front end, never read from a file).
+    #[serde(skip)]
+    pub base_hub: Option<crate::hub::HubModel>,
     /// The release directory to write (appears atomically, signed when `sign_key` is set).
     pub out: PathBuf,
     /// Where intermediate artifacts live, keyed by the digests of their inputs
@@ -309,7 +314,8 @@ impl Default for ComputeSpec {
 }
 
 impl PruneSpec {
-    /// Reads a TOML pipeline file; relative paths in it are taken from the file's directory.
+    /// Reads a TOML pipeline file; relative paths in it are taken from the file's directory
+    /// (a base that is a Hub id and not a directory there stays an id).
     pub fn from_toml_file(path: &Path) -> Result<Self, PipelineError> {
         let text = crate::fsutil::read_capped_text(path, crate::fsutil::MAX_TOML_BYTES, crate::fsutil::Links::Follow)
             .map_err(|e| PipelineError::io(path, e))?;
@@ -335,7 +341,12 @@ impl PruneSpec {
                 *p = dir.join(&*p);
             }
         };
-        join(&mut self.base);
+        // A Hub id (`org/name[@revision]`) that is not a directory beside the file stays an id.
+        let hub_id =
+            crate::hub::HubRef::parse(&self.base.to_string_lossy()).is_some() && !dir.join(&self.base).exists();
+        if !hub_id {
+            join(&mut self.base);
+        }
         join(&mut self.out);
         for p in [&mut self.work_dir, &mut self.sign_key, &mut self.scenarios_dir].into_iter().flatten() {
             join(p);
