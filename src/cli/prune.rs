@@ -28,7 +28,8 @@ pub struct Args {
     /// HF_HUB_OFFLINE=1; the manifest records the id and commit and the card names the id as
     /// base_model).
     pub base: Option<PathBuf>,
-    /// TOML pipeline file; relative paths in it are relative to the file.
+    /// TOML pipeline file; relative paths in it are relative to the file (a base that is a Hub
+    /// id, with no such directory beside the file, stays an id).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Release directory to write (appears atomically once complete).
