@@ -1,7 +1,8 @@
 //! biasprune: measure, localize and prune name-based bias in Llama-family checkpoints.
 //!
 //! The modules follow the pipeline, each using only those listed before it:
-//! - `checkpoint` and `arch` read and describe a Hugging Face checkpoint; `gguf` imports
+//! - `checkpoint` and `arch` read and describe a Hugging Face checkpoint, `hub` finds one
+//!   named by Hub id in the Hugging Face cache (downloading it when allowed); `gguf` imports
 //!   llama.cpp files as checkpoints; `fixture` generates random ones for tests;
 //! - `tokenizer` and `chat` turn chat messages into token ids; `model` runs Llama-family
 //!   checkpoints (forward, hooks, gradients, layer by layer, batched generation);
@@ -21,6 +22,7 @@
 pub mod checkpoint;
 pub mod device;
 pub mod fsutil;
+pub mod hub;
 pub mod progress;
 
 pub mod arch;

@@ -12,6 +12,7 @@ mod eval;
 mod fixture;
 mod generate;
 mod import_gguf;
+mod inputs;
 mod inspect;
 mod keygen;
 mod mask;

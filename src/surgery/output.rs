@@ -25,6 +25,12 @@ pub struct OutputTarget {
 /// directories of earlier runs, and creates a fresh temporary directory.
 pub fn prepare_output(input: &Path, out: &Path, force: bool) -> Result<OutputTarget, SurgeryError> {
     let input = input.canonicalize().map_err(|source| SurgeryError::io(input, source))?;
+    // A Hugging Face cache snapshot's files live in its model's blobs/: the whole model
+    // folder (snapshots, blobs, refs) counts as the input, so OUT can neither land in it
+    // nor replace it.
+    let input = crate::checkpoint::hub_blobs_of(&input)
+        .and_then(|blobs| blobs.parent().map(Path::to_path_buf))
+        .unwrap_or(input);
     let out = absolute_target(out)?;
     if out == input || out.starts_with(&input) {
         return Err(SurgeryError::OutputInsideInput { out, input });

@@ -22,7 +22,7 @@ use crate::checkpoint::{Checkpoint, Shard};
 use crate::manifest::MANIFEST_FILE;
 use crate::mask::TensorZeroing;
 use crate::progress::{Progress, Unit};
-use crate::sign::{digest_directory, is_ignored, list_files, root_digest, IGNORE_PATHS, SIGNATURE_FILE};
+use crate::sign::{digest_checkpoint, is_ignored, list_files, root_digest, IGNORE_PATHS, SIGNATURE_FILE};
 
 /// Runs the base checks of `dir` against `base`, appending one check per finding.
 pub(super) fn check_base(
@@ -54,7 +54,7 @@ fn check_identity(
     progress: &dyn Progress,
     checks: &mut Vec<Check>,
 ) -> Option<BTreeMap<String, String>> {
-    let digests = match digest_directory(base, progress) {
+    let digests = match digest_checkpoint(base, progress) {
         Ok(d) => d,
         Err(e) => {
             checks.push(Check::fail(BASE_IDENTITY, format!("cannot hash the base: {e}")));

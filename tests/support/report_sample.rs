@@ -59,6 +59,7 @@ impl Sample {
                 name: "SmolLM2-135M-Instruct".into(),
                 files: BTreeMap::from([("model.safetensors".into(), "ab".repeat(32))]),
                 root_digest: "3f".repeat(32),
+                hub: None,
             },
             use_case: UseCase {
                 scenarios: vec!["purchase".into()],
