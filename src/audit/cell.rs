@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{Audit, AuditSettings, AuditSpec, CellId, ScenarioNames};
+use super::{Audit, AuditSettings, AuditSpec, CellId};
 use crate::eval::{CheckpointIdentity, ComputeIdentity};
 use crate::metrics::{
     benjamini_hochberg_adjusted, detectable_smd, holm_adjusted, ConfidenceInterval, Correction, VariationSummary,
@@ -24,14 +24,16 @@ pub(super) struct Measured {
 
 /// What the audit concludes about a cell at the chosen level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum Finding {
     /// The deciding adjusted p-value is at most alpha.
+    #[serde(rename = "disparity")]
     Disparity,
     /// The deciding adjusted p-value is above alpha: no disparity detected (which is not
     /// evidence of none; see the cell's detectable SMD).
+    #[serde(rename = "none detected")]
     NoneDetected,
     /// No p-value: fewer than two names with answers in a group.
+    #[serde(rename = "not tested")]
     NotTested,
 }
 
@@ -143,7 +145,7 @@ pub(super) fn assemble(
         checkpoint,
         compute,
         settings: settings(spec),
-        scenarios: spec.scenarios.iter().cloned().collect::<Vec<ScenarioNames>>(),
+        scenarios: spec.scenarios.to_vec(),
         not_applicable,
         tested,
         flagged,
@@ -186,7 +188,7 @@ fn build(spec: &AuditSpec, m: Measured, adjusted: Option<(f64, f64)>, corrected_
         smd_undefined: v.as_ref().and_then(|v| v.smd_undefined.as_ref()).map(|r| r.to_string()),
         smd_ci: v.as_ref().and_then(|v| v.smd_ci),
         against_minority,
-        worse_off: against_minority.and_then(|a| worse_off(a)),
+        worse_off: against_minority.and_then(worse_off),
         p_value: v.as_ref().and_then(|v| v.group_test).map(|g| g.p_value),
         p_exact: v.as_ref().and_then(|v| v.group_test).map(|g| g.exact),
         p_holm: adjusted.map(|(holm, _)| holm),
@@ -263,6 +265,13 @@ mod tests {
         assert_eq!(shell_quote("my model"), "'my model'");
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
         assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn findings_serialise_as_their_words() {
+        for finding in [Finding::Disparity, Finding::NoneDetected, Finding::NotTested] {
+            assert_eq!(serde_json::to_value(finding).unwrap(), finding.as_str());
+        }
     }
 
     #[test]

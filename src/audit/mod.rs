@@ -36,7 +36,7 @@ pub enum AuditError {
         /// The cell id (scenario/variation/context).
         cell: String,
         /// The evaluation's error.
-        source: EvalError,
+        source: Box<EvalError>,
     },
     /// Nothing to audit: no selected scenario supports a selected context.
     #[error("no cell to audit: none of the scenarios {scenarios} supports the context(s) {contexts}")]
@@ -270,13 +270,13 @@ fn evaluate_cell(
         scenario: scenario.clone(),
         context: cell.context,
         variations: Some(vec![cell.variation.clone()]),
-        sampling: spec.sampling.clone(),
+        sampling: spec.sampling,
         inlier_rule: spec.inlier_rule,
         summary: spec.summary,
         names: None,
     };
     let output = run_eval(session, &eval, checkpoint.clone(), None, &cell.dir(out), progress)
-        .map_err(|source| AuditError::Eval { cell: cell.to_string(), source })?;
+        .map_err(|source| AuditError::Eval { cell: cell.to_string(), source: Box::new(source) })?;
     let summary = output.summary.variations.get(&cell.variation).cloned();
     Ok(cell::Measured { id: cell.clone(), worse: scenario.worse, summary })
 }
