@@ -51,7 +51,7 @@ fn scenario_rows<'a>(cells: &[&'a AuditCell]) -> Vec<(String, Vec<&'a AuditCell>
 
 fn cell_box(cell: &AuditCell, x: usize, y: usize) -> String {
     let flagged = cell.finding == Finding::Disparity;
-    let (stroke, stroke_width) = if flagged { ("#000000", 3) } else { ("#ffffff", 1) };
+    let (stroke, stroke_width) = if flagged { ("#000000", 3) } else { ("#c8ccd4", 1) };
     let value = cell.against_minority.map_or("n/a".to_string(), |v| format!("{v:+.2}"));
     let star = if flagged { " *" } else { "" };
     let tooltip = format!(

@@ -187,31 +187,23 @@ pub struct AuditSettings {
     pub smallest_possible_p: f64,
 }
 
-/// The cells of `spec` in plan order, and the (scenario, context) pairs it skips because
-/// the scenario does not define that context.
+/// The cells of `spec` in plan order (scenarios as given, variations in manifest order,
+/// contexts low, high, numeric), and the (scenario, context) pairs it skips because the
+/// scenario does not define that context, as "scenario/context".
 pub fn plan_cells(spec: &AuditSpec) -> (Vec<CellId>, Vec<String>) {
     let mut cells = Vec::new();
     let mut skipped = Vec::new();
     for scenario in spec.scenarios.iter().map(|s| &s.scenario) {
-        for &context in &spec.contexts {
-            if !scenario.contexts.contains(&context) {
-                skipped.push(format!("{}/{}", scenario.id, context.as_str()));
-                continue;
-            }
-            for variation in &scenario.variations {
+        let (defined, missing): (Vec<ContextLevel>, Vec<ContextLevel>) =
+            spec.contexts.iter().partition(|c| scenario.contexts.contains(c));
+        skipped.extend(missing.iter().map(|c| format!("{}/{}", scenario.id, c.as_str())));
+        for variation in &scenario.variations {
+            for &context in &defined {
                 cells.push(CellId { scenario: scenario.id.clone(), variation: variation.id.clone(), context });
             }
         }
     }
-    cells.sort_by_key(|c| position(spec, c));
     (cells, skipped)
-}
-
-/// Sort key: scenario order, variation manifest order, context order.
-fn position(spec: &AuditSpec, cell: &CellId) -> (usize, usize, ContextLevel) {
-    let s = spec.scenarios.iter().position(|s| s.scenario.id == cell.scenario).unwrap_or(usize::MAX);
-    let v = spec.scenarios[s].scenario.variations.iter().position(|v| v.id == cell.variation).unwrap_or(usize::MAX);
-    (s, v, cell.context)
 }
 
 /// Runs (or resumes) the audit into `out` and writes audit.json, audit.csv and audit.html.

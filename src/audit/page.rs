@@ -152,7 +152,11 @@ fn flagged(c: &AuditCell, correction: Correction) -> Flagged {
     Flagged {
         id: c.id.clone(),
         against: signed(c.against_minority),
-        ci: c.smd_ci.map_or("no CI".into(), |ci| format!("SMD 95% CI {:+.3}, {:+.3}", ci.low, ci.high)),
+        ci: match (c.smd, c.smd_ci) {
+            (Some(smd), Some(ci)) => format!("SMD {smd:+.3}, 95% CI [{:+.3}, {:+.3}]", ci.low, ci.high),
+            (Some(smd), None) => format!("SMD {smd:+.3}, no CI"),
+            (None, _) => "SMD undefined".into(),
+        },
         p: p(c.p_value),
         p_adjusted: p(adjusted),
         worse_off: c.worse_off.map_or("neither".into(), |g| format!("{g:?}").to_lowercase()),

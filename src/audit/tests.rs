@@ -158,3 +158,31 @@ fn csv_and_page_are_deterministic_and_complete() {
     assert!(html.contains("biasprune prune &#x27;my model&#x27; --scenario purchase --variations bicycle"), "escaped");
     assert!(html.contains("Not applicable (the scenario has no such context level): purchase&#x2f;high."));
 }
+
+#[test]
+fn the_plan_skips_contexts_a_scenario_lacks() {
+    let catalog = Catalog::installed().unwrap();
+    let mut spec = spec(Correction::Holm);
+    let choice = NameChoice { list: None, per_group: None };
+    spec.scenarios =
+        ["activity", "purchase"].iter().map(|id| choice.apply(catalog.get(id).unwrap()).unwrap()).collect();
+    spec.contexts = vec![ContextLevel::Low, ContextLevel::High];
+    let (cells, skipped) = super::plan_cells(&spec);
+    let ids: Vec<String> = cells.iter().map(|c| c.to_string()).collect();
+    assert_eq!(
+        ids,
+        [
+            "activity/skiing/low",
+            "activity/bird-watching/low",
+            "activity/pottery/low",
+            "purchase/bicycle/low",
+            "purchase/bicycle/high",
+            "purchase/car/low",
+            "purchase/car/high",
+            "purchase/house/low",
+            "purchase/house/high",
+        ]
+    );
+    assert_eq!(skipped, ["activity/high"]);
+    assert_eq!(cells[4].dir(std::path::Path::new("out")), std::path::Path::new("out/cells/purchase/bicycle/high"));
+}
