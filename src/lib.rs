@@ -9,6 +9,8 @@
 //! - `scenario` states use cases as data and parses answers; `metrics` computes bias
 //!   statistics of sampled answers; `plot` draws them as SVG;
 //! - `eval` runs resumable evaluations; `score` computes per-group weight importance;
+//!   `audit` evaluates every (scenario, variation, context) cell and corrects the tests
+//!   for multiplicity;
 //! - `mask` turns scores into what to zero (and applies it in memory), `analyze` shows
 //!   where it sits, `surgery` writes the pruned checkpoint, `sweep` searches (p, q);
 //! - `manifest` records what was pruned and why; `sign` and `verify` implement the OpenSSF
@@ -41,6 +43,8 @@ pub mod scenario;
 
 pub mod eval;
 pub mod score;
+
+pub mod audit;
 
 pub mod analyze;
 pub mod mask;

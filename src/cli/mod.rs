@@ -5,6 +5,7 @@
 
 mod analyze;
 mod apply;
+mod audit;
 mod bars;
 mod bench;
 mod device;
@@ -52,6 +53,9 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Find where a model needs mitigation: every scenario, variation and context, tests
+    /// corrected for multiplicity, one table and one heatmap.
+    Audit(Box<audit::Args>),
     /// The whole job: measure, localize, prune, evaluate, report and sign, resumably.
     Prune(Box<prune::Args>),
     /// Sample answers to a prompt from a checkpoint, one answer per line.
@@ -144,6 +148,7 @@ fn init_logging() {
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let bars = bars::Bars::new(cli.quiet);
     match cli.command {
+        Command::Audit(args) => audit::run(*args, &bars),
         Command::Prune(args) => prune::run(*args, &bars),
         Command::ImportGguf(args) => import_gguf::run(args, &bars),
         Command::Generate(args) => generate::run(args, &bars),
