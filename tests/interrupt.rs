@@ -75,6 +75,7 @@ fn apply_killed_at_several_points_leaves_no_output_and_reruns_to_identical_bytes
     let mask = tmp.path().join("mask");
     save_mask(&mask, &PruneMask { heads: BTreeMap::from([(0, BTreeSet::from([0]))]), ..PruneMask::default() }).unwrap();
     let reference = tmp.path().join("reference/out");
+    std::fs::create_dir(tmp.path().join("reference")).unwrap();
     let apply = |out: &Path| -> Vec<String> {
         ["apply", input.to_str().unwrap(), "--mask", mask.to_str().unwrap(), "--out", out.to_str().unwrap()]
             .map(String::from)
@@ -131,7 +132,7 @@ fn eval_args<'a>(model: &'a Path, out: &'a Path) -> Vec<&'a str> {
         "16",
         "--seed",
         "3",
-        "--batch",
+        "--max-rows",
         "16",
         "--quiet",
         "--out",
