@@ -36,7 +36,9 @@ EOF
 echo "apply --sign-key (writes about 15 GiB, then made sparse)..."
 /usr/bin/time -f "apply: peak RSS %M KiB, %e s" nice -n 19 "$bin" apply "$work/base" --mask "$work/mask" \
     --out "$work/release" --sign-key "$work/key.priv" --quiet >/dev/null
-fallocate --dig-holes "$work"/release/model-*.safetensors
+for shard in "$work"/release/model-*.safetensors; do
+    fallocate --dig-holes "$shard"
+done
 du -sh --apparent-size "$work/release"
 du -sh "$work/release"
 

@@ -161,6 +161,9 @@ fn evaluated() -> &'static Evaluated {
     })
 }
 
+/// Where to kill a run: a name for messages and the condition that says the run got there.
+type KillPoint<'a> = (&'static str, Box<dyn Fn() -> bool + 'a>);
+
 #[test]
 fn eval_killed_at_several_points_resumes_to_identical_bytes() {
     let shared = evaluated();
@@ -169,7 +172,7 @@ fn eval_killed_at_several_points_resumes_to_identical_bytes() {
     let out = tmp.path().join("eval");
     let args = eval_args(&shared.model, &out);
     let records = out.join("records.jsonl");
-    let points: [(&str, Box<dyn Fn() -> bool>); 3] = [
+    let points: [KillPoint<'_>; 3] = [
         ("run.json is written", Box::new(|| out.join("run.json").is_file())),
         ("the first chunk is written", Box::new(|| lines(&records) >= 16)),
         ("most chunks are written", Box::new(|| lines(&records) >= EVAL_ANSWERS * 5 / 8)),

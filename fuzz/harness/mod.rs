@@ -25,8 +25,12 @@ pub const BITMASK_DIGEST_PLACEHOLDER: &str = "@BITMASK_SHA256@";
 /// Most files taken from one input (more parts are ignored).
 const MAX_PARTS: usize = 4;
 
+/// What one fuzz target does with one input; true when the input passed every parser it
+/// reached.
+pub type Target = fn(&[u8]) -> bool;
+
 /// The fuzz targets by name, each with the function it runs.
-pub const TARGETS: &[(&str, fn(&[u8]) -> bool)] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("safetensors", safetensors),
     ("gguf", gguf),
     ("manifest", manifest),
