@@ -5,11 +5,12 @@
 # README's pipeline file, and a tiny GGUF written by fuzz/tiny_gguf.py. Each seed is one
 # harness input: files joined by the separator of fuzz/harness/mod.rs; seeds named
 # rejected-* are ones the parsers must refuse (tests/fuzz_corpus.rs checks both). Needs
-# target/release/biasprune (cargo build --release). Deterministic up to the ECDSA signature.
+# target/release/biasprune (cargo build --release); SEEDS_DIR writes them elsewhere.
+# Deterministic up to the ECDSA signature.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="$PWD/target/release/biasprune"
-seeds="$PWD/fuzz/seeds"
+seeds=${SEEDS_DIR:-$PWD/fuzz/seeds}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export SOURCE_DATE_EPOCH=1767225600
