@@ -110,6 +110,7 @@ pub enum Outcome {
 /// Parses the command line, runs the command and returns the process exit code.
 pub fn main() -> ExitCode {
     restore_default_sigpipe();
+    exit_cleanly_on_sigbus();
     init_logging();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -137,6 +138,35 @@ fn restore_default_sigpipe() {
     // SAFETY: setting a signal disposition to its default before any thread starts.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// What a SIGBUS means here, printed before exiting with [`EXIT_BAD_INPUT`].
+const SIGBUS_MESSAGE: &[u8] = b"error: a memory-mapped input could not be read (SIGBUS): a checkpoint shard, \
+mask or score file was truncated or replaced while biasprune was reading it (or the storage failed); \
+nothing was published, rerun once the inputs are stable\n";
+
+/// Turns SIGBUS into a clean exit 2 with a message instead of a crash. Inputs are read
+/// through read-only memory maps, whose sizes are checked against every header when mapped;
+/// a file truncated after that (by another process) makes the next read of a page past its
+/// new end raise SIGBUS, which no check can prevent. Outputs are never written through
+/// maps, and a partial output is left clearly named for the next run to remove.
+fn exit_cleanly_on_sigbus() {
+    // SAFETY: installs a handler that calls only async-signal-safe functions (write, _exit),
+    // before any thread starts; the sigaction struct is zeroed, then filled as required.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigbus as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut());
+    }
+}
+
+extern "C" fn on_sigbus(_signal: libc::c_int) {
+    // SAFETY: write(2) and _exit(2) are async-signal-safe; the buffer is a static.
+    unsafe {
+        libc::write(2, SIGBUS_MESSAGE.as_ptr().cast(), SIGBUS_MESSAGE.len());
+        libc::_exit(i32::from(EXIT_BAD_INPUT));
     }
 }
 

@@ -320,7 +320,13 @@ impl PruneSpec {
     pub fn from_toml_file(path: &Path) -> Result<Self, PipelineError> {
         let text = crate::fsutil::read_capped_text(path, crate::fsutil::MAX_TOML_BYTES, crate::fsutil::Links::Follow)
             .map_err(|e| PipelineError::io(path, e))?;
-        let mut spec: PruneSpec = toml::from_str(&text)
+        Self::from_toml(&text, path)
+    }
+
+    /// Parses the text of a TOML pipeline file read from `path` (named in errors; relative
+    /// paths in the text are taken from its directory).
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, PipelineError> {
+        let mut spec: PruneSpec = toml::from_str(text)
             .map_err(|e| PipelineError::Spec(format!("{}: {}", path.display(), e.to_string().trim_end())))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         spec.resolve_paths(dir);
