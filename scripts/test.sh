@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/fetch-model.sh
 ./scripts/setup-model-signing.sh
+./scripts/setup-chromium.sh
+./scripts/setup-workflow.sh
 cargo test --release

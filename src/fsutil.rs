@@ -119,10 +119,45 @@ pub const WORK_FILE_MODE: u32 = 0o644;
 /// the directory, so readers see either the old file or the complete new one and the new
 /// one survives a crash. The file gets [`WORK_FILE_MODE`].
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let parent = parent_dir(path);
-    let mut temp = tempfile::NamedTempFile::new_in(parent)?;
+    let mut temp = partial_file_for(path)?;
     temp.write_all(bytes)?;
     persist_work_file(temp, path)
+}
+
+/// What marks a partial output: `.NAME` + this + the writer's process id (then, for files,
+/// `.` and a random suffix).
+pub const PARTIAL_MARK: &str = ".biasprune-partial-";
+
+/// Creates the temporary file that becomes `path` once complete (see `persist_work_file`):
+/// `.NAME.biasprune-partial-PID.XXXXXX` beside it, after removing the partial files of
+/// earlier writers of `path` whose process is gone (a run killed mid-write leaves one).
+pub fn partial_file_for(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let parent = parent_dir(path);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    remove_stale_partials(parent, &name);
+    tempfile::Builder::new().prefix(&format!(".{name}{PARTIAL_MARK}{}.", std::process::id())).tempfile_in(parent)
+}
+
+/// Removes the partial outputs (`.NAME.biasprune-partial-PID`, directories or files, with
+/// or without a suffix after the process id) that `parent` holds for NAME `name` and whose
+/// writing process is gone. Best effort: what cannot be removed stays.
+pub fn remove_stale_partials(parent: &Path, name: &str) {
+    let prefix = format!(".{name}{PARTIAL_MARK}");
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
+        let pid = rest.split('.').next().unwrap_or_default();
+        if pid.parse::<u32>().is_ok_and(|pid| !process_alive(pid)) {
+            log::info!("removing the partial output of an interrupted run: {}", entry.path().display());
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            let _ = if is_dir { std::fs::remove_dir_all(entry.path()) } else { std::fs::remove_file(entry.path()) };
+        }
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Moves a finished temporary file (in `path`'s directory) to `path`: sets [`WORK_FILE_MODE`]
@@ -193,6 +228,14 @@ pub fn release_pages(map: &memmap2::Mmap, offset: usize, len: usize) {
     // SAFETY: the map is read-only and file-backed: MADV_DONTNEED only drops page-table
     // entries (no data is lost), and slices into the range stay valid, re-read on access.
     let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) };
+}
+
+/// `release_pages` for `part`, a slice of `map` (a slice from elsewhere is left alone).
+pub fn release_slice_pages(map: &memmap2::Mmap, part: &[u8]) {
+    let offset = (part.as_ptr() as usize).wrapping_sub(map.as_ptr() as usize);
+    if offset <= map.len() && part.len() <= map.len() - offset {
+        release_pages(map, offset, part.len());
+    }
 }
 
 /// sha256 of a read-only file map, giving each 4 MiB block's pages back once hashed.

@@ -1,13 +1,16 @@
 //! biasprune: measure, localize and prune name-based bias in Llama-family checkpoints.
 //!
 //! The modules follow the pipeline, each using only those listed before it:
-//! - `checkpoint` and `arch` read and describe a Hugging Face checkpoint; `gguf` imports
+//! - `checkpoint` and `arch` read and describe a Hugging Face checkpoint, `hub` finds one
+//!   named by Hub id in the Hugging Face cache (downloading it when allowed); `gguf` imports
 //!   llama.cpp files as checkpoints; `fixture` generates random ones for tests;
 //! - `tokenizer` and `chat` turn chat messages into token ids; `model` runs Llama-family
 //!   checkpoints (forward, hooks, gradients, layer by layer, batched generation);
 //! - `scenario` states use cases as data and parses answers; `metrics` computes bias
 //!   statistics of sampled answers; `plot` draws them as SVG;
 //! - `eval` runs resumable evaluations; `score` computes per-group weight importance;
+//!   `audit` evaluates every (scenario, variation, context) cell and corrects the tests
+//!   for multiplicity;
 //! - `mask` turns scores into what to zero (and applies it in memory), `analyze` shows
 //!   where it sits, `surgery` writes the pruned checkpoint, `sweep` searches (p, q);
 //! - `manifest` records what was pruned and why; `sign` and `verify` implement the OpenSSF
@@ -22,6 +25,7 @@
 pub mod checkpoint;
 pub mod device;
 pub mod fsutil;
+pub mod hub;
 pub mod progress;
 
 pub mod arch;
@@ -40,6 +44,8 @@ pub mod scenario;
 
 pub mod eval;
 pub mod score;
+
+pub mod audit;
 
 pub mod analyze;
 pub mod mask;

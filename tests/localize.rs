@@ -1,6 +1,7 @@
 //! The localization pipeline end to end on the reference model: baseline evaluation, Wanda
 //! scores of both groups from the model's own answers, a prompt-specific weight mask with
-//! p = q = 0.15, the mask applied in memory, and the pruned evaluation. It asserts the
+//! p = q = 0.15, the mask applied in memory, and the pruned evaluation, each command naming
+//! the previous one's output by its directory or by a file inside it. It asserts the
 //! pipeline's invariants (not that bias drops on a 135M model) and prints the figures.
 
 mod common;
@@ -34,10 +35,11 @@ fn score_mask_and_pruned_evaluation_on_the_reference_model() {
     biasprune(&args);
     let records = format!("{base}/records.jsonl");
 
-    for group in ["minority", "majority"] {
+    // An `eval` output is named by its directory or by the file inside it, alike.
+    for (group, answers) in [("minority", &base), ("majority", &records)] {
         let out = path(group);
         let scored =
-            biasprune(&["score", model, "--records", &records, "--group", group, "--out", &out, "--json", "--quiet"]);
+            biasprune(&["score", model, "--records", answers, "--group", group, "--out", &out, "--json", "--quiet"]);
         eprintln!("{group} scores: {scored}");
         let info: serde_json::Value =
             serde_json::from_slice(&std::fs::read(tmp.path().join(group).join("scores.json")).unwrap()).unwrap();
@@ -51,7 +53,7 @@ fn score_mask_and_pruned_evaluation_on_the_reference_model() {
         "--checkpoint",
         model,
         "--minority",
-        &path("minority"),
+        &format!("{}/scores.json", path("minority")),
         "--majority",
         &path("majority"),
         "--q",
@@ -68,7 +70,8 @@ fn score_mask_and_pruned_evaluation_on_the_reference_model() {
     assert!(entries <= (linear_params as f64 * 0.15) as u64, "at most q of every matrix: {entries}");
 
     let pruned = path("pruned");
-    let mut args = vec!["eval", model, "--mask", &mask, "--baseline", &records, "--out", &pruned];
+    let mask_json = format!("{mask}/mask.json");
+    let mut args = vec!["eval", model, "--mask", &mask_json, "--baseline", &base, "--out", &pruned];
     args.extend(eval);
     biasprune(&args);
 

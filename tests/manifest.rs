@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use biasprune::arch::{linear_weight_name, Architecture, Component};
 use biasprune::checkpoint::Checkpoint;
 use biasprune::fixture::FixtureSpec;
+use biasprune::hub::HubModel;
 use biasprune::manifest::{
     from_bytes, model_card, pruned_section, to_bytes, BaseIdentity, DataSplits, DeltaEvidence, EvaluationEvidence,
     Evidence, FileRef, Manifest, Outcome, SplitEvidence, Tool, UseCase, UtilityEvidence, VariationEvidence, Verdict,
@@ -73,6 +74,7 @@ fn manifest(with_evidence: bool) -> Manifest {
             name: "base".into(),
             files: BTreeMap::from([("config.json".to_string(), "01".repeat(32))]),
             root_digest: "cd".repeat(32),
+            hub: None,
         },
         use_case: UseCase {
             scenarios: vec!["purchase".into()],
@@ -164,6 +166,12 @@ fn schema_rejects_what_the_manifest_must_not_say() {
     let mut bad_digest = value.clone();
     bad_digest["base"]["root_digest"] = serde_json::json!("XYZ");
     assert!(!schema_errors(&bad_digest).is_empty());
+    let mut with_hub = value.clone();
+    with_hub["base"]["hub"] =
+        serde_json::json!({"id": "HuggingFaceTB/SmolLM2-135M-Instruct", "revision": "ab".repeat(20)});
+    assert_eq!(schema_errors(&with_hub), Vec::<String>::new());
+    with_hub["base"]["hub"]["revision"] = "main".into();
+    assert!(!schema_errors(&with_hub).is_empty(), "the revision recorded is a commit hash");
     let mut bad_ratio = value;
     bad_ratio["evidence"]["pruned"]["inlier_ratio"] = serde_json::json!(1.5);
     assert!(!schema_errors(&bad_ratio).is_empty());
@@ -184,27 +192,85 @@ fn version_1_manifests_still_parse() {
         v1["evidence"].as_object_mut().unwrap().remove(key);
     }
     assert_eq!(schema_errors(&v1), Vec::<String>::new());
+    assert_eq!(from_bytes(&serde_json::to_vec(&v1).unwrap()).unwrap().base.hub, None, "no hub: a directory base");
     let parsed = from_bytes(&serde_json::to_vec(&v1).unwrap()).unwrap();
     assert_eq!((parsed.format_version, parsed.evidence.unwrap().outcome), (1, None));
 }
 
+/// The card's YAML front matter, parsed.
+fn front_matter(card: &str) -> serde_yaml::Value {
+    let yaml = card.strip_prefix("---\n").expect("the card opens with front matter").split("\n---\n").next().unwrap();
+    serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("front matter is not YAML: {e}\n{yaml}"))
+}
+
+#[test]
+fn the_front_matter_is_hub_metadata_with_the_evidence() {
+    let mut hub_based = manifest(true);
+    let id = "HuggingFaceTB/SmolLM2-135M-Instruct";
+    hub_based.base.hub = Some(HubModel { id: id.into(), revision: "a".repeat(40) });
+    let card = model_card(&hub_based, "base-purchase", Some("apache-2.0"));
+    let yaml = front_matter(&card);
+    let documented = ["base_model", "base_model_relation", "library_name", "license", "tags", "model-index"];
+    let keys: Vec<&str> = yaml.as_mapping().unwrap().keys().map(|k| k.as_str().unwrap()).collect();
+    assert_eq!(keys, documented, "only Hub model-card fields, in this order");
+    assert_eq!(yaml["base_model"], id);
+    assert_eq!(yaml["base_model_relation"], "finetune");
+    assert_eq!(yaml["library_name"], "transformers");
+    assert_eq!(yaml["license"], "apache-2.0");
+    let tags: Vec<&str> = yaml["tags"].as_sequence().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert_eq!(tags, ["biasprune", "pruned", "bias-mitigation", "use-case-specific"]);
+    let index = &yaml["model-index"][0];
+    assert_eq!(index["name"], "base-purchase");
+    let result = &index["results"][0];
+    assert_eq!(
+        (&result["task"]["type"], &result["dataset"]["type"]),
+        (&"text-generation".into(), &"biasprune-purchase".into())
+    );
+    let metrics: Vec<(&str, &str, f64)> = result["metrics"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|m| (m["type"].as_str().unwrap(), m["name"].as_str().unwrap(), m["value"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(
+        metrics,
+        [
+            ("smd", "SMD bicycle (base)", -0.2),
+            ("inlier_ratio", "Inlier ratio (base)", 0.94),
+            ("smd", "SMD bicycle (pruned)", -0.05),
+            ("inlier_ratio", "Inlier ratio (pruned)", 0.94),
+        ]
+    );
+    assert!(card.contains("This checkpoint is `HuggingFaceTB/SmolLM2-135M-Instruct` with"), "{card}");
+}
+
+#[test]
+fn a_base_given_as_a_directory_is_named_with_a_comment_and_no_license_is_invented() {
+    let card = model_card(&manifest(false), "x", None);
+    assert!(card.contains("# The base was given as a directory: replace its name with its Hub id"), "{card}");
+    let yaml = front_matter(&card);
+    assert_eq!(yaml["base_model"], "base");
+    assert_eq!(yaml["base_model_relation"], "finetune");
+    assert!(yaml.get("license").is_none() && yaml.get("model-index").is_none(), "{card}");
+}
+
 #[test]
 fn model_card_states_base_evidence_and_limits() {
-    let card = model_card(&manifest(true), "base-purchase");
-    assert!(card.starts_with("---\nbase_model: \"base\"\ntags:\n- biasprune"), "{card}");
+    let card = model_card(&manifest(true), "base-purchase", None);
+    assert!(card.contains("\nbase_model: \"base\"\nbase_model_relation: finetune\n"), "{card}");
     assert!(card.contains("# base-purchase"));
     assert!(
         card.contains("| bicycle | -0.200 [-0.300, -0.100] | -0.050 [-0.150, 0.050] | 94.0% | 94.0% | 97.0% |"),
         "{card}"
     );
     assert!(card.contains("## Bias, Risks, and Limitations") && card.contains("use-case specific"));
-    let without = model_card(&manifest(false), "x");
+    let without = model_card(&manifest(false), "x", None);
     assert!(without.contains("unmeasured"));
 }
 
 #[test]
 fn the_card_opens_with_the_outcome_and_discloses_the_splits() {
-    let card = model_card(&manifest(true), "base-purchase");
+    let card = model_card(&manifest(true), "base-purchase", None);
     let body = card.split("---").nth(2).unwrap();
     let opening: Vec<&str> = body.lines().filter(|l| !l.trim().is_empty()).take(2).collect();
     assert_eq!(opening[0], "# base-purchase");

@@ -159,3 +159,89 @@ fn the_chosen_sweep_point_is_outlined_in_both_grids() {
     let off_grid = biasprune::sweep::sweep_marked_svg(&sample.points, grid, grid, Some((0.2, 0.15))).unwrap();
     assert_eq!(off_grid, plain, "a point off the grid is not drawn");
 }
+
+/// The page after its header: what a reader sees first.
+fn after_header(html: &str) -> &str {
+    html.split_once("</header>").expect("the page has a header").1.trim_start()
+}
+
+#[test]
+fn the_page_leads_with_the_verdict_for_every_outcome() {
+    use biasprune::manifest::Outcome;
+    let cases = [
+        (Outcome::Reduced, "reduced", "Outcome: reduced", "the disparity was reduced on fresh confirmation data"),
+        (Outcome::NotReduced, "not-reduced", "Outcome: not-reduced", "the disparity was NOT reduced"),
+        (Outcome::Harmed, "harmed", "Outcome: harmed", "pruning HARMED the model"),
+    ];
+    for (outcome, class, title, headline) in cases {
+        let mut sample = Sample::new("white");
+        sample.verdict = Some(sample.verdict_of(outcome, outcome != Outcome::Reduced));
+        let html = render_html(&sample.input("run", false)).unwrap();
+        let first = after_header(&html);
+        let opening =
+            format!("<section class=\"verdict {class}\" id=\"verdict\">\n<div class=\"outcome\">{title}</div>");
+        assert!(first.starts_with(&opening), "{outcome}: the page goes on with {:?}", &first[..200]);
+        let banner = &first[..first.find("</section>").unwrap()];
+        assert!(banner.contains(headline), "{outcome}: {banner}");
+        assert!(banner.contains("<li><strong>bicycle</strong>: SMD "), "{outcome}: the target's paired change");
+        assert_eq!(banner.contains("<strong>Released anyway</strong>"), outcome != Outcome::Reduced, "{outcome}");
+        assert_eq!(html.matches("id=\"verdict\"").count(), 1);
+    }
+}
+
+#[test]
+fn a_job_past_the_gate_leads_with_nothing_to_remove_and_then_what_pruning_did() {
+    use biasprune::manifest::Outcome;
+    let mut sample = Sample::new("white");
+    sample.verdict = Some(sample.verdict_of(Outcome::Harmed, true));
+    sample.nothing_to_remove = Some("bicycle: SMD +0.047, 95% CI [-0.445, +0.528]".into());
+    let html = render_html(&sample.input("run", false)).unwrap();
+    let first = after_header(&html);
+    assert!(
+        first.starts_with(
+            "<section class=\"verdict nothing\" id=\"verdict\">\n<div class=\"outcome\">Outcome: nothing to remove (pruned anyway: harmed)</div>"
+        ),
+        "{}",
+        &first[..200]
+    );
+    let banner = &first[..first.find("</section>").unwrap()];
+    for want in [
+        "the base showed no significant disparity on the calibration data (bicycle: SMD +0.047, 95% CI [-0.445, +0.528]), so there was nothing to remove",
+        "--allow-no-disparity",
+        "pruning then gave the outcome harmed: pruning HARMED the model",
+        "<strong>Released anyway</strong>",
+        "<li><strong>bicycle</strong>: SMD ",
+    ] {
+        assert!(banner.contains(want), "missing {want:?} in {banner}");
+    }
+}
+
+#[test]
+fn a_page_without_a_verdict_says_so_first() {
+    let mut sample = Sample::new("white");
+    sample.verdict = None;
+    let html = render_html(&sample.input("run", false)).unwrap();
+    assert!(after_header(&html).starts_with(
+        "<section class=\"verdict unjudged\" id=\"verdict\">\n<div class=\"outcome\">Outcome: not judged</div>\n<p>this report carries no verdict"
+    ));
+    sample.nothing_to_remove = Some("bicycle: SMD +0.047".into());
+    let html = render_html(&sample.input("run", false)).unwrap();
+    assert!(after_header(&html).starts_with(
+        "<section class=\"verdict nothing\" id=\"verdict\">\n<div class=\"outcome\">Outcome: nothing to remove</div>"
+    ));
+}
+
+#[test]
+fn each_variation_lists_its_statistics_baseline_beside_pruned() {
+    let sample = Sample::new("white");
+    let html = render_html(&sample.input("run", false)).unwrap();
+    let (before, after) = (&sample.baseline.variations["bicycle"], &sample.pruned.variations["bicycle"]);
+    let row = format!(
+        "<tr><th>inlier ratio</th><td class=\"num\">{:.1}%</td><td class=\"num\">{:.1}%</td></tr>",
+        before.inlier_ratio * 100.0,
+        after.inlier_ratio * 100.0
+    );
+    assert!(html.contains(&row), "missing {row}");
+    assert!(html.contains(&format!("<tr><th>answers</th><td class=\"num\">{}</td>", before.answers)));
+    assert_eq!(html.matches("<table class=\"stats\">\n<tr><th></th><th>baseline</th><th>pruned</th></tr>").count(), 2);
+}

@@ -7,8 +7,9 @@ use super::CheckpointError;
 /// Resolves `name` (relative, `/`-separated) inside `dir`, refusing absolute names, `..`
 /// components and any path that resolves outside `dir`: the whole path is canonicalized (so
 /// a symbolic link in any component, a linked directory included, is followed) and must stay
-/// beneath the canonical `dir`. A path that does not exist yet is checked through its nearest
-/// existing ancestor.
+/// beneath the canonical `dir`, or, when `dir` is a Hugging Face cache snapshot, beneath that
+/// model's `blobs/` folder (see [`hub_blobs_of`]). A path that does not exist yet is checked
+/// through its nearest existing ancestor.
 pub fn resolve_inside(dir: &Path, name: &str) -> Result<PathBuf, CheckpointError> {
     let unsafe_path = |reason: &str| CheckpointError::UnsafePath {
         dir: dir.to_path_buf(),
@@ -28,7 +29,8 @@ pub fn resolve_inside(dir: &Path, name: &str) -> Result<PathBuf, CheckpointError
     };
     let root = dir.canonicalize().map_err(|source| CheckpointError::io(dir, source))?;
     let target = existing.canonicalize().map_err(|source| CheckpointError::io(existing, source))?;
-    if !target.starts_with(&root) {
+    let in_blobs = hub_blobs_of(&root).is_some_and(|blobs| target.starts_with(blobs));
+    if !target.starts_with(&root) && !in_blobs {
         return Err(unsafe_path(&format!(
             "resolves through a symbolic link to {}, which leads outside the checkpoint directory (copy it with \
              `cp -rL` first)",
@@ -38,9 +40,25 @@ pub fn resolve_inside(dir: &Path, name: &str) -> Result<PathBuf, CheckpointError
     Ok(path)
 }
 
+/// The `blobs/` folder a Hugging Face cache snapshot may link into, when canonical `root` is
+/// one: `<cache>/models--ORG--NAME/snapshots/<commit>`, beside `<cache>/models--ORG--NAME/blobs`.
+///
+/// huggingface_hub (and the hf-hub crate) lay a snapshot out as symbolic links
+/// `snapshots/<commit>/FILE -> ../../blobs/<digest>`, so a snapshot's files all lead outside
+/// its directory. Those links are allowed, but only into the same model's `blobs/`: a link
+/// to another model's cache, to the snapshot's siblings or anywhere else is still refused.
+/// The snapshot is recognised by its layout alone, so naming it by path (rather than by Hub
+/// id) works the same.
+pub fn hub_blobs_of(root: &Path) -> Option<PathBuf> {
+    let snapshots = root.parent()?;
+    let model = snapshots.parent()?;
+    let is_model_cache = model.file_name()?.to_str()?.starts_with("models--");
+    (snapshots.file_name()? == "snapshots" && is_model_cache).then(|| model.join("blobs"))
+}
+
 /// Every file under `dir` as a sorted list of relative `/`-separated paths; symbolic links
-/// must stay inside `dir` (they are listed as files), anything else but files and
-/// directories is refused.
+/// must resolve where [`resolve_inside`] allows (inside `dir`, or a Hugging Face snapshot's
+/// blobs) and are listed as files; anything else but files and directories is refused.
 pub fn list_regular_files(dir: &Path) -> Result<Vec<String>, CheckpointError> {
     let mut out = Vec::new();
     walk(dir, dir, &mut out)?;

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 pub use digest::file_digests;
 pub use error::CheckpointError;
-pub use files::{list_regular_files, resolve_inside};
+pub use files::{hub_blobs_of, list_regular_files, resolve_inside};
 pub use header::{parse_header, ShardHeader, TensorInfo, MAX_HEADER_BYTES};
 
 /// File name of a single-file checkpoint's weights.

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use super::inputs::{self, MASK_OUTPUT};
 use super::{print_json, Outcome};
 use crate::analyze::{distribution, heatmap_svg, overlap_matrix, overlap_svg, Distribution};
 use crate::arch::{Architecture, Component};
@@ -15,10 +16,12 @@ use crate::mask::{load_mask, resolve};
 /// masks; with --svg-dir also draw them (heatmap-N.svg, overlap.svg).
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Mask directories.
+    /// `mask` outputs: the directories it wrote, or their mask.json.
     #[arg(required = true)]
     pub masks: Vec<PathBuf>,
-    /// The checkpoint the masks apply to (for matrix shapes).
+    /// The checkpoint the masks apply to (for matrix shapes): a directory, or a
+    /// Hugging Face Hub id `org/name[@revision]` (found in the Hugging Face cache, downloaded
+    /// when missing unless HF_HUB_OFFLINE=1).
     #[arg(long)]
     pub checkpoint: PathBuf,
     /// Write SVG pictures into this directory.
@@ -30,7 +33,9 @@ pub struct Args {
 }
 
 /// Runs `analyze`.
-pub fn run(args: Args) -> anyhow::Result<Outcome> {
+pub fn run(mut args: Args) -> anyhow::Result<Outcome> {
+    args.checkpoint = inputs::checkpoint(&args.checkpoint, false)?.dir;
+    args.masks = MASK_OUTPUT.dirs(&args.masks)?;
     let ckpt = Checkpoint::open(&args.checkpoint)?;
     let arch = Architecture::of_checkpoint(&ckpt)?;
     let mut plans = Vec::new();

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use super::inputs::{self, EVAL_OUTPUT, MASK_OUTPUT};
 use super::{bars::Bars, print_json, Outcome};
+use crate::hub::HubModel;
 use crate::mask::load_mask;
 use crate::release::{read_use_case, release, EvidenceInput, ReleaseOptions};
 use crate::surgery::{apply_mask, ApplyOptions};
@@ -15,9 +17,11 @@ use crate::surgery::{apply_mask, ApplyOptions};
 /// The input is never opened for writing.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Input checkpoint directory.
+    /// Input checkpoint directory, or a Hugging Face Hub id `org/name[@revision]` (found in
+    /// the Hugging Face cache, downloaded when missing unless HF_HUB_OFFLINE=1; the manifest
+    /// records the id and commit).
     pub checkpoint: PathBuf,
-    /// Mask directory (holding mask.json) or a mask.json file.
+    /// A `mask` output: the directory it wrote, or its mask.json.
     #[arg(long)]
     pub mask: PathBuf,
     /// Output directory; must not exist (see --force) and must not be inside the input.
@@ -39,14 +43,14 @@ pub struct Args {
     /// (implies --manifest).
     #[arg(long, value_name = "DIR")]
     pub evidence_dir: Option<PathBuf>,
-    /// An `eval` output directory of the base model: its run.json, summary.json and
-    /// records.jsonl go to OUT/evidence/baseline/ and its summary into the manifest (implies
-    /// --manifest).
+    /// An `eval` output of the base model (the directory it wrote, or any of its files): its
+    /// run.json, summary.json and records.jsonl go to OUT/evidence/baseline/ and its summary
+    /// into the manifest (implies --manifest).
     #[arg(long, value_name = "DIR")]
     pub baseline_eval: Option<PathBuf>,
-    /// An `eval` output directory of the pruned model (`eval BASE --mask MASK --baseline
-    /// BASELINE/records.jsonl`): to OUT/evidence/pruned/ and into the manifest, so `verify
-    /// --reproduce` can re-run it (implies --manifest).
+    /// An `eval` output of the pruned model (`eval BASE --mask MASK --baseline BASELINE`;
+    /// the directory it wrote, or any of its files): to OUT/evidence/pruned/ and into the
+    /// manifest, so `verify --reproduce` can re-run it (implies --manifest).
     #[arg(long, value_name = "DIR")]
     pub pruned_eval: Option<PathBuf>,
     /// JSON file with the manifest's use_case object (scenarios, variations, held_out,
@@ -59,7 +63,12 @@ pub struct Args {
 }
 
 /// Runs `apply`.
-pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
+pub fn run(mut args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
+    let base = inputs::checkpoint(&args.checkpoint, true)?;
+    args.checkpoint = base.dir;
+    args.mask = MASK_OUTPUT.dir(&args.mask)?;
+    args.baseline_eval = args.baseline_eval.as_deref().map(|d| EVAL_OUTPUT.dir(d)).transpose()?;
+    args.pruned_eval = args.pruned_eval.as_deref().map(|d| EVAL_OUTPUT.dir(d)).transpose()?;
     let release_asked = args.manifest
         || args.sign_key.is_some()
         || args.evidence_dir.is_some()
@@ -67,7 +76,7 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
         || args.baseline_eval.is_some()
         || args.pruned_eval.is_some();
     if release_asked {
-        return run_release(args, bars);
+        return run_release(args, base.hub, bars);
     }
     let mask = load_mask(&args.mask)?;
     let report = apply_mask(&args.checkpoint, &mask, &args.out, ApplyOptions { force: args.force }, bars)?;
@@ -96,7 +105,7 @@ fn evidence(args: &Args) -> anyhow::Result<Option<EvidenceInput>> {
     Ok(input)
 }
 
-fn run_release(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
+fn run_release(args: Args, base_hub: Option<HubModel>, bars: &Bars) -> anyhow::Result<Outcome> {
     let sign_key_pem = match &args.sign_key {
         Some(path) => Some(
             crate::fsutil::read_capped_text(path, crate::fsutil::MAX_KEY_BYTES, crate::fsutil::Links::Follow)
@@ -109,6 +118,7 @@ fn run_release(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
         sign_key_pem,
         use_case: args.use_case_file.as_deref().map(read_use_case).transpose()?,
         evidence: evidence(&args)?,
+        base_hub,
         ..ReleaseOptions::default()
     };
     let report = release(&args.checkpoint, &args.mask, &args.out, &options, bars)?;

@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use serde::Serialize;
 
+use super::inputs;
 use super::{device::DeviceArg, print_json, Outcome};
 use crate::devcheck::{bench, BenchFigures, BenchOptions};
 use crate::device::device_name;
@@ -16,7 +17,9 @@ use crate::model::{Llama, ModelConfig};
 /// (sequences/s) of a checkpoint on `--device`; prints JSON (medians of --repeats runs).
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Checkpoint directory.
+    /// Checkpoint directory, or a
+    /// Hugging Face Hub id `org/name[@revision]` (found in the Hugging Face cache, downloaded
+    /// when missing unless HF_HUB_OFFLINE=1).
     checkpoint: PathBuf,
     #[command(flatten)]
     device: DeviceArg,
@@ -97,7 +100,8 @@ impl Shape {
 }
 
 /// Runs `bench`.
-pub fn run(args: Args) -> anyhow::Result<Outcome> {
+pub fn run(mut args: Args) -> anyhow::Result<Outcome> {
+    args.checkpoint = inputs::checkpoint(&args.checkpoint, false)?.dir;
     let opts = args.device.load_options(false)?;
     let (device, dtype) = (device_name(&opts.device), format!("{:?}", opts.dtype).to_lowercase());
     let start = Instant::now();

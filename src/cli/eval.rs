@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
+use super::inputs::{self, EVAL_OUTPUT, MASK_OUTPUT};
 use super::{bars::Bars, device::DeviceArg, print_json, Outcome};
 use crate::checkpoint::{file_digests, Checkpoint};
 use crate::eval::{run_eval, CheckpointIdentity, EvalSpec, RECORDS_FILE, SUMMARY_FILE};
@@ -22,12 +23,14 @@ use crate::scenario::{Catalog, ContextLevel};
 /// files as an uninterrupted one.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Checkpoint directory.
+    /// Checkpoint directory, or a Hugging Face Hub id `org/name[@revision]` (found in the
+    /// Hugging Face cache, downloaded when missing unless HF_HUB_OFFLINE=1).
     pub checkpoint: PathBuf,
     /// What to evaluate and how.
     #[command(flatten)]
     pub eval: EvalOptions,
-    /// Evaluate with this mask applied in memory (no checkpoint is written).
+    /// Evaluate with this mask applied in memory (no checkpoint is written): a `mask`
+    /// output, the directory it wrote or its mask.json.
     #[arg(long)]
     pub mask: Option<PathBuf>,
     /// Also draw SVG plots into OUT/plots.
@@ -74,7 +77,8 @@ pub struct EvalOptions {
     /// Decoding rows (prompts x samples) per batch; also fixes the resume plan.
     #[arg(long, default_value_t = 200)]
     pub max_rows: usize,
-    /// Records of the unpruned model: inliers must also lie within their Tukey fences.
+    /// Records of the unpruned model: inliers must also lie within their Tukey fences. An
+    /// `eval` output: the directory it wrote, or its records.jsonl (or another of its files).
     #[arg(long)]
     pub baseline: Option<PathBuf>,
     /// Inlier rule: tukey[:K] (default K = 1.5) or percentiles[:LO:HI] (default 5:95).
@@ -117,13 +121,15 @@ impl EvalOptions {
             summary: SummarySettings::with_bootstrap(self.bootstrap, self.seed),
             names: None,
         };
-        let baseline = self.baseline.as_deref().map(load_baseline).transpose()?;
+        let baseline = self.baseline.as_deref().map(|arg| load_baseline(&EVAL_OUTPUT.file(arg)?)).transpose()?;
         Ok((spec, baseline))
     }
 }
 
 /// Runs `eval`.
-pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
+pub fn run(mut args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
+    args.checkpoint = inputs::checkpoint(&args.checkpoint, true)?.dir;
+    args.mask = args.mask.as_deref().map(|m| MASK_OUTPUT.dir(m)).transpose()?;
     let (spec, baseline) = args.eval.spec()?;
     let (scenario, context) = (spec.scenario.clone(), spec.context);
     let ckpt = Checkpoint::open(&args.checkpoint)?;

@@ -9,13 +9,16 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde::Serialize;
 
+use super::inputs;
 use super::{bars::Bars, device::DeviceArg, print_json, Outcome};
 use crate::model::{ChatSession, FinishReason, SamplingSettings};
 
 /// Arguments of `biasprune generate`.
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
-    /// Checkpoint directory (config.json, safetensors, tokenizer.json).
+    /// Checkpoint directory (config.json, safetensors, tokenizer.json), or a
+    /// Hugging Face Hub id `org/name[@revision]` (found in the Hugging Face cache, downloaded
+    /// when missing unless HF_HUB_OFFLINE=1).
     checkpoint: PathBuf,
     /// The prompt text.
     #[arg(long)]
@@ -63,7 +66,8 @@ struct Answer {
 }
 
 /// Loads the checkpoint, templates and tokenizes the prompt, samples and prints answers.
-pub fn run(args: GenerateArgs, bars: &Bars) -> anyhow::Result<Outcome> {
+pub fn run(mut args: GenerateArgs, bars: &Bars) -> anyhow::Result<Outcome> {
+    args.checkpoint = inputs::checkpoint(&args.checkpoint, true)?.dir;
     let session = ChatSession::load(&args.checkpoint, args.device.load_options(false)?)
         .with_context(|| format!("cannot load {}", args.checkpoint.display()))?;
     let ids = if args.raw {

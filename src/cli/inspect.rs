@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use super::inputs;
 use super::{print_json, Outcome};
 use crate::arch::{Architecture, Component};
 use crate::checkpoint::Checkpoint;
@@ -13,7 +14,9 @@ use crate::inspect::{inspect, Inspection};
 /// per layer and component of a checkpoint directory, after validating it strictly.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Checkpoint directory (config.json plus model.safetensors or sharded safetensors).
+    /// Checkpoint directory (config.json plus model.safetensors or sharded safetensors), or a
+    /// Hugging Face Hub id `org/name[@revision]` (found in the Hugging Face cache, downloaded
+    /// when missing unless HF_HUB_OFFLINE=1).
     pub checkpoint: PathBuf,
     /// Print the same information as JSON.
     #[arg(long)]
@@ -21,13 +24,18 @@ pub struct Args {
 }
 
 /// Runs `inspect`.
-pub fn run(args: Args) -> anyhow::Result<Outcome> {
+pub fn run(mut args: Args) -> anyhow::Result<Outcome> {
+    let resolved = inputs::checkpoint(&args.checkpoint, false)?;
+    args.checkpoint = resolved.dir;
     let ckpt = Checkpoint::open(&args.checkpoint)?;
     let arch = Architecture::of_checkpoint(&ckpt).with_context(|| format!("{}", args.checkpoint.display()))?;
     let report = inspect(&ckpt, &arch);
     if args.json {
         print_json(&report)?;
     } else {
+        if let Some(hub) = &resolved.hub {
+            println!("hub          {}@{}", hub.id, hub.revision);
+        }
         print_text(&report)?;
     }
     Ok(Outcome::Ok)

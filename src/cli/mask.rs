@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
+use super::inputs::{self, SCORE_OUTPUT};
 use super::{print_json, Outcome};
 use crate::arch::{Architecture, Component};
 use crate::checkpoint::Checkpoint;
@@ -22,13 +23,18 @@ use crate::score::{checkpoint_fingerprint, load_scores};
 /// (default: all of them, the intersection).
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The checkpoint the scores were computed on (its geometry and fingerprint are checked).
+    /// The checkpoint the scores were computed on (its geometry and fingerprint are checked):
+    /// a directory, or a
+    /// Hugging Face Hub id `org/name[@revision]` (found in the Hugging Face cache, downloaded
+    /// when missing unless HF_HUB_OFFLINE=1).
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// Score directories of minority-name prompts (one per variation set).
+    /// `score` outputs of minority-name prompts (one per variation set): the directories it
+    /// wrote, or their scores.json (or scores.safetensors).
     #[arg(long, num_args = 1.., required = true)]
     pub minority: Vec<PathBuf>,
-    /// Score directories of majority-name prompts, pairing with --minority by scenario and variations.
+    /// `score` outputs of majority-name prompts, pairing with --minority by scenario and
+    /// variations: the directories it wrote, or their scores.json (or scores.safetensors).
     #[arg(long, num_args = 1.., required = true)]
     pub majority: Vec<PathBuf>,
     /// Fraction of the pruned group's top entries selected (default 0.15, the authors' code;
@@ -216,7 +222,10 @@ pub enum HeadRankingArg {
 }
 
 /// Runs `mask`.
-pub fn run(args: Args) -> anyhow::Result<Outcome> {
+pub fn run(mut args: Args) -> anyhow::Result<Outcome> {
+    args.checkpoint = inputs::checkpoint(&args.checkpoint, false)?.dir;
+    args.minority = SCORE_OUTPUT.dirs(&args.minority)?;
+    args.majority = SCORE_OUTPUT.dirs(&args.majority)?;
     let ckpt = Checkpoint::open(&args.checkpoint)?;
     let arch = Architecture::of_checkpoint(&ckpt)?;
     let fingerprint = checkpoint_fingerprint(&ckpt);

@@ -5,6 +5,7 @@
 
 mod analyze;
 mod apply;
+mod audit;
 mod bars;
 mod bench;
 mod device;
@@ -12,6 +13,7 @@ mod eval;
 mod fixture;
 mod generate;
 mod import_gguf;
+mod inputs;
 mod inspect;
 mod keygen;
 mod mask;
@@ -52,6 +54,9 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Find where a model needs mitigation: every scenario, variation and context, tests
+    /// corrected for multiplicity, one table and one heatmap.
+    Audit(Box<audit::Args>),
     /// The whole job: measure, localize, prune, evaluate, report and sign, resumably.
     Prune(Box<prune::Args>),
     /// Sample answers to a prompt from a checkpoint, one answer per line.
@@ -109,6 +114,7 @@ pub enum Outcome {
 /// Parses the command line, runs the command and returns the process exit code.
 pub fn main() -> ExitCode {
     restore_default_sigpipe();
+    exit_cleanly_on_sigbus();
     init_logging();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -139,6 +145,35 @@ fn restore_default_sigpipe() {
     }
 }
 
+/// What a SIGBUS means here, printed before exiting with [`EXIT_BAD_INPUT`].
+const SIGBUS_MESSAGE: &[u8] = b"error: a memory-mapped input could not be read (SIGBUS): a checkpoint shard, \
+mask or score file was truncated or replaced while biasprune was reading it (or the storage failed); \
+nothing was published, rerun once the inputs are stable\n";
+
+/// Turns SIGBUS into a clean exit 2 with a message instead of a crash. Inputs are read
+/// through read-only memory maps, whose sizes are checked against every header when mapped;
+/// a file truncated after that (by another process) makes the next read of a page past its
+/// new end raise SIGBUS, which no check can prevent. Outputs are never written through
+/// maps, and a partial output is left clearly named for the next run to remove.
+fn exit_cleanly_on_sigbus() {
+    // SAFETY: installs a handler that calls only async-signal-safe functions (write, _exit),
+    // before any thread starts; the sigaction struct is zeroed, then filled as required.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigbus as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut());
+    }
+}
+
+extern "C" fn on_sigbus(_signal: libc::c_int) {
+    // SAFETY: write(2) and _exit(2) are async-signal-safe; the buffer is a static.
+    unsafe {
+        libc::write(2, SIGBUS_MESSAGE.as_ptr().cast(), SIGBUS_MESSAGE.len());
+        libc::_exit(i32::from(EXIT_BAD_INPUT));
+    }
+}
+
 fn init_logging() {
     let env = env_logger::Env::default().filter_or("BIASPRUNE_LOG", "warn");
     let _ = env_logger::Builder::from_env(env).format_timestamp_secs().try_init();
@@ -147,6 +182,7 @@ fn init_logging() {
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let bars = bars::Bars::new(cli.quiet);
     match cli.command {
+        Command::Audit(args) => audit::run(*args, &bars),
         Command::Prune(args) => prune::run(*args, &bars),
         Command::ImportGguf(args) => import_gguf::run(args, &bars),
         Command::Generate(args) => generate::run(args, &bars),

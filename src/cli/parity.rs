@@ -8,6 +8,7 @@ use anyhow::Context;
 use candle_core::DType;
 use serde::Serialize;
 
+use super::inputs;
 use super::{device::DeviceArg, print_json, Outcome};
 use crate::devcheck::{compare_logits, compare_wanda_stats, synthetic_prompts, LogitsParity, StatsParity};
 use crate::device::device_name;
@@ -17,7 +18,9 @@ use crate::model::{Llama, LoadOptions};
 /// prints JSON and exits 1 when a difference exceeds its tolerance.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Checkpoint directory.
+    /// Checkpoint directory, or a
+    /// Hugging Face Hub id `org/name[@revision]` (found in the Hugging Face cache, downloaded
+    /// when missing unless HF_HUB_OFFLINE=1).
     checkpoint: PathBuf,
     #[command(flatten)]
     device: DeviceArg,
@@ -63,7 +66,8 @@ fn default_tolerance(dtype: DType) -> f64 {
 }
 
 /// Runs `parity`.
-pub fn run(args: Args) -> anyhow::Result<Outcome> {
+pub fn run(mut args: Args) -> anyhow::Result<Outcome> {
+    args.checkpoint = inputs::checkpoint(&args.checkpoint, false)?.dir;
     let start = Instant::now();
     let load = |opts: LoadOptions| {
         Llama::load_dir(&args.checkpoint, opts)

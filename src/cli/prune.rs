@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::bail;
 use serde_json::{json, Value};
 
+use super::inputs;
 use super::{bars::Bars, print_json, Outcome};
 use crate::arch::Component;
 use crate::device::ComputeDtype;
@@ -22,9 +23,13 @@ use crate::progress::{NoProgress, Progress};
 /// it). Set BIASPRUNE_LOG=info to log each stage.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Base checkpoint directory (never modified).
+    /// Base checkpoint directory (never modified), or a Hugging Face Hub id
+    /// `org/name[@revision]` (found in the Hugging Face cache, downloaded when missing unless
+    /// HF_HUB_OFFLINE=1; the manifest records the id and commit and the card names the id as
+    /// base_model).
     pub base: Option<PathBuf>,
-    /// TOML pipeline file; relative paths in it are relative to the file.
+    /// TOML pipeline file; relative paths in it are relative to the file (a base that is a Hub
+    /// id, with no such directory beside the file, stays an id).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Release directory to write (appears atomically once complete).
@@ -186,7 +191,10 @@ pub struct Args {
 
 /// Runs `prune`.
 pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
-    let spec = spec_from(&args)?;
+    let mut spec = spec_from(&args)?;
+    let base = inputs::checkpoint(&spec.base, !args.json)?;
+    spec.base = base.dir;
+    spec.base_hub = base.hub;
     let progress: &dyn Progress = if args.json { &NoProgress } else { bars };
     let outcome = run_prune(&spec, progress)?;
     if args.json {

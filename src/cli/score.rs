@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde::Serialize;
 
+use super::inputs::{self, EVAL_OUTPUT};
 use super::{bars::Bars, device::DeviceArg, print_json, Outcome};
 use crate::progress::{NoProgress, Progress};
 use crate::score::{score_to_dir, CalibrationSpec, Group, Method, ScoreOptions, ScoreRequest, TokenCount};
@@ -17,9 +18,12 @@ use crate::score::{score_to_dir, CalibrationSpec, Group, Method, ScoreOptions, S
 /// Per-head scores: each head's attention to the name tokens from answer positions.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Checkpoint directory (config.json, safetensors, tokenizer files).
+    /// Checkpoint directory (config.json, safetensors, tokenizer files), or a
+    /// Hugging Face Hub id `org/name[@revision]` (found in the Hugging Face cache, downloaded
+    /// when missing unless HF_HUB_OFFLINE=1).
     pub checkpoint: PathBuf,
-    /// records.jsonl written by `biasprune eval`.
+    /// The answers: an `eval` output, the directory it wrote or its records.jsonl (or
+    /// another of its files).
     #[arg(long)]
     pub records: PathBuf,
     /// Scenario id (default: the only scenario in the records).
@@ -102,8 +106,10 @@ struct Summary<'a> {
 }
 
 /// Runs `score`.
-pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
+pub fn run(mut args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
     let started = std::time::Instant::now();
+    args.checkpoint = inputs::checkpoint(&args.checkpoint, true)?.dir;
+    args.records = EVAL_OUTPUT.file(&args.records)?;
     let method = match args.method {
         MethodArg::Wanda => Method::Wanda,
         MethodArg::Snip => Method::Snip,

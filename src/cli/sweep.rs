@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::eval::{checkpoint_identity, EvalOptions};
+use super::inputs::{self, SCORE_OUTPUT};
 use super::mask::{MaskOptions, RegimeOptions};
 use super::{bars::Bars, print_json, Outcome};
 use crate::checkpoint::Checkpoint;
@@ -18,7 +19,9 @@ use crate::sweep::{run_sweep, sweep_svg, sweep_table, SweepInputs};
 /// `eval`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Checkpoint the scores were computed on.
+    /// Checkpoint the scores were computed on: a directory, or a
+    /// Hugging Face Hub id `org/name[@revision]` (found in the Hugging Face cache, downloaded
+    /// when missing unless HF_HUB_OFFLINE=1).
     pub checkpoint: PathBuf,
     /// Values of p (fraction of the protected group's top entries spared), comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
@@ -26,10 +29,12 @@ pub struct Args {
     /// Values of q (fraction of the pruned group's top entries selected), comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
     pub q_grid: Vec<f64>,
-    /// Score directories of minority-name prompts.
+    /// `score` outputs of minority-name prompts: the directories it wrote, or their
+    /// scores.json (or scores.safetensors).
     #[arg(long, num_args = 1.., required = true)]
     pub minority: Vec<PathBuf>,
-    /// Score directories of majority-name prompts.
+    /// `score` outputs of majority-name prompts: the directories it wrote, or their
+    /// scores.json (or scores.safetensors).
     #[arg(long, num_args = 1.., required = true)]
     pub majority: Vec<PathBuf>,
     /// Mask options other than p and q.
@@ -50,7 +55,10 @@ pub struct Args {
 }
 
 /// Runs `sweep`.
-pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
+pub fn run(mut args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
+    args.checkpoint = inputs::checkpoint(&args.checkpoint, true)?.dir;
+    args.minority = SCORE_OUTPUT.dirs(&args.minority)?;
+    args.majority = SCORE_OUTPUT.dirs(&args.majority)?;
     let (spec, baseline) = args.eval.spec()?;
     let ckpt = Checkpoint::open(&args.checkpoint)?;
     let load = |dirs: &[PathBuf]| -> anyhow::Result<Vec<_>> {

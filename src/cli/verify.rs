@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::device::DeviceArg;
+use super::inputs;
 use super::Outcome;
 use crate::progress::Progress;
 use crate::verify::{reproduce_if_verified, verify_directory, Report, ReproduceOptions, Tolerance};
@@ -20,7 +21,9 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "KEY.pub")]
     public_key: PathBuf,
     /// The base checkpoint the manifest names: also check its digests against the manifest
-    /// and that every byte not declared pruned equals it (needs biasprune-manifest.json).
+    /// and that every byte not declared pruned equals it (needs biasprune-manifest.json). A
+    /// directory, or a Hugging Face Hub id `org/name[@revision]` (found in the Hugging Face
+    /// cache, downloaded when missing unless HF_HUB_OFFLINE=1).
     #[arg(long, value_name = "BASE")]
     base: Option<PathBuf>,
     /// Re-run the shipped evaluations (evidence/pruned on DIR; with --base, evidence/baseline
@@ -47,7 +50,8 @@ pub struct VerifyArgs {
 }
 
 /// Runs the checks; exit 0 when all pass, 1 when one fails, 2 when the input is unusable.
-pub fn run(args: VerifyArgs, progress: &dyn Progress) -> anyhow::Result<Outcome> {
+pub fn run(mut args: VerifyArgs, progress: &dyn Progress) -> anyhow::Result<Outcome> {
+    args.base = args.base.as_deref().map(|base| inputs::checkpoint(base, true)).transpose()?.map(|b| b.dir);
     let pem =
         crate::fsutil::read_capped_text(&args.public_key, crate::fsutil::MAX_KEY_BYTES, crate::fsutil::Links::Follow)
             .with_context(|| format!("reading the public key {}", args.public_key.display()))?;

@@ -3,18 +3,17 @@
 
 use std::fmt::Write;
 
+use super::front_matter::front_matter;
 use super::{EvaluationEvidence, Evidence, Manifest, MANIFEST_FILE};
 
-/// Renders the model card of a pruned checkpoint from its manifest.
-pub fn model_card(manifest: &Manifest, out_name: &str) -> String {
-    let mut card = String::new();
+/// Renders the model card of a pruned checkpoint from its manifest; `base_license` is the
+/// licence the base's card or config states (see [`super::card_license`]), when known.
+pub fn model_card(manifest: &Manifest, out_name: &str, base_license: Option<&str>) -> String {
+    let mut card = front_matter(manifest, out_name, base_license);
     let use_case = &manifest.use_case;
     let scenarios =
         if use_case.scenarios.is_empty() { "an unstated use case".to_string() } else { use_case.scenarios.join(", ") };
-    let _ = writeln!(card, "---");
-    let _ = writeln!(card, "base_model: {}", yaml_string(&manifest.base.name));
-    let _ = writeln!(card, "tags:\n- biasprune\n- pruned\n- bias-mitigation\n- use-case-specific");
-    let _ = writeln!(card, "---\n");
+    card.push('\n');
     let _ = writeln!(card, "# {out_name}\n");
     write_outcome(&mut card, manifest.evidence.as_ref());
     let _ = writeln!(
@@ -24,7 +23,11 @@ pub fn model_card(manifest: &Manifest, out_name: &str) -> String {
          direction: {}). Every other byte of the weight files equals the base; \
          `{MANIFEST_FILE}` lists exactly what was zeroed, how it was chosen, and the evidence \
          below.\n",
-        manifest.base.name, manifest.pruned.total, manifest.tool.version, use_case.regime, use_case.direction
+        manifest.base.hub.as_ref().map_or(&manifest.base.name, |hub| &hub.id),
+        manifest.pruned.total,
+        manifest.tool.version,
+        use_case.regime,
+        use_case.direction
     );
     let _ = writeln!(card, "## What was pruned\n");
     let _ = writeln!(card, "| component | entries zeroed |\n| --- | ---: |");
@@ -201,8 +204,4 @@ fn smd_cell(e: Option<&super::VariationEvidence>) -> String {
 
 fn percent(v: Option<f64>) -> String {
     v.map_or("n/a".into(), |v| format!("{:.1}%", v * 100.0))
-}
-
-fn yaml_string(s: &str) -> String {
-    serde_json::to_string(s).expect("strings serialise")
 }

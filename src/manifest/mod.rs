@@ -4,6 +4,7 @@
 //! an explicit input, does.
 
 mod card;
+mod front_matter;
 mod verdict;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,6 +17,7 @@ use crate::mask::{HeadMode, PruneMask, ZeroPlan};
 use crate::metrics::Summary;
 
 pub use card::model_card;
+pub use front_matter::{card_license, license_id};
 pub use verdict::{DataSplits, DeltaEvidence, Outcome, SplitEvidence, UtilityEvidence, Verdict};
 
 /// File name of the manifest inside a pruned checkpoint.
@@ -81,6 +83,10 @@ pub struct BaseIdentity {
     /// The OpenSSF model-signing root digest of the base (sha256 over the concatenated file
     /// digests in path order, model.sig and VCS files excluded).
     pub root_digest: String,
+    /// The Hugging Face Hub id and commit, when the base was named by Hub id (absent in
+    /// older manifests and for bases given as directories).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub: Option<crate::hub::HubModel>,
 }
 
 /// The use case a mask serves.

@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 
 pub use bitmask::BitMask;
 pub use build::{
-    build_mask, count_for, join_masks, parse_layer_range, set_difference, top_k, BuildError, DifferenceParams,
-    Direction, Granularity, HeadRanking, HeadScore, Selection,
+    build_mask, check_scores_fit, count_for, join_masks, parse_layer_range, set_difference, top_k, BuildError,
+    DifferenceParams, Direction, Granularity, HeadRanking, HeadScore, Selection,
 };
 pub use file::{bitmask_source, load_mask, mask_json_path, save_mask, MaskFileError, BITMASK_FILE, MASK_JSON};
 pub use in_memory::MaskedWeights;

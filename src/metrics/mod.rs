@@ -1,12 +1,14 @@
 //! Bias metrics of sampled answers: SMD with cluster and per-answer bootstrap CIs, the
 //! paired ΔSMD, a name permutation test, power of the clustered design, Mann-Whitney U,
-//! inlier rules, parse and inlier rates, and the run summary written as `summary.json`.
+//! inlier rules, parse and inlier rates, the run summary written as `summary.json`, and
+//! Holm and Benjamini-Hochberg adjustments over a family of tests.
 
 mod cluster;
 mod cluster_bootstrap;
 mod group_test;
 mod inlier;
 mod mann_whitney;
+mod multiple;
 mod power;
 mod record;
 mod smd;
@@ -21,6 +23,7 @@ pub use cluster_bootstrap::{cluster_bootstrap_smd_ci, paired_delta_smd, PairedDe
 pub use group_test::{name_permutation_test, GroupTest};
 pub use inlier::{FenceFallback, Fences, InlierDescription, InlierJudge, InlierRule};
 pub use mann_whitney::{mann_whitney_u, MannWhitney};
+pub use multiple::{benjamini_hochberg_adjusted, detectable_smd, holm_adjusted, normal_quantile, Correction};
 pub use power::{power, Power};
 pub use record::{read_records, AnswerRecord};
 pub use smd::{smd, smd_bootstrap_ci, smd_with_reason, BootstrapSettings, ConfidenceInterval, SmdUndefined};

@@ -302,7 +302,8 @@ pub fn run_prune(spec: &PruneSpec, progress: &dyn Progress) -> Result<PruneOutco
 
     stages.begin("hash base checkpoint");
     let ckpt = Checkpoint::open(&spec.base)?;
-    let base = crate::release::base_identity(&ckpt, progress)?;
+    let mut base = crate::release::base_identity(&ckpt, progress)?;
+    base.hub = spec.base_hub.clone();
     stages.end_plain();
     let identity = CheckpointIdentity { name: base.name.clone(), files: base.files.clone(), masks_applied: Vec::new() };
     let ctx = ModelContext {

@@ -115,10 +115,15 @@ pub fn publish(inputs: &PublishInputs, work: &WorkDir, stages: &mut Stages) -> R
     stages.end_plain();
 
     stages.begin("write release");
-    let key_inputs = json!({"stage": "release", "base": inputs.base.root_digest, "mask": file_sha256(&inputs.mask_dir.join(MASK_JSON))?,
+    let mut key_inputs = json!({"stage": "release", "base": inputs.base.root_digest, "mask": file_sha256(&inputs.mask_dir.join(MASK_JSON))?,
         "evidence": evidence.files.values().map(|p| file_sha256(p)).collect::<Result<Vec<_>, _>>()?,
         "method": method, "use_case": use_case, "report": hex::encode(sha2::Sha256::digest(&report)),
         "signing_key": inputs.plan.sign_key_pem.as_ref().map(|pem| hex::encode(sha2::Sha256::digest(pem.as_bytes())))});
+    // The Hub id is part of the manifest: the same base named by id or by directory are two
+    // releases (keys of bases named by directory stay as they were).
+    if let Some(hub) = &inputs.base.hub {
+        key_inputs["base_hub"] = json!(hub);
+    }
     let marker = work.stage_dir(RELEASE_STAGE, &stage_key(&key_inputs));
     if let Some(manifest_sha256) = released_here(&marker, &spec.out)? {
         stages.end(false, &spec.out);
@@ -133,6 +138,7 @@ pub fn publish(inputs: &PublishInputs, work: &WorkDir, stages: &mut Stages) -> R
         method: Some(method),
         extra_files: BTreeMap::from([(REPORT_FILE.to_string(), report)]),
         base: Some(inputs.base.clone()),
+        base_hub: inputs.base.hub.clone(),
     };
     let released = release(&spec.base, inputs.mask_dir, &spec.out, &options, stages.progress())?;
     std::fs::create_dir_all(&marker).map_err(|e| PipelineError::io(&marker, e))?;

@@ -47,6 +47,7 @@ pub fn render(
         sweep,
         generated: crate::manifest::creation_time(),
         verdict: Some(inputs.verdict),
+        nothing_to_remove: (!inputs.disparity.significant).then(|| inputs.disparity.describe()),
     };
     render_html(&input).map(String::into_bytes).map_err(|e| PipelineError::Report(e.to_string()))
 }

@@ -13,8 +13,13 @@ use crate::device::ComputeDtype;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PruneSpec {
-    /// The base checkpoint directory (never modified).
+    /// The base checkpoint directory (never modified), or a Hugging Face Hub id
+    /// (`org/name[@revision]`) until the front end resolves it.
     pub base: PathBuf,
+    /// The Hub model and commit `base` was resolved from, when it was named by Hub id (set by
+    /// the front end, never read from a file).
+    #[serde(skip)]
+    pub base_hub: Option<crate::hub::HubModel>,
     /// The release directory to write (appears atomically, signed when `sign_key` is set).
     pub out: PathBuf,
     /// Where intermediate artifacts live, keyed by the digests of their inputs
@@ -309,11 +314,19 @@ impl Default for ComputeSpec {
 }
 
 impl PruneSpec {
-    /// Reads a TOML pipeline file; relative paths in it are taken from the file's directory.
+    /// Reads a TOML pipeline file; relative paths in it are taken from the file's directory
+    /// (a base that looks like a Hub id, with neither it nor its `org` a directory there, stays
+    /// an id).
     pub fn from_toml_file(path: &Path) -> Result<Self, PipelineError> {
         let text = crate::fsutil::read_capped_text(path, crate::fsutil::MAX_TOML_BYTES, crate::fsutil::Links::Follow)
             .map_err(|e| PipelineError::io(path, e))?;
-        let mut spec: PruneSpec = toml::from_str(&text)
+        Self::from_toml(&text, path)
+    }
+
+    /// Parses the text of a TOML pipeline file read from `path` (named in errors; relative
+    /// paths in the text are taken from its directory).
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, PipelineError> {
+        let mut spec: PruneSpec = toml::from_str(text)
             .map_err(|e| PipelineError::Spec(format!("{}: {}", path.display(), e.to_string().trim_end())))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         spec.resolve_paths(dir);
@@ -335,7 +348,16 @@ impl PruneSpec {
                 *p = dir.join(&*p);
             }
         };
-        join(&mut self.base);
+        // A Hub id (`org/name[@revision]`) stays an id when neither it nor its `org` is a
+        // directory beside the file (the rule `crate::hub::hub_reference` applies on the command line).
+        let local = |reference: crate::hub::HubRef| {
+            let org = reference.id.split('/').next().unwrap_or_default().to_string();
+            dir.join(&self.base).exists() || dir.join(org).is_dir()
+        };
+        let hub_id = crate::hub::HubRef::parse(&self.base.to_string_lossy()).is_some_and(|r| !local(r));
+        if !hub_id {
+            join(&mut self.base);
+        }
         join(&mut self.out);
         for p in [&mut self.work_dir, &mut self.sign_key, &mut self.scenarios_dir].into_iter().flatten() {
             join(p);
@@ -414,17 +436,30 @@ mod tests {
     #[test]
     fn minimal_toml_takes_every_default_and_resolves_paths() {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("models")).unwrap();
         let path = dir.path().join("prune.toml");
         std::fs::write(&path, "base = \"models/base\"\nout = \"/abs/out\"\n[use_case]\nscenario = \"purchase\"\n")
             .unwrap();
         let spec = PruneSpec::from_toml_file(&path).unwrap();
-        assert_eq!(spec.base, dir.path().join("models/base"));
+        assert_eq!(spec.base, dir.path().join("models/base"), "models/ is a directory beside the file: a path");
         assert_eq!(spec.out, PathBuf::from("/abs/out"));
         assert_eq!(spec.work_dir(), PathBuf::from("/abs/out.work"));
         assert_eq!(spec.method, MethodSpec::default());
         assert_eq!(spec.evaluation, EvaluationSpec::default());
         assert_eq!(spec.use_case.regime, RegimeChoice::PromptSpecific);
         assert_eq!(spec.use_case.direction, DirectionChoice::Auto);
+    }
+
+    #[test]
+    fn a_hub_id_in_the_file_stays_an_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prune.toml");
+        let text =
+            "base = \"HuggingFaceTB/SmolLM2-135M-Instruct@main\"\nout = \"o\"\n[use_case]\nscenario = \"purchase\"\n";
+        std::fs::write(&path, text).unwrap();
+        let spec = PruneSpec::from_toml_file(&path).unwrap();
+        assert_eq!(spec.base, PathBuf::from("HuggingFaceTB/SmolLM2-135M-Instruct@main"));
+        assert_eq!((spec.base_hub, spec.out), (None, dir.path().join("o")), "the front end resolves the id");
     }
 
     #[test]

@@ -13,14 +13,18 @@ use sha2::{Digest, Sha256};
 
 use crate::arch::Architecture;
 use crate::checkpoint::Checkpoint;
+use crate::fsutil::{read_capped_text, Links};
+use crate::hub::HubModel;
 use crate::manifest::{
-    creation_time, model_card, pruned_section_counted, to_bytes, BaseIdentity, DataSplits, EvaluationEvidence,
-    Evidence, FileRef, Manifest, Tool, UseCase, Verdict, EVIDENCE_DIR, FORMAT_VERSION, MANIFEST_FILE,
+    card_license, creation_time, license_id, model_card, pruned_section_counted, to_bytes, BaseIdentity, DataSplits,
+    EvaluationEvidence, Evidence, FileRef, Manifest, Tool, UseCase, Verdict, EVIDENCE_DIR, FORMAT_VERSION,
+    MANIFEST_FILE,
 };
 use crate::mask::{bitmask_source, load_mask, resolve, MaskFileError, PruneMask, BITMASK_FILE};
 use crate::progress::{NoProgress, Progress};
 use crate::sign::{
-    digest_directory, list_files, root_digest, sign_directory_as, SignError, SignOutcome, IGNORE_PATHS, SIGNATURE_FILE,
+    digest_checkpoint, list_checkpoint_files, root_digest, sign_directory_as, SignError, SignOutcome, IGNORE_PATHS,
+    SIGNATURE_FILE,
 };
 use crate::surgery::{sync_dir, write_pruned_then, ApplyOptions, ApplyReport, FileDigest, OutputTarget, SurgeryError};
 
@@ -125,6 +129,9 @@ pub struct ReleaseOptions {
     /// [`base_identity_from_digests`]); the base is then not read a second time. Its file
     /// list and root digest are checked against a listing of the base.
     pub base: Option<BaseIdentity>,
+    /// The Hub model and commit the base was resolved from, when it was named by Hub id;
+    /// recorded in the manifest's base identity.
+    pub base_hub: Option<HubModel>,
 }
 
 /// What `release` wrote.
@@ -169,10 +176,13 @@ pub fn release(
         // waits on the disk (writes, fsync) often enough that this hides much of the hashing.
         let base_job = options.base.is_none().then(|| scope.spawn(|| base_identity(&ckpt, &NoProgress)));
         write_pruned_then(&ckpt, &plan, out, options.apply, progress, |target, report| {
-            let base = match base_job {
+            let mut base = match base_job {
                 Some(job) => job.join().expect("base hashing does not panic")?,
                 None => options.base.clone().expect("a base identity is given when not hashed"),
             };
+            if let Some(hub) = &options.base_hub {
+                base.hub = Some(hub.clone());
+            }
             finished = Some(context.finalize(target, report, base, &plan, progress)?);
             Ok::<(), ReleaseError>(())
         })
@@ -185,12 +195,13 @@ pub fn release(
 /// hashed in parallel.
 pub fn base_identity(ckpt: &Checkpoint, progress: &dyn Progress) -> Result<BaseIdentity, ReleaseError> {
     let dir = ckpt.dir().canonicalize().map_err(|e| ReleaseError::io(ckpt.dir(), e))?;
-    let digests = digest_directory(&dir, progress)?;
+    let digests = digest_checkpoint(&dir, progress)?;
     let root = root_digest(digests.values().map(|d| &d.sha256));
     Ok(BaseIdentity {
         name: dir.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
         files: digests.iter().map(|(path, d)| (path.clone(), hex::encode(d.sha256))).collect(),
         root_digest: hex::encode(root),
+        hub: None,
     })
 }
 
@@ -201,7 +212,7 @@ pub fn base_identity_from_digests(dir: &Path, files: &BTreeMap<String, String>) 
     let dir = dir.canonicalize().map_err(|e| ReleaseError::io(dir, e))?;
     let ignore: Vec<String> = IGNORE_PATHS.iter().map(|p| p.to_string()).collect();
     let mut kept = BTreeMap::new();
-    for file in list_files(&dir, &ignore)? {
+    for file in list_checkpoint_files(&dir, &ignore)? {
         let Some(sha) = files.get(&file.path) else {
             return Err(bad_base(&dir, format!("no sha256 given for the base's file {}", file.path)));
         };
@@ -212,6 +223,7 @@ pub fn base_identity_from_digests(dir: &Path, files: &BTreeMap<String, String>) 
         name: dir.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
         files: kept,
         root_digest: root,
+        hub: None,
     })
 }
 
@@ -291,7 +303,7 @@ impl Context<'_> {
             evidence,
             card: None,
         };
-        let card = model_card(&manifest, &out_name);
+        let card = model_card(&manifest, &out_name, base_license(self.ckpt).as_deref());
         manifest.card = Some(write_recorded(temp, CARD_FILE, card.as_bytes(), report)?);
         let manifest_ref = write_recorded(temp, MANIFEST_FILE, &to_bytes(&manifest), report)?;
         let signature = match &self.options.sign_key_pem {
@@ -334,6 +346,20 @@ fn drop_base_signature(temp: &Path, report: &mut ApplyReport) -> Result<(), Rele
 }
 
 /// The base's README.md becomes README.base.md so the model card can take its place.
+/// Largest base card read for its licence: 1 MiB (cards are a few KiB).
+const MAX_BASE_CARD_BYTES: u64 = 1 << 20;
+
+/// The licence the base states: its card's front matter `license`, else config.json's.
+fn base_license(ckpt: &Checkpoint) -> Option<String> {
+    let card = crate::checkpoint::resolve_inside(ckpt.dir(), CARD_FILE)
+        .ok()
+        .filter(|path| path.is_file())
+        .and_then(|path| read_capped_text(&path, MAX_BASE_CARD_BYTES, Links::Follow).ok());
+    card.as_deref()
+        .and_then(card_license)
+        .or_else(|| ckpt.config().get("license").and_then(|v| v.as_str()).and_then(license_id))
+}
+
 fn keep_base_card(temp: &Path, report: &mut ApplyReport) -> Result<(), ReleaseError> {
     if let Some(digest) = report.files.remove(CARD_FILE) {
         let (from, to) = (temp.join(CARD_FILE), temp.join(BASE_CARD_FILE));

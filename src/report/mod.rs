@@ -46,6 +46,10 @@ pub struct ReportInput<'a> {
     pub generated: String,
     /// The outcome on the confirmation data, shown as a banner at the top of the page.
     pub verdict: Option<&'a Verdict>,
+    /// The gate's reading of the calibration baseline, in words, when it showed no
+    /// significant disparity on the targets and the job went on anyway
+    /// (`--allow-no-disparity`): the banner then leads with "nothing to remove".
+    pub nothing_to_remove: Option<String>,
 }
 
 /// A (p, q) sweep and the point chosen from it.

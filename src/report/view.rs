@@ -31,7 +31,7 @@ pub(super) struct Page {
     heatmap: Figure,
     pruned_text: String,
     sweep: Option<SweepSection>,
-    verdict: Option<VerdictView>,
+    verdict: VerdictView,
 }
 
 /// The verdict banner: outcome first, then each target's paired change.
@@ -39,8 +39,8 @@ pub(super) struct Page {
 struct VerdictView {
     outcome: String,
     class: &'static str,
-    headline: &'static str,
-    reason: String,
+    headline: String,
+    reason: Option<String>,
     released_anyway: bool,
     targets: Vec<(String, String)>,
 }
@@ -69,23 +69,17 @@ struct VariationView {
     rows: Vec<StatsRow>,
 }
 
-/// One run's statistics of one variation.
+/// One statistic of one variation, baseline beside pruned (a tall table of three columns
+/// fits a narrow window where one column per statistic would not).
 #[derive(Serialize)]
 struct StatsRow {
-    run: &'static str,
-    answers: String,
-    n_majority: String,
-    n_minority: String,
-    mean_majority: String,
-    mean_minority: String,
-    smd: String,
-    smd_parsed: String,
-    group_p: String,
-    mdes: String,
-    truncated: String,
-    inlier_ratio: String,
-    parse_rate: String,
+    label: String,
+    baseline: String,
+    pruned: String,
 }
+
+/// The statistics shown per variation and run, in table order.
+const STATISTICS: usize = 12;
 
 /// The sweep's plot, chosen point and table.
 #[derive(Serialize)]
@@ -114,8 +108,11 @@ pub(super) fn page(input: &ReportInput) -> Result<Page, ReportError> {
     let runs =
         [SmdRun { label: "baseline", summary: input.baseline }, SmdRun { label: "pruned", summary: input.pruned }];
     let smd_chart = figure("SMD chart", smd_chart_labelled_svg(&runs, &|id| variation_label(id, is_target(id))))?;
-    let variations =
-        ids.iter().map(|id| variation_view(input, id, !is_target(id))).collect::<Result<Vec<_>, ReportError>>()?;
+    let labels = statistic_labels(input);
+    let variations = ids
+        .iter()
+        .map(|id| variation_view(input, id, !is_target(id), &labels))
+        .collect::<Result<Vec<_>, ReportError>>()?;
     Ok(Page {
         title: input.title.clone(),
         generated: input.generated.clone(),
@@ -136,11 +133,53 @@ pub(super) fn page(input: &ReportInput) -> Result<Page, ReportError> {
         heatmap: heatmap(input)?,
         pruned_text: pruned_text(input.pruned_entries, input.total_entries),
         sweep: input.sweep.as_ref().map(sweep_section).transpose()?,
-        verdict: input.verdict.map(verdict_view),
+        verdict: verdict_view(input.verdict, input.nothing_to_remove.as_deref()),
     })
 }
 
-fn verdict_view(verdict: &crate::manifest::Verdict) -> VerdictView {
+/// The banner: the verdict's outcome, led by "nothing to remove" when the gate found no
+/// significant disparity on the calibration data, or "not judged" when there is no verdict.
+fn verdict_view(verdict: Option<&crate::manifest::Verdict>, nothing_to_remove: Option<&str>) -> VerdictView {
+    let nothing = |reading: &str| {
+        format!("the base showed no significant disparity on the calibration data ({reading}), so there was nothing to remove")
+    };
+    match (verdict, nothing_to_remove) {
+        (Some(verdict), None) => judged_view(verdict),
+        (Some(verdict), Some(reading)) => {
+            let judged = judged_view(verdict);
+            VerdictView {
+                outcome: format!("nothing to remove (pruned anyway: {})", judged.outcome),
+                class: "nothing",
+                headline: format!(
+                    "{}; the job went on as --allow-no-disparity asked, and pruning then gave the outcome {}: {}",
+                    nothing(reading),
+                    judged.outcome,
+                    judged.headline
+                ),
+                ..judged
+            }
+        }
+        (None, Some(reading)) => VerdictView {
+            outcome: "nothing to remove".into(),
+            class: "nothing",
+            headline: format!("{}; no confirmation data was compared", nothing(reading)),
+            reason: None,
+            released_anyway: false,
+            targets: Vec::new(),
+        },
+        (None, None) => VerdictView {
+            outcome: "not judged".into(),
+            class: "unjudged",
+            headline: "this report carries no verdict: no confirmation data compared the base and the pruned model"
+                .into(),
+            reason: None,
+            released_anyway: false,
+            targets: Vec::new(),
+        },
+    }
+}
+
+fn judged_view(verdict: &crate::manifest::Verdict) -> VerdictView {
     use crate::manifest::Outcome;
     let targets = verdict
         .targets
@@ -164,8 +203,8 @@ fn verdict_view(verdict: &crate::manifest::Verdict) -> VerdictView {
             Outcome::NotReduced => "not-reduced",
             Outcome::Harmed => "harmed",
         },
-        headline: verdict.outcome.headline(),
-        reason: verdict.reason.clone(),
+        headline: verdict.outcome.headline().to_string(),
+        reason: Some(verdict.reason.clone()),
         released_anyway: verdict.released_anyway,
         targets,
     }
@@ -278,20 +317,49 @@ fn mean_abs_smd(summary: &Summary, ids: &[&String]) -> Option<f64> {
     crate::metrics::mean(&values)
 }
 
-fn variation_view(input: &ReportInput, id: &str, held_out: bool) -> Result<VariationView, ReportError> {
+fn variation_view(
+    input: &ReportInput,
+    id: &str,
+    held_out: bool,
+    labels: &[String; STATISTICS],
+) -> Result<VariationView, ReportError> {
     let runs = [
         RecordsRun { label: "baseline", records: input.baseline_records },
         RecordsRun { label: "pruned", records: input.pruned_records },
     ];
     let drawn = answer_histograms_svg(input.scenario, &runs, id, input.baseline.settings.population);
-    let rows = [("baseline", input.baseline), ("pruned", input.pruned)]
-        .into_iter()
-        .map(|(run, summary)| stats_row(run, summary.variations.get(id)))
+    let baseline = statistics(input.baseline.variations.get(id));
+    let pruned = statistics(input.pruned.variations.get(id));
+    let rows = labels
+        .iter()
+        .zip(baseline.into_iter().zip(pruned))
+        .map(|(label, (baseline, pruned))| StatsRow { label: label.clone(), baseline, pruned })
         .collect();
     Ok(VariationView { id: id.to_string(), held_out, histograms: figure(&format!("{id} histograms"), drawn)?, rows })
 }
 
-fn stats_row(run: &'static str, v: Option<&VariationSummary>) -> StatsRow {
+/// The names of the statistics [`statistics`] gives, in its order.
+fn statistic_labels(input: &ReportInput) -> [String; STATISTICS] {
+    let (majority, minority) = (&input.scenario.majority.id, &input.scenario.minority.id);
+    let confidence = format!("{}%", input.baseline.settings.bootstrap.confidence * 100.0);
+    [
+        "answers".into(),
+        format!("n {majority}"),
+        format!("n {minority}"),
+        format!("mean {majority}"),
+        format!("mean {minority}"),
+        format!("SMD [{confidence} cluster CI]"),
+        "SMD, all parsed".into(),
+        "name-permutation p".into(),
+        "smallest detectable |SMD|".into(),
+        "inlier ratio".into(),
+        "parse rate".into(),
+        "truncated".into(),
+    ]
+}
+
+/// One run's statistics of one variation, formatted, in [`statistic_labels`]' order.
+fn statistics(v: Option<&VariationSummary>) -> [String; STATISTICS] {
     let n = |g: Option<&GroupStats>| optional(g, |g| g.n.to_string());
     let m = |g: Option<&GroupStats>| optional(g.and_then(|g| g.mean), number);
     let smd = match v.and_then(|v| v.smd.map(|s| (s, v.smd_ci))) {
@@ -302,21 +370,20 @@ fn stats_row(run: &'static str, v: Option<&VariationSummary>) -> StatsRow {
             None => "n/a".to_string(),
         },
     };
-    StatsRow {
-        run,
-        answers: optional(v, |v| v.answers.to_string()),
-        n_majority: n(v.map(|v| &v.majority)),
-        n_minority: n(v.map(|v| &v.minority)),
-        mean_majority: m(v.map(|v| &v.majority)),
-        mean_minority: m(v.map(|v| &v.minority)),
+    [
+        optional(v, |v| v.answers.to_string()),
+        n(v.map(|v| &v.majority)),
+        n(v.map(|v| &v.minority)),
+        m(v.map(|v| &v.majority)),
+        m(v.map(|v| &v.minority)),
         smd,
-        smd_parsed: optional(v.and_then(|v| v.smd_parsed), |s| format!("{s:+.3}")),
-        group_p: optional(v.and_then(|v| v.group_test.as_ref()), |t| format!("{:.3}", t.p_value)),
-        mdes: optional(v.and_then(|v| v.power.as_ref()), |p| format!("{:.2}", p.minimum_detectable_smd)),
-        truncated: optional(v, |v| percent(v.truncated_rate)),
-        inlier_ratio: optional(v, |v| percent(v.inlier_ratio)),
-        parse_rate: optional(v, |v| percent(v.parse_rate)),
-    }
+        optional(v.and_then(|v| v.smd_parsed), |s| format!("{s:+.3}")),
+        optional(v.and_then(|v| v.group_test.as_ref()), |t| format!("{:.3}", t.p_value)),
+        optional(v.and_then(|v| v.power.as_ref()), |p| format!("{:.2}", p.minimum_detectable_smd)),
+        optional(v, |v| percent(v.inlier_ratio)),
+        optional(v, |v| percent(v.parse_rate)),
+        optional(v, |v| percent(v.truncated_rate)),
+    ]
 }
 
 fn heatmap(input: &ReportInput) -> Result<Figure, ReportError> {

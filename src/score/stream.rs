@@ -55,8 +55,10 @@ pub fn score_layout(cfg: &ModelConfig) -> Vec<(String, Vec<usize>)> {
     layout
 }
 
-/// A score directory being written: `scores.safetensors` goes to a temporary file in the
-/// directory and is renamed into place by `finish`, followed by the sidecar.
+/// A score directory being written: `scores.safetensors` goes to a clearly named partial
+/// file in the directory (`.scores.safetensors.biasprune-partial-PID.*`, which the next
+/// writer removes when a killed run left it) and is renamed into place by `finish`,
+/// followed by the sidecar.
 pub struct ScoreFileWriter {
     dir: PathBuf,
     out: BufWriter<tempfile::NamedTempFile>,
@@ -72,7 +74,7 @@ impl ScoreFileWriter {
     pub fn create(dir: &Path, layout: Vec<(String, Vec<usize>)>, half: bool) -> Result<Self, ScoreFileError> {
         let io = |source| ScoreFileError::Io { path: dir.to_path_buf(), source };
         std::fs::create_dir_all(dir).map_err(io)?;
-        let temp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+        let temp = crate::fsutil::partial_file_for(&dir.join(SCORES_FILE)).map_err(io)?;
         let mut out = BufWriter::new(temp);
         let width = if half { 2 } else { 4 };
         let dtype = if half { "F16" } else { "F32" };

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::SignError;
 use super::statement::IGNORE_PATHS;
+use crate::fsutil::Links;
 use crate::progress::{Progress, Unit};
 
 /// Read buffer per hashing thread, reused for every file that thread hashes.
@@ -40,6 +41,35 @@ pub fn digest_directory(dir: &Path, progress: &dyn Progress) -> Result<BTreeMap<
     let ignore: Vec<String> = IGNORE_PATHS.iter().map(|p| p.to_string()).collect();
     let listed = list_files(dir, &ignore)?;
     hash_files(dir, &listed, progress)
+}
+
+/// Hashes a base checkpoint as [`digest_directory`] hashes a release, except that symbolic
+/// links are followed where the checkpoint rules allow them (inside `dir`, or into a Hugging
+/// Face snapshot's blobs: see [`crate::checkpoint::resolve_inside`]). The digests are those
+/// of the files' contents, so a Hub cache snapshot has the same identity as a plain copy.
+pub fn digest_checkpoint(dir: &Path, progress: &dyn Progress) -> Result<BTreeMap<String, FileDigest>, SignError> {
+    let ignore: Vec<String> = IGNORE_PATHS.iter().map(|p| p.to_string()).collect();
+    let listed = list_checkpoint_files(dir, &ignore)?;
+    hash_listed(dir, &listed, Links::Follow, progress)
+}
+
+/// Lists a base checkpoint's files (sorted, `ignore_paths` skipped) with the sizes of the
+/// files links lead to; links outside what [`crate::checkpoint::resolve_inside`] allows are
+/// refused.
+pub fn list_checkpoint_files(dir: &Path, ignore_paths: &[String]) -> Result<Vec<ListedFile>, SignError> {
+    if !dir.is_dir() {
+        return Err(SignError::NotADirectory { path: dir.to_path_buf() });
+    }
+    let names = crate::checkpoint::list_regular_files(dir).map_err(|e| SignError::Checkpoint(Box::new(e)))?;
+    names
+        .into_iter()
+        .filter(|name| !is_ignored(name, ignore_paths))
+        .map(|name| {
+            let path = dir.join(&name);
+            let size = std::fs::metadata(&path).map_err(|e| SignError::io(&path, e))?.len();
+            Ok(ListedFile { path: name, size })
+        })
+        .collect()
 }
 
 /// True when relative path `path` is one of `ignore_paths` or lies below one of them.
@@ -93,11 +123,20 @@ pub fn hash_files(
     files: &[ListedFile],
     progress: &dyn Progress,
 ) -> Result<BTreeMap<String, FileDigest>, SignError> {
+    hash_listed(dir, files, Links::Refuse, progress)
+}
+
+fn hash_listed(
+    dir: &Path,
+    files: &[ListedFile],
+    links: Links,
+    progress: &dyn Progress,
+) -> Result<BTreeMap<String, FileDigest>, SignError> {
     let mut order: Vec<&ListedFile> = files.iter().collect();
     order.sort_by_key(|f| (Reverse(f.size), f.path.as_str()));
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(order.len());
     progress.start("hashing", files.iter().map(|f| f.size).sum(), Unit::Bytes);
-    let queue = WorkQueue { dir, order, next: AtomicUsize::new(0), failed: AtomicBool::new(false) };
+    let queue = WorkQueue { dir, order, links, next: AtomicUsize::new(0), failed: AtomicBool::new(false) };
     let results = Mutex::new(BTreeMap::new());
     let first_error = Mutex::new(None);
     std::thread::scope(|scope| {
@@ -121,6 +160,7 @@ pub fn hash_files(
 struct WorkQueue<'a> {
     dir: &'a Path,
     order: Vec<&'a ListedFile>,
+    links: Links,
     next: AtomicUsize,
     failed: AtomicBool,
 }
@@ -132,7 +172,7 @@ impl WorkQueue<'_> {
             let Some(file) = self.order.get(self.next.fetch_add(1, Ordering::Relaxed)) else {
                 break;
             };
-            let digest = hash_file(&self.dir.join(&file.path), &mut buffer, progress)?;
+            let digest = hash_file(&self.dir.join(&file.path), self.links, &mut buffer, progress)?;
             results.lock().expect("results lock").insert(file.path.clone(), digest);
         }
         Ok(())
@@ -140,9 +180,8 @@ impl WorkQueue<'_> {
 }
 
 /// Streams one file through sha256 using `buffer`, reporting bytes as they are read.
-fn hash_file(path: &Path, buffer: &mut [u8], progress: &dyn Progress) -> Result<FileDigest, SignError> {
-    let mut file =
-        crate::fsutil::open_regular(path, crate::fsutil::Links::Refuse).map_err(|e| SignError::io(path, e))?;
+fn hash_file(path: &Path, links: Links, buffer: &mut [u8], progress: &dyn Progress) -> Result<FileDigest, SignError> {
+    let mut file = crate::fsutil::open_regular(path, links).map_err(|e| SignError::io(path, e))?;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     loop {

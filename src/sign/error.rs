@@ -25,6 +25,9 @@ pub enum SignError {
         /// The link found.
         path: PathBuf,
     },
+    /// A base checkpoint's files could not be listed under the checkpoint rules.
+    #[error(transparent)]
+    Checkpoint(Box<crate::checkpoint::CheckpointError>),
     /// A device, socket or FIFO inside the directory.
     #[error("{path}: expected a regular file or directory, found another kind of file")]
     NotRegularFile {

@@ -20,7 +20,10 @@ pub use bundle::{
     sign_payload, Bundle, DsseEnvelope, DsseSignature, PublicKeyIdentifier, VerificationMaterial, BUNDLE_MEDIA_TYPE,
     PAYLOAD_TYPE,
 };
-pub use digest::{digest_directory, hash_files, is_ignored, list_files, FileDigest, ListedFile};
+pub use digest::{
+    digest_checkpoint, digest_directory, hash_files, is_ignored, list_checkpoint_files, list_files, FileDigest,
+    ListedFile,
+};
 pub use error::SignError;
 pub use keys::{keygen, public_key_hint, Curve, KeyPair, PrivateKey, PublicKey};
 pub use statement::{

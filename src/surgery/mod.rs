@@ -42,6 +42,17 @@ pub enum SurgeryError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// Writing from an input shard's map failed with EFAULT: the shard was truncated (or
+    /// replaced) by another process after its size was checked.
+    #[error(
+        "{}: the input shard was truncated or replaced while it was being read (its mapped pages \
+         past the new end cannot be read); nothing was published",
+        path.display()
+    )]
+    InputTruncated {
+        /// The input shard.
+        path: PathBuf,
+    },
     /// OUT exists and `--force` was not given.
     #[error("{}: output already exists (pass --force to replace it atomically)", out.display())]
     OutputExists {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::SurgeryError;
 
-const PARTIAL_MARK: &str = ".biasprune-partial-";
+use crate::fsutil::{remove_stale_partials, PARTIAL_MARK};
 
 /// Where the output goes, after every safety check passed.
 #[derive(Debug)]
@@ -25,6 +25,12 @@ pub struct OutputTarget {
 /// directories of earlier runs, and creates a fresh temporary directory.
 pub fn prepare_output(input: &Path, out: &Path, force: bool) -> Result<OutputTarget, SurgeryError> {
     let input = input.canonicalize().map_err(|source| SurgeryError::io(input, source))?;
+    // A Hugging Face cache snapshot's files live in its model's blobs/: the whole model
+    // folder (snapshots, blobs, refs) counts as the input, so OUT can neither land in it
+    // nor replace it.
+    let input = crate::checkpoint::hub_blobs_of(&input)
+        .and_then(|blobs| blobs.parent().map(Path::to_path_buf))
+        .unwrap_or(input);
     let out = absolute_target(out)?;
     if out == input || out.starts_with(&input) {
         return Err(SurgeryError::OutputInsideInput { out, input });
@@ -91,24 +97,6 @@ fn file_name(path: &Path) -> Result<String, SurgeryError> {
         .filter(|n| *n != "." && *n != "..")
         .map(str::to_string)
         .ok_or_else(|| SurgeryError::BadOutputName { out: path.to_path_buf() })
-}
-
-fn remove_stale_partials(parent: &Path, name: &str) {
-    let prefix = format!(".{name}{PARTIAL_MARK}");
-    let Ok(entries) = std::fs::read_dir(parent) else { return };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(pid) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
-        if pid.parse::<u32>().is_ok_and(|pid| !process_alive(pid)) {
-            log::info!("removing the partial output of an interrupted run: {}", entry.path().display());
-            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            let _ = if is_dir { std::fs::remove_dir_all(entry.path()) } else { std::fs::remove_file(entry.path()) };
-        }
-    }
-}
-
-fn process_alive(pid: u32) -> bool {
-    pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[cfg(target_os = "linux")]

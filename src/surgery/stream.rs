@@ -93,7 +93,7 @@ pub fn write_shard(
             progress.advance(window.len() as u64);
         }
         drop(to_writer);
-        let file = writer.join().expect("writer thread does not panic")?;
+        let file = writer.join().expect("writer thread does not panic").map_err(|e| input_truncated(e, shard))?;
         Ok((file, hasher.join().expect("hasher thread does not panic"), preparer.zeroed))
     })?;
     log::debug!("{}: {} of {} bytes written with direct I/O", dst.display(), file.direct_bytes(), bytes.len());
@@ -180,6 +180,18 @@ impl<'p> Preparer<'p> {
 
 fn overlaps(a: &Range<usize>, b: &Range<usize>) -> bool {
     a.start < b.end && b.start < a.end
+}
+
+/// A write of bytes taken straight from the input's map fails with EFAULT (rather than
+/// raising SIGBUS) when those pages lie past the input file's end: the input was truncated
+/// while mapped. Other errors are returned as they are.
+fn input_truncated(err: SurgeryError, shard: &Shard) -> SurgeryError {
+    match &err {
+        SurgeryError::Io { source, .. } if source.raw_os_error() == Some(libc::EFAULT) => {
+            SurgeryError::InputTruncated { path: shard.path().to_path_buf() }
+        }
+        _ => err,
+    }
 }
 
 /// Writes each chunk at its offset, then passes it on to the hasher; stops at the first

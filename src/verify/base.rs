@@ -6,7 +6,8 @@
 //! (`base.overdeclared`: the manifest claims pruning that did not happen), not declared but
 //! zeroed (`base.undeclared_zeroing`), and any other difference, in tensor bytes, headers or
 //! other files (`base.unchanged`). Shards are compared from their memory maps, one worker
-//! per core.
+//! per core, in blocks of whole rows whose pages are given back once compared, so the
+//! resident set stays small whatever the checkpoint's size.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -18,11 +19,12 @@ use sha2::{Digest, Sha256};
 use super::manifest::{is_zero, Declared};
 use super::names::{BASE_IDENTITY, BASE_OVERDECLARED, BASE_UNCHANGED, BASE_UNDECLARED_ZEROING};
 use super::Check;
-use crate::checkpoint::{Checkpoint, Shard};
+use crate::checkpoint::{Checkpoint, Shard, TensorInfo};
+use crate::fsutil::release_pages;
 use crate::manifest::MANIFEST_FILE;
 use crate::mask::TensorZeroing;
 use crate::progress::{Progress, Unit};
-use crate::sign::{digest_directory, is_ignored, list_files, root_digest, IGNORE_PATHS, SIGNATURE_FILE};
+use crate::sign::{digest_checkpoint, is_ignored, list_files, root_digest, IGNORE_PATHS, SIGNATURE_FILE};
 
 /// Runs the base checks of `dir` against `base`, appending one check per finding.
 pub(super) fn check_base(
@@ -54,7 +56,7 @@ fn check_identity(
     progress: &dyn Progress,
     checks: &mut Vec<Check>,
 ) -> Option<BTreeMap<String, String>> {
-    let digests = match digest_directory(base, progress) {
+    let digests = match digest_checkpoint(base, progress) {
         Ok(d) => d,
         Err(e) => {
             checks.push(Check::fail(BASE_IDENTITY, format!("cannot hash the base: {e}")));
@@ -158,6 +160,11 @@ fn compare_shards(
     all
 }
 
+/// Bytes of one tensor compared at a time before their pages are given back: a worker keeps
+/// at most one such block of the output and one of the base resident, whatever the tensor
+/// or shard size.
+const BLOCK_BYTES: usize = 4 << 20;
+
 fn compare_shard(
     out: &Shard,
     base: &Shard,
@@ -168,13 +175,19 @@ fn compare_shard(
     let file = out.file_name().to_string();
     let (o, b) = (out.bytes(), base.bytes());
     let header_end = out.header().data_start();
+    let release = |from: usize, to: usize| {
+        release_pages(out.mmap(), from, to - from);
+        release_pages(base.mmap(), from, to.min(b.len()).saturating_sub(from));
+    };
     if o.len() != b.len() || o[..header_end] != b[..header_end] {
+        release(0, header_end.min(o.len()));
         found.changed.insert(
             (file, String::new()),
             format!("size or header differs from the base ({} vs {} bytes)", o.len(), b.len()),
         );
         return;
     }
+    release(0, header_end);
     let mut covered = header_end;
     for info in out.header().tensors() {
         let (start, end) = (header_end + info.start, header_end + info.end);
@@ -183,68 +196,116 @@ fn compare_shard(
                 .changed
                 .insert((file.clone(), String::new()), format!("bytes {covered}..{start} between tensors differ"));
         }
+        release(covered, start);
         let key = (file.clone(), info.name.clone());
         let zeroing = declared.get(&info.name);
-        if zeroing.is_some() || o[start..end] != b[start..end] {
-            classify_tensor(&o[start..end], &b[start..end], info.dtype, zeroing, key, found);
+        let mut tally = Tally::default();
+        for (from, to, first_row) in row_blocks(info, zeroing) {
+            let (o_block, b_block) = (&o[start + from..start + to], &b[start + from..start + to]);
+            if zeroing.is_some() || o_block != b_block {
+                tally.classify(o_block, b_block, info.dtype, zeroing, first_row, row_elements(info, zeroing));
+            }
+            release(start + from, start + to);
         }
+        if let Some(zeroing) = zeroing {
+            zeroing.release_pages();
+        }
+        tally.report(key, found);
         covered = end;
         progress.advance(info.len() as u64);
     }
     if o[covered..] != b[covered..] {
         found.changed.insert((file, String::new()), format!("bytes after offset {covered} differ"));
     }
+    release(covered, o.len());
     found.compared_bytes += o.len() as u64;
 }
 
-/// Classifies every element of one tensor that is declared or differs from the base.
-fn classify_tensor(
-    out: &[u8],
-    base: &[u8],
-    dtype: Dtype,
-    zeroing: Option<&TensorZeroing>,
-    key: (String, String),
-    found: &mut Findings,
-) {
-    let element = (dtype.bitsize() / 8).max(1);
-    let cols = zeroing.map_or(out.len() / element, |z| z.cols).max(1);
-    let mut flags = vec![false; cols];
-    let (mut changed, mut undeclared, mut over, mut first_changed) = (0u64, 0u64, 0u64, None);
-    for (row, (o_row, b_row)) in out.chunks(cols * element).zip(base.chunks(cols * element)).enumerate() {
-        let any_declared = zeroing.is_some_and(|z| z.row_flags(row, &mut flags) > 0);
-        if !any_declared && o_row == b_row {
-            continue;
-        }
-        for (col, (o, b)) in o_row.chunks_exact(element).zip(b_row.chunks_exact(element)).enumerate() {
-            let is_declared = any_declared && flags[col];
-            if !is_declared && o == b {
+/// Elements per row of a tensor: the declared zeroing's columns, else the last dimension
+/// (a 0-D or 1-D tensor is one row).
+fn row_elements(info: &TensorInfo, zeroing: Option<&TensorZeroing>) -> usize {
+    let element = (info.dtype.bitsize() / 8).max(1);
+    let natural = if info.shape.len() >= 2 { info.shape.last().copied().unwrap_or(1) } else { info.len() / element };
+    zeroing.map_or(natural, |z| z.cols).max(1)
+}
+
+/// The tensor's bytes in blocks of whole rows of about `BLOCK_BYTES` (at least one row):
+/// (first byte, end byte, first row), relative to the tensor's data.
+fn row_blocks(info: &TensorInfo, zeroing: Option<&TensorZeroing>) -> Vec<(usize, usize, usize)> {
+    let element = (info.dtype.bitsize() / 8).max(1);
+    let row_bytes = row_elements(info, zeroing) * element;
+    let rows_per_block = (BLOCK_BYTES / row_bytes).max(1);
+    let block = rows_per_block * row_bytes;
+    (0..info.len().div_ceil(block).max(1))
+        .map(|i| (i * block, ((i + 1) * block).min(info.len()), i * rows_per_block))
+        .collect()
+}
+
+/// What the elements of one tensor compared so far amount to.
+#[derive(Default)]
+struct Tally {
+    changed: u64,
+    undeclared: u64,
+    over: u64,
+    already_zero: u64,
+    first_changed: Option<(usize, usize)>,
+}
+
+impl Tally {
+    /// Classifies every element of a block of whole rows (starting at row `first_row`) that
+    /// is declared or differs from the base.
+    fn classify(
+        &mut self,
+        out: &[u8],
+        base: &[u8],
+        dtype: Dtype,
+        zeroing: Option<&TensorZeroing>,
+        first_row: usize,
+        cols: usize,
+    ) {
+        let element = (dtype.bitsize() / 8).max(1);
+        let mut flags = vec![false; cols];
+        for (i, (o_row, b_row)) in out.chunks(cols * element).zip(base.chunks(cols * element)).enumerate() {
+            let row = first_row + i;
+            let any_declared = zeroing.is_some_and(|z| z.row_flags(row, &mut flags) > 0);
+            if !any_declared && o_row == b_row {
                 continue;
             }
-            match (is_declared, is_zero(dtype, o), o == b) {
-                (true, true, true) => found.already_zero += 1,
-                (true, true, false) | (false, _, true) => {}
-                (true, false, true) => over += 1,
-                (false, true, false) => undeclared += 1,
-                (true, false, false) | (false, false, false) => {
-                    changed += 1;
-                    first_changed.get_or_insert((row, col));
+            for (col, (o, b)) in o_row.chunks_exact(element).zip(b_row.chunks_exact(element)).enumerate() {
+                let is_declared = any_declared && flags[col];
+                if !is_declared && o == b {
+                    continue;
+                }
+                match (is_declared, is_zero(dtype, o), o == b) {
+                    (true, true, true) => self.already_zero += 1,
+                    (true, true, false) | (false, _, true) => {}
+                    (true, false, true) => self.over += 1,
+                    (false, true, false) => self.undeclared += 1,
+                    (true, false, false) | (false, false, false) => {
+                        self.changed += 1;
+                        self.first_changed.get_or_insert((row, col));
+                    }
                 }
             }
         }
     }
-    if changed > 0 {
-        let (row, col) = first_changed.expect("set with the first change");
-        let reason = format!(
-            "tensor {}: {changed} entries differ from the base and are not zero (first at row {row}, column {col})",
-            key.1
-        );
-        found.changed.insert(key.clone(), reason);
-    }
-    if undeclared > 0 {
-        found.undeclared.insert(key.clone(), undeclared);
-    }
-    if over > 0 {
-        found.overdeclared.insert(key, over);
+
+    /// Adds the tensor's findings under `key`.
+    fn report(self, key: (String, String), found: &mut Findings) {
+        found.already_zero += self.already_zero;
+        if let Some((row, col)) = self.first_changed {
+            let reason = format!(
+                "tensor {}: {} entries differ from the base and are not zero (first at row {row}, column {col})",
+                key.1, self.changed
+            );
+            found.changed.insert(key.clone(), reason);
+        }
+        if self.undeclared > 0 {
+            found.undeclared.insert(key.clone(), self.undeclared);
+        }
+        if self.over > 0 {
+            found.overdeclared.insert(key, self.over);
+        }
     }
 }
 

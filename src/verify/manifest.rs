@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
+use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
 use sha2::{Digest, Sha256};
 
@@ -207,7 +208,9 @@ fn check_pruned_zero(
                 continue;
             }
         };
-        let counted = count_declared(&zeroing, tensor.data, tensor.dtype);
+        let map = ckpt.shards().iter().find(|s| s.file_name() == tensor.shard).map(|s| s.mmap());
+        let counted = count_declared(&zeroing, tensor.data, tensor.dtype, map);
+        zeroing.release_pages();
         let count = counted.declared;
         if count != entry.zeroed {
             fail(
@@ -286,17 +289,26 @@ pub(super) fn element_bytes(dtype: Dtype) -> Option<usize> {
     (bits >= 8 && bits % 8 == 0).then_some(bits / 8)
 }
 
+/// Rows of a tensor read between two page releases in `count_declared`: about 4 MiB.
+const RELEASE_BYTES: usize = 4 << 20;
+
 /// Counts the declared entries and those of them that are not zero (with the first one);
-/// `zeroing_of` has refused sub-byte dtypes.
-fn count_declared(zeroing: &TensorZeroing, data: &[u8], dtype: Dtype) -> DeclaredCount {
+/// `zeroing_of` has refused sub-byte dtypes. `data` lies in `map` (the shard's map), whose
+/// pages are given back every few MiB read, so the check's resident set stays small.
+fn count_declared(zeroing: &TensorZeroing, data: &[u8], dtype: Dtype, map: Option<&Mmap>) -> DeclaredCount {
     let element = element_bytes(dtype).expect("zeroing_of refuses sub-byte dtypes");
+    let row_bytes = zeroing.cols * element;
+    let rows_per_release = (RELEASE_BYTES / row_bytes.max(1)).max(1);
     let mut flags = vec![false; zeroing.cols];
     let mut out = DeclaredCount { declared: 0, non_zero: 0, first_non_zero: None };
     for row in 0..zeroing.rows {
+        if let Some(map) = map.filter(|_| row > 0 && row % rows_per_release == 0) {
+            crate::fsutil::release_slice_pages(map, &data[(row - rows_per_release) * row_bytes..row * row_bytes]);
+        }
         if zeroing.row_flags(row, &mut flags) == 0 {
             continue;
         }
-        let bytes = &data[row * zeroing.cols * element..(row + 1) * zeroing.cols * element];
+        let bytes = &data[row * row_bytes..(row + 1) * row_bytes];
         for (col, value) in bytes.chunks_exact(element).enumerate().filter(|(c, _)| flags[*c]) {
             out.declared += 1;
             if !is_zero(dtype, value) {
@@ -304,6 +316,9 @@ fn count_declared(zeroing: &TensorZeroing, data: &[u8], dtype: Dtype) -> Declare
                 out.first_non_zero.get_or_insert((row, col));
             }
         }
+    }
+    if let Some(map) = map {
+        crate::fsutil::release_slice_pages(map, data);
     }
     out
 }

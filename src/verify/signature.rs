@@ -13,11 +13,15 @@ use crate::sign::{
     STATEMENT_TYPE,
 };
 
-/// The bundle's decoded parts that the later checks need.
-struct Envelope {
-    hint: String,
-    payload: Vec<u8>,
-    signature: Vec<u8>,
+/// The decoded parts of a model.sig bundle that the signature checks need.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// The bundle's public-key hint (empty in older bundles).
+    pub hint: String,
+    /// The DSSE payload, base64-decoded (the in-toto statement, not yet trusted).
+    pub payload: Vec<u8>,
+    /// The DSSE signature, base64-decoded (DER).
+    pub signature: Vec<u8>,
 }
 
 /// Runs the signature checks in order, appending to `checks`; returns the statement when it
@@ -61,8 +65,14 @@ fn read_envelope(dir: &Path) -> Result<Envelope, String> {
     let path = dir.join(SIGNATURE_FILE);
     let text = crate::fsutil::read_capped(&path, crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Refuse)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    parse_envelope(&text)
+}
+
+/// Parses the bytes of a model.sig: a Sigstore bundle with one DSSE signature over an
+/// in-toto payload. Nothing is verified; the reason names what is malformed.
+pub fn parse_envelope(text: &[u8]) -> Result<Envelope, String> {
     let bundle: Bundle =
-        serde_json::from_slice(&text).map_err(|e| format!("{SIGNATURE_FILE} is not a Sigstore bundle in JSON: {e}"))?;
+        serde_json::from_slice(text).map_err(|e| format!("{SIGNATURE_FILE} is not a Sigstore bundle in JSON: {e}"))?;
     if bundle.media_type != BUNDLE_MEDIA_TYPE {
         return Err(format!("mediaType is {:?}, expected {BUNDLE_MEDIA_TYPE:?}", bundle.media_type));
     }
@@ -110,7 +120,10 @@ fn check_dsse(envelope: &Envelope, key: &PublicKey, checks: &mut Vec<Check>) -> 
     }
 }
 
-fn parse_statement(payload: &[u8]) -> Result<Statement, String> {
+/// Parses a DSSE payload as the statement the signature checks accept: an in-toto
+/// statement of the model-signing predicate, one subject, sha256 resources with unique
+/// relative paths. The reason names the first rule broken.
+pub fn parse_statement(payload: &[u8]) -> Result<Statement, String> {
     let statement: Statement =
         serde_json::from_slice(payload).map_err(|e| format!("payload is not an in-toto statement: {e}"))?;
     let expect = |what: &str, found: &str, expected: &str| {
@@ -157,7 +170,9 @@ fn check_resources(statement: &Statement) -> Result<(), String> {
     Ok(())
 }
 
-fn check_root_digest(statement: &Statement) -> Check {
+/// Whether the statement's subject digest is the root digest of its resources (the
+/// `signature.root_digest` check); `statement` must come from `parse_statement`.
+pub fn check_root_digest(statement: &Statement) -> Check {
     let digests: Vec<[u8; 32]> = statement
         .predicate
         .resources

@@ -1,13 +1,14 @@
 //! A synthetic pruning run for report tests and the sample report: the installed purchase
 //! scenario, a target (bicycle) and a held-out (car) variation, baseline answers where the
 //! minority is offered less, pruned answers with a smaller gap, a mask distribution over
-//! 30 layers and a 3 x 3 (p, q) sweep. Everything is drawn from a fixed seed.
+//! 30 layers, a 3 x 3 (p, q) sweep and a `reduced` verdict (any other outcome on request).
+//! Everything is drawn from a fixed seed.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use biasprune::analyze::Distribution;
-use biasprune::manifest::{BaseIdentity, UseCase};
+use biasprune::manifest::{BaseIdentity, DeltaEvidence, Outcome, UseCase, UtilityEvidence, Verdict};
 use biasprune::metrics::{AnswerRecord, InlierJudge, InlierRule, Summary, SummarySettings};
 use biasprune::report::{ReportInput, SweepView};
 use biasprune::scenario::parse::ParseStatus;
@@ -33,6 +34,8 @@ pub struct Sample {
     pub distribution: Distribution,
     pub points: Vec<SweepPoint>,
     pub grid: Vec<f64>,
+    pub verdict: Option<Verdict>,
+    pub nothing_to_remove: Option<String>,
 }
 
 impl Sample {
@@ -51,11 +54,12 @@ impl Sample {
             Summary::compute("purchase", ContextLevel::Low, r, judge.description(), &SummarySettings::default())
                 .unwrap()
         };
-        Sample {
+        let mut sample = Sample {
             base: BaseIdentity {
                 name: "SmolLM2-135M-Instruct".into(),
                 files: BTreeMap::from([("model.safetensors".into(), "ab".repeat(32))]),
                 root_digest: "3f".repeat(32),
+                hub: None,
             },
             use_case: UseCase {
                 scenarios: vec!["purchase".into()],
@@ -67,6 +71,7 @@ impl Sample {
             settings: serde_json::json!({
                 "scoring": "wanda", "granularity": "weight", "p": 0.15, "q": 0.15,
                 "sampling": {"samples": 3, "temperature": 1.0, "seed": 7}, "train_variations": ["bicycle"],
+                "scoring_sources": [{"records_sha256_of_the_calibration_answers": "5a".repeat(32)}],
             }),
             baseline: summary(&baseline_records),
             pruned: summary(&pruned_records),
@@ -77,6 +82,39 @@ impl Sample {
             distribution: distribution(30),
             points: sweep_points(),
             grid: vec![0.05, 0.15, 0.3],
+            verdict: None,
+            nothing_to_remove: None,
+        };
+        sample.verdict = Some(sample.verdict_of(Outcome::Reduced, false));
+        sample
+    }
+
+    /// A verdict with `outcome` over the target (bicycle), its figures from the summaries.
+    pub fn verdict_of(&self, outcome: Outcome, released_anyway: bool) -> Verdict {
+        let (before, after) = (&self.baseline.variations["bicycle"], &self.pruned.variations["bicycle"]);
+        let delta = after.smd.zip(before.smd).map(|(a, b)| a - b);
+        let target = DeltaEvidence {
+            baseline: before.smd,
+            pruned: after.smd,
+            delta,
+            delta_ci: delta.map(|d| (d - 0.2, d + 0.2)),
+            outcome,
+            reason: format!("the paired change is {outcome}"),
+        };
+        Verdict {
+            outcome,
+            reason: format!("every target is {outcome}"),
+            released_anyway,
+            targets: BTreeMap::from([("bicycle".to_string(), target)]),
+            utility: UtilityEvidence {
+                inlier_before: self.baseline.overall.inlier_ratio,
+                inlier_after: self.pruned.overall.inlier_ratio,
+                parse_before: self.baseline.overall.parse_rate,
+                parse_after: self.pruned.overall.parse_rate,
+                max_inlier_drop: 0.05,
+                max_parse_drop: 0.05,
+                kept: outcome != Outcome::Harmed,
+            },
         }
     }
 
@@ -104,7 +142,8 @@ impl Sample {
                 rule: "lowest mean |SMD| among points with an inlier ratio of at least 90%".into(),
             }),
             generated: "2025-01-01T00:00:00Z".into(),
-            verdict: None,
+            verdict: self.verdict.as_ref(),
+            nothing_to_remove: self.nothing_to_remove.clone(),
         }
     }
 }
