@@ -4,6 +4,7 @@
 //! so an interrupted or changed run redoes only what it must.
 
 mod gate;
+mod inputs;
 mod plan;
 mod publish;
 mod report;
@@ -376,7 +377,7 @@ pub fn run_prune(spec: &PruneSpec, progress: &dyn Progress) -> Result<PruneOutco
             };
             let (_, points) = stages::sweep(&ctx, &scores, &run, &work, &mut stages)?;
             let chosen = choose_point(&points, &calibration_targets, grid)?.clone();
-            (chosen.dir.join("mask"), Some(publish::SweepChoice { points, chosen }))
+            (chosen.dir.join("mask"), Some(inputs::SweepChoice { points, chosen }))
         }
     };
     let released_params = match &sweep {
@@ -417,7 +418,7 @@ pub fn run_prune(spec: &PruneSpec, progress: &dyn Progress) -> Result<PruneOutco
         }
         verdict.released_anyway = true;
     }
-    let inputs = publish::PublishInputs {
+    let inputs = inputs::PublishInputs {
         spec,
         plan: &plan,
         ckpt: &ckpt,
@@ -436,7 +437,7 @@ pub fn run_prune(spec: &PruneSpec, progress: &dyn Progress) -> Result<PruneOutco
     outcome.status = JobStatus::Released;
     outcome.message = format!("released with outcome {}: {}", verdict.outcome, verdict.outcome.headline());
     outcome.out = Some(spec.out.clone());
-    outcome.report = Some(spec.out.join(publish::REPORT_FILE));
+    outcome.report = Some(spec.out.join(crate::manifest::REPORT_FILE));
     outcome.manifest_sha256 = Some(published.manifest_sha256);
     outcome.signed = plan.sign_key_pem.is_some();
     outcome.pruned_entries = Some(published.pruned_entries);

@@ -17,8 +17,8 @@ use crate::fsutil::{read_capped_text, Links};
 use crate::hub::HubModel;
 use crate::manifest::{
     card_license, creation_time, license_id, model_card, pruned_section_counted, to_bytes, BaseIdentity, DataSplits,
-    EvaluationEvidence, Evidence, FileRef, Manifest, Tool, UseCase, Verdict, EVIDENCE_DIR, FORMAT_VERSION,
-    MANIFEST_FILE,
+    EvaluationEvidence, Evidence, FileRef, Manifest, Tool, UseCase, Verdict, BASE_CARD_FILE, CARD_FILE, EVIDENCE_DIR,
+    FORMAT_VERSION, MANIFEST_FILE,
 };
 use crate::mask::{bitmask_source, load_mask, resolve, MaskFileError, PruneMask, BITMASK_FILE};
 use crate::progress::{NoProgress, Progress};
@@ -28,15 +28,7 @@ use crate::sign::{
 };
 use crate::surgery::{sync_dir, write_pruned_then, ApplyOptions, ApplyReport, FileDigest, OutputTarget, SurgeryError};
 
-pub use evidence::{BASELINE_EVIDENCE, CALIBRATION_EVIDENCE, PRUNED_EVIDENCE};
 pub use use_case::{read_use_case, use_case_and_method, DIRECTIONS, REGIMES};
-
-/// Model card file name; the base's own README.md is kept as `README.base.md`.
-pub const CARD_FILE: &str = "README.md";
-/// Where the base checkpoint's README.md goes in a release.
-pub const BASE_CARD_FILE: &str = "README.base.md";
-/// The HTML report `biasprune prune` ships beside the card (signed like every file).
-pub const REPORT_FILE: &str = "report.html";
 
 /// A release could not be made; OUT was not created.
 #[derive(Debug, thiserror::Error)]

@@ -21,7 +21,7 @@ use super::names::{BASE_IDENTITY, BASE_OVERDECLARED, BASE_UNCHANGED, BASE_UNDECL
 use super::Check;
 use crate::checkpoint::{Checkpoint, Shard, TensorInfo};
 use crate::fsutil::release_pages;
-use crate::manifest::MANIFEST_FILE;
+use crate::manifest::{BASE_CARD_FILE, MANIFEST_FILE, REPORT_FILE};
 use crate::mask::TensorZeroing;
 use crate::progress::{Progress, Unit};
 use crate::sign::{digest_checkpoint, is_ignored, list_files, root_digest, IGNORE_PATHS, SIGNATURE_FILE};
@@ -327,12 +327,12 @@ fn compare_other_files(
     let card = manifest.card.as_ref().map(|c| c.path.as_str());
     let rename = |path: &str| -> String {
         if Some(path) == card {
-            crate::release::BASE_CARD_FILE.to_string()
+            BASE_CARD_FILE.to_string()
         } else {
             path.to_string()
         }
     };
-    let mut expected: BTreeSet<String> = [MANIFEST_FILE.to_string(), crate::release::REPORT_FILE.to_string()].into();
+    let mut expected: BTreeSet<String> = [MANIFEST_FILE.to_string(), REPORT_FILE.to_string()].into();
     expected.extend(manifest.card.iter().chain(&manifest.pruned.bitmask_file).map(|f| f.path.clone()));
     expected.extend(manifest.evidence.iter().flat_map(|e| &e.files).map(|f| f.path.clone()));
     for (path, sha) in base_digests.iter().filter(|(p, _)| !shards.contains(p.as_str())) {
