@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::arch::Architecture;
 use crate::checkpoint::Checkpoint;
+use crate::fsutil::digest::{ignore_paths, list_files, DigestError};
 use crate::fsutil::{read_capped_text, Links};
 use crate::hub::HubModel;
 use crate::manifest::{
@@ -23,8 +24,7 @@ use crate::manifest::{
 use crate::mask::{bitmask_source, load_mask, resolve, MaskFileError, PruneMask, BITMASK_FILE};
 use crate::progress::{NoProgress, Progress};
 use crate::sign::{
-    digest_checkpoint, list_checkpoint_files, root_digest, sign_directory_as, SignError, SignOutcome, IGNORE_PATHS,
-    SIGNATURE_FILE,
+    digest_checkpoint, list_checkpoint_files, root_digest, sign_directory_as, SignError, SignOutcome, SIGNATURE_FILE,
 };
 use crate::surgery::{sync_dir, write_pruned_then, ApplyOptions, ApplyReport, FileDigest, OutputTarget, SurgeryError};
 
@@ -42,6 +42,9 @@ pub enum ReleaseError {
     /// Hashing the base or signing the output failed.
     #[error(transparent)]
     Sign(#[from] SignError),
+    /// Listing the evidence files failed.
+    #[error(transparent)]
+    Digest(#[from] DigestError),
     /// An operating-system error on a path.
     #[error("{}: {source}", path.display())]
     Io {
@@ -95,8 +98,7 @@ pub struct EvidenceInput {
 impl EvidenceInput {
     /// Every regular file under `dir` (symbolic links refused), keyed by relative path.
     pub fn from_dir(dir: &Path) -> Result<Self, ReleaseError> {
-        let files =
-            crate::sign::list_files(dir, &[])?.into_iter().map(|f| (f.path.clone(), dir.join(&f.path))).collect();
+        let files = list_files(dir, &[])?.into_iter().map(|f| (f.path.clone(), dir.join(&f.path))).collect();
         Ok(EvidenceInput { files, ..EvidenceInput::default() })
     }
 }
@@ -202,9 +204,8 @@ pub fn base_identity(ckpt: &Checkpoint, progress: &dyn Progress) -> Result<BaseI
 /// VCS files left out, no hashing) and every listed file must have a digest in `files`.
 pub fn base_identity_from_digests(dir: &Path, files: &BTreeMap<String, String>) -> Result<BaseIdentity, ReleaseError> {
     let dir = dir.canonicalize().map_err(|e| ReleaseError::io(dir, e))?;
-    let ignore: Vec<String> = IGNORE_PATHS.iter().map(|p| p.to_string()).collect();
     let mut kept = BTreeMap::new();
-    for file in list_checkpoint_files(&dir, &ignore)? {
+    for file in list_checkpoint_files(&dir, &ignore_paths())? {
         let Some(sha) = files.get(&file.path) else {
             return Err(bad_base(&dir, format!("no sha256 given for the base's file {}", file.path)));
         };
@@ -410,13 +411,13 @@ fn sign_temp(
     report: &mut ApplyReport,
     progress: &dyn Progress,
 ) -> Result<SignOutcome, ReleaseError> {
-    let known: BTreeMap<String, crate::sign::FileDigest> = report
+    let known: BTreeMap<String, crate::fsutil::digest::FileDigest> = report
         .files
         .iter()
         .map(|(path, d)| {
             let mut sha256 = [0u8; 32];
             hex::decode_to_slice(&d.sha256, &mut sha256).expect("digests recorded here are 64 hex digits");
-            (path.clone(), crate::sign::FileDigest { size: d.size, sha256 })
+            (path.clone(), crate::fsutil::digest::FileDigest { size: d.size, sha256 })
         })
         .collect();
     let outcome = sign_directory_as(temp, out_name, pem, Some(&known), progress)?;

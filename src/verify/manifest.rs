@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
-use sha2::{Digest, Sha256};
 
 use super::names::{MANIFEST_BITMASK, MANIFEST_CARD, MANIFEST_EVIDENCE, MANIFEST_PARSE, MANIFEST_PRUNED_ZERO};
 use super::Check;
@@ -73,10 +72,8 @@ fn parse(path: &Path) -> Result<Manifest, String> {
 /// sha256 of a file the manifest names, refusing paths that leave `dir`.
 fn sha256_hex(dir: &Path, relative: &str) -> Result<String, String> {
     let path = crate::checkpoint::resolve_inside(dir, relative).map_err(|e| e.to_string())?;
-    let mut file = crate::fsutil::open_regular(&path, crate::fsutil::Links::Refuse).map_err(|e| e.to_string())?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(|e| e.to_string())?;
-    Ok(hex::encode(hasher.finalize()))
+    let digest = crate::fsutil::digest::sha256_file(&path, crate::fsutil::Links::Refuse).map_err(|e| e.to_string())?;
+    Ok(hex::encode(digest.sha256))
 }
 
 /// The bitmask file's sha256 and per-tensor counts against the manifest.
@@ -364,7 +361,7 @@ fn check_evidence(dir: &Path, manifest: &Manifest, checks: &mut Vec<Check>) {
         }
     }
     let names: BTreeSet<&str> = listed.iter().map(|f| f.path.as_str()).collect();
-    if let Ok(on_disk) = crate::sign::list_files(&dir.join(EVIDENCE_DIR), &[]) {
+    if let Ok(on_disk) = crate::fsutil::digest::list_files(&dir.join(EVIDENCE_DIR), &[]) {
         for file in on_disk {
             let path = format!("{EVIDENCE_DIR}/{}", file.path);
             if !names.contains(path.as_str()) {
