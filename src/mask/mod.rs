@@ -24,7 +24,7 @@ pub use build::{
     DifferenceParams, Direction, Granularity, HeadRanking, HeadScore, Selection,
 };
 pub use file::{bitmask_source, load_mask, mask_json_path, save_mask, MaskFileError, BITMASK_FILE, MASK_JSON};
-pub use in_memory::MaskedWeights;
+pub use in_memory::{load_masked, MaskedLoadError, MaskedModel, MaskedWeights};
 pub use plan::{resolve, PlanError, TensorZeroing, ZeroPlan};
 pub use regime::{build_regime_mask, Regime, RegimeError};
 pub use unit_scores::{head_scores, mlp_unit_scores, weight_head_scores, UnitScoreError};

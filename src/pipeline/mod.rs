@@ -98,6 +98,20 @@ pub enum PipelineError {
     NoAcceptablePoint(String),
 }
 
+/// Each cause of a failed masked load becomes the variant the pipeline already reports it by.
+impl From<crate::mask::MaskedLoadError> for PipelineError {
+    fn from(e: crate::mask::MaskedLoadError) -> Self {
+        use crate::mask::MaskedLoadError;
+        match e {
+            MaskedLoadError::Mask(e) => PipelineError::MaskFile(e),
+            MaskedLoadError::Arch(e) => PipelineError::Arch(e),
+            MaskedLoadError::Plan(e) => PipelineError::MaskPlan(e),
+            MaskedLoadError::Io { path, source } => PipelineError::Io { path, source },
+            MaskedLoadError::Session(e) => PipelineError::Session(e),
+        }
+    }
+}
+
 impl From<crate::eval::EvalError> for PipelineError {
     fn from(e: crate::eval::EvalError) -> Self {
         PipelineError::Eval(Box::new(e))
