@@ -47,5 +47,5 @@ pub fn render(
         verdict: Some(inputs.verdict),
         nothing_to_remove: (!inputs.disparity.significant).then(|| inputs.disparity.describe()),
     };
-    render_html(&input).map(String::into_bytes).map_err(|e| PipelineError::Report(e.to_string()))
+    render_html(&input).map(String::into_bytes).map_err(PipelineError::Report)
 }

@@ -167,8 +167,10 @@ pub fn read_evaluation(dir: &Path) -> Result<Evaluated, PipelineError> {
     let path = dir.join(SUMMARY_FILE);
     let bytes = crate::fsutil::read_capped(&path, crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Follow)
         .map_err(|e| PipelineError::io(&path, e))?;
-    let file: SummaryFile = serde_json::from_slice(&bytes)
-        .map_err(|e| PipelineError::Spec(format!("{}: not a summary written by eval: {e}", path.display())))?;
+    let file: SummaryFile = serde_json::from_slice(&bytes).map_err(|e| PipelineError::CorruptWorkFile {
+        path: path.clone(),
+        reason: format!("not a summary written by eval: {e}"),
+    })?;
     let records = read_records(&dir.join(RECORDS_FILE))?;
     Evaluated::new(dir, file.summary, records)
 }
@@ -310,8 +312,10 @@ pub fn sweep(
     if WorkDir::is_complete(&dir) {
         let bytes = crate::fsutil::read_capped(&table, crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Follow)
             .map_err(|e| PipelineError::io(&table, e))?;
-        let points = serde_json::from_slice(&bytes)
-            .map_err(|e| PipelineError::Spec(format!("{}: not a sweep table: {e}", table.display())))?;
+        let points = serde_json::from_slice(&bytes).map_err(|e| PipelineError::CorruptWorkFile {
+            path: table.clone(),
+            reason: format!("not a sweep table: {e}"),
+        })?;
         stages.end(false, &dir);
         return Ok((dir, points));
     }
