@@ -5,6 +5,7 @@
 //! `ZeroPlan`: for each affected tensor, the rows, columns and entries that become zero.
 
 mod bitmask;
+mod bitmask_file;
 mod build;
 mod file;
 #[cfg(test)]
@@ -19,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 pub use bitmask::BitMask;
+pub use bitmask_file::{BitmaskFile, BitmaskFileError, BitmaskTensorError};
 pub use build::{
     build_mask, check_scores_fit, count_for, join_masks, parse_layer_range, set_difference, top_k, BuildError,
     DifferenceParams, Direction, Granularity, HeadRanking, HeadScore, Selection,
