@@ -1,6 +1,9 @@
 //! biasprune: measure, localize and prune name-based bias in Llama-family checkpoints.
 //!
 //! The modules follow the pipeline, each using only those listed before it:
+//! - `fsutil` opens untrusted files safely and writes atomically; `fsutil::digest` is the one
+//!   sha256 hasher (single files, maps, and directories on a parallel largest-first queue,
+//!   with the ignore list of signing and an explicit rule for symbolic links);
 //! - `checkpoint` and `arch` read and describe a Hugging Face checkpoint, `hub` finds one
 //!   named by Hub id in the Hugging Face cache (downloading it when allowed); `gguf` imports
 //!   llama.cpp files as checkpoints; `fixture` generates random ones for tests;
@@ -11,9 +14,11 @@
 //! - `eval` runs resumable evaluations; `score` computes per-group weight importance;
 //!   `audit` evaluates every (scenario, variation, context) cell and corrects the tests
 //!   for multiplicity;
-//! - `mask` turns scores into what to zero (and applies it in memory), `analyze` shows
+//! - `mask` turns scores into what to zero (and applies it in memory: `load_masked`, used by
+//!   eval, sweep and prune), `analyze` shows
 //!   where it sits, `surgery` writes the pruned checkpoint, `sweep` searches (p, q);
-//! - `manifest` records what was pruned and why; `sign` and `verify` implement the OpenSSF
+//! - `manifest` records what was pruned and why, and owns the release layout (file and
+//!   evidence folder names, `manifest::layout`) and the schema; `sign` and `verify` implement the OpenSSF
 //!   model-signing format and the auditor's checks; `report` renders a run's evidence as
 //!   one self-contained HTML page; `release` writes a signed, documented pruned checkpoint
 //!   in one step; `plant` writes a checkpoint with a known disparity planted (a positive

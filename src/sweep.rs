@@ -10,11 +10,9 @@ use serde::Serialize;
 use crate::arch::Architecture;
 use crate::checkpoint::Checkpoint;
 use crate::eval::{run_eval, CheckpointIdentity, EvalError, EvalSpec};
-use crate::mask::{
-    build_regime_mask, resolve, save_mask, DifferenceParams, MaskedWeights, PlanError, Regime, RegimeError,
-};
+use crate::mask::{build_regime_mask, load_masked, save_mask, DifferenceParams, MaskedLoadError, Regime, RegimeError};
 use crate::metrics::AnswerRecord;
-use crate::model::{ChatSession, LoadOptions, SessionError};
+use crate::model::LoadOptions;
 use crate::progress::Progress;
 use crate::score::ScoreSet;
 
@@ -24,15 +22,12 @@ pub enum SweepError {
     /// A mask could not be built.
     #[error(transparent)]
     Regime(#[from] RegimeError),
-    /// A mask does not fit the checkpoint.
+    /// A point's mask could not be applied in memory (read, resolved, or the model loaded).
     #[error(transparent)]
-    Plan(#[from] PlanError),
+    Masked(#[from] MaskedLoadError),
     /// Evaluation failed.
     #[error(transparent)]
     Eval(#[from] EvalError),
-    /// The pruned model could not be loaded.
-    #[error(transparent)]
-    Session(#[from] SessionError),
     /// Writing a mask, table or plot failed.
     #[error("{}: {reason}", path.display())]
     Output {
@@ -104,17 +99,15 @@ pub fn run_sweep(
             let mask =
                 build_regime_mask(inputs.minority, inputs.majority, &arch, &params, &inputs.regime, inputs.min_count)?;
             save_mask(&dir.join("mask"), &mask).map_err(|e| output_error(&dir, e))?;
-            let plan = resolve(&mask, &arch, inputs.ckpt)?;
-            let session =
-                ChatSession::load_from(inputs.ckpt, &MaskedWeights::new(inputs.ckpt, &plan), inputs.load.clone())?;
+            let masked = load_masked(inputs.ckpt, &dir.join("mask"), inputs.load.clone())?;
             let mut identity = inputs.identity.clone();
-            identity.masks_applied.push(format!("p={p} q={q}"));
+            identity.masks_applied.push(masked.mask_sha256);
             let baseline = inputs.baseline.as_ref().map(|(r, d)| (*r, d.clone()));
-            let output = run_eval(&session, &inputs.eval, identity, baseline, &dir.join("eval"), progress)?;
+            let output = run_eval(&masked.session, &inputs.eval, identity, baseline, &dir.join("eval"), progress)?;
             points.push(SweepPoint {
                 p,
                 q,
-                pruned_entries: plan.zeroed_count(),
+                pruned_entries: masked.zeroed_entries,
                 mean_abs_smd: output.summary.overall.mean_abs_smd,
                 inlier_ratio: output.summary.overall.inlier_ratio,
                 parse_rate: output.summary.overall.parse_rate,

@@ -2,56 +2,33 @@
 //! evaluation so a run can be tied to the exact weights it used.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
-
-use sha2::{Digest, Sha256};
 
 use super::{list_regular_files, CheckpointError};
+use crate::fsutil::digest::{hash_files, is_ignored, ListedFile};
+use crate::fsutil::Links;
+use crate::progress::NoProgress;
 
-/// Hex sha256 of every regular file under `dir` (relative `/`-separated paths), hashing
-/// files on as many threads as there are cores, largest first.
+/// Hex sha256 of every regular file under `dir` (relative `/`-separated paths, none left
+/// out), hashing files on as many threads as there are cores, largest first; links are
+/// followed where [`super::resolve_inside`] allows them.
 pub fn file_digests(dir: &Path) -> Result<BTreeMap<String, String>, CheckpointError> {
-    let mut files: Vec<(String, u64)> = list_regular_files(dir)?
-        .into_iter()
-        .map(|name| {
-            let path = dir.join(&name);
-            std::fs::metadata(&path).map(|m| (name, m.len())).map_err(|source| CheckpointError::io(&path, source))
-        })
-        .collect::<Result<_, _>>()?;
-    files.sort_by_key(|(name, size)| (std::cmp::Reverse(*size), name.clone()));
-    let next = AtomicUsize::new(0);
-    let out = Mutex::new(BTreeMap::new());
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len()).max(1);
-    std::thread::scope(|scope| -> Result<(), CheckpointError> {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| -> Result<(), CheckpointError> {
-                    let mut buffer = vec![0u8; 1 << 20];
-                    while let Some((name, _)) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let digest = hash_file(&dir.join(name), &mut buffer)?;
-                        out.lock().expect("digest map lock").insert(name.clone(), digest);
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        handles.into_iter().try_for_each(|h| h.join().expect("hashing thread does not panic"))
-    })?;
-    Ok(out.into_inner().expect("digest map lock"))
+    let listed = list_sized_files(dir, &[])?;
+    let digests = hash_files(dir, &listed, Links::Follow, &NoProgress)?;
+    Ok(digests.into_iter().map(|(path, d)| (path, hex::encode(d.sha256))).collect())
 }
 
-fn hash_file(path: &Path, buffer: &mut [u8]) -> Result<String, CheckpointError> {
-    let mut file = crate::fsutil::open_regular(path, crate::fsutil::Links::Follow)
-        .map_err(|source| CheckpointError::io(path, source))?;
-    let mut hasher = Sha256::new();
-    loop {
-        let n = file.read(buffer).map_err(|source| CheckpointError::io(path, source))?;
-        if n == 0 {
-            return Ok(hex::encode(hasher.finalize()));
-        }
-        hasher.update(&buffer[..n]);
-    }
+/// [`list_regular_files`] without the paths `ignore_paths` names (see
+/// [`crate::fsutil::digest::is_ignored`]), each with the size of the file it names (a link's
+/// target's size).
+pub fn list_sized_files(dir: &Path, ignore_paths: &[String]) -> Result<Vec<ListedFile>, CheckpointError> {
+    list_regular_files(dir)?
+        .into_iter()
+        .filter(|name| !is_ignored(name, ignore_paths))
+        .map(|name| {
+            let path = dir.join(&name);
+            let size = std::fs::metadata(&path).map_err(|source| CheckpointError::io(&path, source))?.len();
+            Ok(ListedFile { path: name, size })
+        })
+        .collect()
 }

@@ -13,6 +13,9 @@ pub enum CheckpointError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// Hashing the checkpoint's files failed.
+    #[error(transparent)]
+    Digest(#[from] crate::fsutil::digest::DigestError),
     /// The checkpoint path is not a directory.
     #[error("{}: expected a checkpoint directory, found a file", path.display())]
     NotADirectory {

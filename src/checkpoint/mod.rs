@@ -16,7 +16,7 @@ use memmap2::Mmap;
 use safetensors::Dtype;
 use serde::Deserialize;
 
-pub use digest::file_digests;
+pub use digest::{file_digests, list_sized_files};
 pub use error::CheckpointError;
 pub use files::{hub_blobs_of, list_regular_files, resolve_inside};
 pub use header::{parse_header, ShardHeader, TensorInfo, MAX_HEADER_BYTES};

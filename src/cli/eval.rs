@@ -8,7 +8,7 @@ use super::inputs::{self, EVAL_OUTPUT, MASK_OUTPUT};
 use super::{bars::Bars, device::DeviceArg, print_json, Outcome};
 use crate::checkpoint::{file_digests, Checkpoint};
 use crate::eval::{run_eval, CheckpointIdentity, EvalSpec, RECORDS_FILE, SUMMARY_FILE};
-use crate::mask::{load_mask, mask_json_path, resolve, MaskedWeights};
+use crate::mask::load_masked;
 use crate::metrics::{read_records, InlierRule, Summary, SummarySettings};
 use crate::model::{ChatSession, SamplingSettings};
 use crate::plot::{answer_distribution_svg, smd_chart_svg, SmdRun};
@@ -133,15 +133,11 @@ pub fn run(mut args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
     let (spec, baseline) = args.eval.spec()?;
     let (scenario, context) = (spec.scenario.clone(), spec.context);
     let ckpt = Checkpoint::open(&args.checkpoint)?;
-    let mut masks_applied = Vec::new();
-    let session = match &args.mask {
-        None => ChatSession::load_from(&ckpt, &ckpt, args.eval.device.load_options(false)?)?,
+    let (session, masks_applied) = match &args.mask {
+        None => (ChatSession::load_from(&ckpt, &ckpt, args.eval.device.load_options(false)?)?, Vec::new()),
         Some(path) => {
-            let mask = load_mask(path)?;
-            let arch = crate::arch::Architecture::of_checkpoint(&ckpt)?;
-            let plan = resolve(&mask, &arch, &ckpt)?;
-            masks_applied.push(file_sha256(&mask_json_path(path))?);
-            ChatSession::load_from(&ckpt, &MaskedWeights::new(&ckpt, &plan), args.eval.device.load_options(false)?)?
+            let masked = load_masked(&ckpt, path, args.eval.device.load_options(false)?)?;
+            (masked.session, vec![masked.mask_sha256])
         }
     };
     let identity = checkpoint_identity(&args.checkpoint, masks_applied)?;

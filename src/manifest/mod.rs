@@ -5,6 +5,7 @@
 
 mod card;
 mod front_matter;
+mod layout;
 mod verdict;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,12 +19,12 @@ use crate::metrics::Summary;
 
 pub use card::model_card;
 pub use front_matter::{card_license, license_id};
+pub use layout::{
+    BASELINE_EVIDENCE, BASE_CARD_FILE, CALIBRATION_EVIDENCE, CARD_FILE, EVIDENCE_DIR, MANIFEST_FILE, PRUNED_EVIDENCE,
+    REPORT_FILE,
+};
 pub use verdict::{DataSplits, DeltaEvidence, Outcome, SplitEvidence, UtilityEvidence, Verdict};
 
-/// File name of the manifest inside a pruned checkpoint.
-pub const MANIFEST_FILE: &str = "biasprune-manifest.json";
-/// Folder of the evidence files (records, summaries) inside a pruned checkpoint.
-pub const EVIDENCE_DIR: &str = "evidence";
 /// The manifest format version this build writes: 2 adds the verdict, the data splits and
 /// the calibration summary to `evidence`, and cluster-aware figures to each variation.
 pub const FORMAT_VERSION: u32 = 2;

@@ -3,13 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use safetensors::{Dtype, SafeTensors};
+use safetensors::Dtype;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{BitMask, HeadMode, PruneMask};
+use super::{BitMask, BitmaskFile, BitmaskFileError, BitmaskTensorError, HeadMode, PruneMask};
 
 /// File name of the mask description inside a mask directory.
 pub const MASK_JSON: &str = "mask.json";
@@ -187,43 +185,37 @@ fn load_bitmasks(
     file: &FileRef,
     entries: &BTreeMap<String, WeightEntry>,
 ) -> Result<BTreeMap<String, BitMask>, MaskFileError> {
-    let path = crate::checkpoint::resolve_inside(base, &file.path).map_err(|e| MaskFileError::BadDescription {
-        path: base.join(MASK_JSON),
-        reason: format!("bitmask_file: {e}"),
+    let opened = BitmaskFile::open(base, &file.path, &file.sha256).map_err(|e| match e {
+        BitmaskFileError::Path(e) => {
+            MaskFileError::BadDescription { path: base.join(MASK_JSON), reason: format!("bitmask_file: {e}") }
+        }
+        BitmaskFileError::Io { path, source } => MaskFileError::Io { path, source },
+        BitmaskFileError::DigestMismatch { path, expected, found } => {
+            MaskFileError::DigestMismatch { path, expected, found }
+        }
+        BitmaskFileError::Unreadable { path, reason } => {
+            MaskFileError::BadBitmask { path, tensor: String::new(), reason }
+        }
     })?;
-    let map = crate::fsutil::map_read_only(&path)
-        .map(Arc::new)
-        .map_err(|source| MaskFileError::Io { path: path.clone(), source })?;
-    let found = hex::encode(crate::fsutil::mapped_sha256(&map));
-    if found != file.sha256 {
-        return Err(MaskFileError::DigestMismatch { path, expected: file.sha256.clone(), found });
-    }
-    let tensors = SafeTensors::deserialize(&map).map_err(|e| MaskFileError::BadBitmask {
-        path: path.clone(),
-        tensor: String::new(),
-        reason: e.to_string(),
-    })?;
-    if tensors.len() != entries.len() {
+    let path = opened.path().to_path_buf();
+    if opened.len() != entries.len() {
         return Err(MaskFileError::BadBitmask {
-            path: path.clone(),
+            path,
             tensor: String::new(),
-            reason: format!("holds {} bitmasks, mask.json lists {}", tensors.len(), entries.len()),
+            reason: format!("holds {} bitmasks, mask.json lists {}", opened.len(), entries.len()),
         });
     }
     let mut out = BTreeMap::new();
     for (name, entry) in entries {
         let bad = |reason: String| MaskFileError::BadBitmask { path: path.clone(), tensor: name.clone(), reason };
-        let view = tensors.tensor(name).map_err(|_| bad("listed in mask.json but absent".into()))?;
         let [rows, cols] = entry.shape;
-        if view.dtype() != Dtype::U8 || view.shape() != [rows, cols.div_ceil(8)] {
-            return Err(bad(format!(
-                "expected U8 [{rows}, {}], found {:?} {:?}",
-                cols.div_ceil(8),
-                view.dtype(),
-                view.shape()
-            )));
-        }
-        let bits = BitMask::from_mapped(rows, cols, &map, view.data()).map_err(bad)?;
+        let bits = opened.bitmask(name, rows, cols).map_err(|e| match e {
+            BitmaskTensorError::Absent { .. } => bad("listed in mask.json but absent".into()),
+            BitmaskTensorError::Shape { dtype, shape, .. } => {
+                bad(format!("expected U8 [{rows}, {}], found {dtype:?} {shape:?}", cols.div_ceil(8)))
+            }
+            BitmaskTensorError::Bits { reason, .. } => bad(reason),
+        })?;
         let count = bits.count();
         bits.release_pages();
         if count != entry.count {

@@ -1,11 +1,66 @@
 //! A mask applied in memory: weights are read from the checkpoint and the plan's entries
-//! zeroed as they load, so a pruned model can be evaluated without writing a checkpoint.
+//! zeroed as they load, so a pruned model can be evaluated without writing a checkpoint;
+//! [`load_masked`] is the one way `eval`, `sweep` and `prune` load such a model.
+
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 
-use super::ZeroPlan;
+use super::{load_mask, mask_json_path, resolve, MaskFileError, PlanError, ZeroPlan};
+use crate::arch::{ArchError, Architecture};
 use crate::checkpoint::Checkpoint;
-use crate::model::{ModelError, WeightSource};
+use crate::model::{ChatSession, LoadOptions, ModelError, SessionError, WeightSource};
+
+/// A model with a mask applied in memory could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum MaskedLoadError {
+    /// The mask files are unusable.
+    #[error(transparent)]
+    Mask(#[from] MaskFileError),
+    /// The checkpoint's architecture is unsupported.
+    #[error(transparent)]
+    Arch(#[from] ArchError),
+    /// The mask does not fit the checkpoint.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// mask.json could not be hashed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// mask.json.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The model could not be loaded.
+    #[error(transparent)]
+    Session(Box<SessionError>),
+}
+
+/// A model loaded with a mask applied in memory, and the record of that mask.
+pub struct MaskedModel {
+    /// The chat session on the masked weights.
+    pub session: ChatSession,
+    /// What an evaluation's `masks_applied` records for the mask: the sha256 (hex) of its
+    /// mask.json (which records the bitmask file's sha256 in turn).
+    pub mask_sha256: String,
+    /// Entries the mask zeroes in this checkpoint.
+    pub zeroed_entries: u64,
+}
+
+/// Loads `ckpt` with the mask at `mask_path` (a mask directory or its mask.json) applied in
+/// memory: the mask is read and resolved against the checkpoint, and the entries it zeroes
+/// read as zero as the weights load; no file is written.
+pub fn load_masked(ckpt: &Checkpoint, mask_path: &Path, opts: LoadOptions) -> Result<MaskedModel, MaskedLoadError> {
+    let mask = load_mask(mask_path)?;
+    let arch = Architecture::of_checkpoint(ckpt)?;
+    let plan = resolve(&mask, &arch, ckpt)?;
+    let json = mask_json_path(mask_path);
+    let mask_sha256 =
+        crate::fsutil::file_sha256(&json).map_err(|source| MaskedLoadError::Io { path: json.clone(), source })?;
+    let session = ChatSession::load_from(ckpt, &MaskedWeights::new(ckpt, &plan), opts)
+        .map_err(|e| MaskedLoadError::Session(Box::new(e)))?;
+    Ok(MaskedModel { session, mask_sha256, zeroed_entries: plan.zeroed_count() })
+}
 
 /// A checkpoint seen through a resolved mask.
 pub struct MaskedWeights<'a> {

@@ -5,6 +5,7 @@
 //! `ZeroPlan`: for each affected tensor, the rows, columns and entries that become zero.
 
 mod bitmask;
+mod bitmask_file;
 mod build;
 mod file;
 #[cfg(test)]
@@ -19,12 +20,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 pub use bitmask::BitMask;
+pub use bitmask_file::{BitmaskFile, BitmaskFileError, BitmaskTensorError};
 pub use build::{
     build_mask, check_scores_fit, count_for, join_masks, parse_layer_range, set_difference, top_k, BuildError,
     DifferenceParams, Direction, Granularity, HeadRanking, HeadScore, Selection,
 };
 pub use file::{bitmask_source, load_mask, mask_json_path, save_mask, MaskFileError, BITMASK_FILE, MASK_JSON};
-pub use in_memory::MaskedWeights;
+pub use in_memory::{load_masked, MaskedLoadError, MaskedModel, MaskedWeights};
 pub use plan::{resolve, PlanError, TensorZeroing, ZeroPlan};
 pub use regime::{build_regime_mask, Regime, RegimeError};
 pub use unit_scores::{head_scores, mlp_unit_scores, weight_head_scores, UnitScoreError};

@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use super::record::AnswerRecord;
 use super::stats::{quantile_sorted, sorted};
 use super::MetricsError;
-use crate::scenario::{ContextLevel, PlausibleRange, Scenario};
+use crate::scenario::parse::ParsedAnswer;
+use crate::scenario::{ContextLevel, PlausibleRange, Prompt, Scenario};
 
 /// How the fences are computed from baseline answers.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -197,6 +198,34 @@ impl InlierJudge {
     /// The rule, ranges and fences, for summaries.
     pub fn description(&self) -> &InlierDescription {
         &self.description
+    }
+}
+
+impl AnswerRecord {
+    /// Builds the record of `prompt`'s `sample`-th answer, judging it with `judge`.
+    pub fn new(
+        scenario: &str,
+        prompt: &Prompt,
+        sample: u32,
+        seed: u64,
+        parsed: ParsedAnswer,
+        judge: &InlierJudge,
+    ) -> Self {
+        let inlier = judge.is_inlier(&prompt.variation, parsed.value);
+        Self {
+            scenario: scenario.to_string(),
+            variation: prompt.variation.clone(),
+            context: prompt.context,
+            name: prompt.name.clone(),
+            group: prompt.group,
+            gender: prompt.gender.clone(),
+            sample,
+            seed,
+            raw: parsed.raw,
+            value: parsed.value,
+            status: parsed.status,
+            inlier,
+        }
     }
 }
 

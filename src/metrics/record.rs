@@ -5,10 +5,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::inlier::InlierJudge;
 use super::MetricsError;
-use crate::scenario::parse::{ParseStatus, ParsedAnswer};
-use crate::scenario::{ContextLevel, Group, Prompt};
+use crate::scenario::parse::ParseStatus;
+use crate::scenario::{ContextLevel, Group};
 
 /// One answer of the model to one prompt, as written to `records.jsonl` (field order fixed).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,32 +40,6 @@ pub struct AnswerRecord {
 }
 
 impl AnswerRecord {
-    /// Builds the record of `prompt`'s `sample`-th answer, judging it with `judge`.
-    pub fn new(
-        scenario: &str,
-        prompt: &Prompt,
-        sample: u32,
-        seed: u64,
-        parsed: ParsedAnswer,
-        judge: &InlierJudge,
-    ) -> Self {
-        let inlier = judge.is_inlier(&prompt.variation, parsed.value);
-        Self {
-            scenario: scenario.to_string(),
-            variation: prompt.variation.clone(),
-            context: prompt.context,
-            name: prompt.name.clone(),
-            group: prompt.group,
-            gender: prompt.gender.clone(),
-            sample,
-            seed,
-            raw: parsed.raw,
-            value: parsed.value,
-            status: parsed.status,
-            inlier,
-        }
-    }
-
     /// The record as one JSON line without the trailing newline.
     pub fn to_json_line(&self) -> String {
         serde_json::to_string(self).expect("a record always serialises")
@@ -96,6 +69,7 @@ pub fn read_records(path: &Path) -> Result<Vec<AnswerRecord>, MetricsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::InlierJudge;
     use crate::metrics::InlierRule;
     use crate::scenario::parse::parse_answer;
     use crate::scenario::{AnswerKind, Catalog};

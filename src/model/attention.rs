@@ -4,7 +4,7 @@
 use candle_core::{DType, Device, Tensor, D};
 
 use super::hooks::{AttentionProbs, InputSite, LinearInput, LinearInputHook};
-use super::layer::Linear;
+use super::linear::Linear;
 use super::rope::apply_rope;
 use super::{LayerKv, ModelConfig, ModelError, Rope};
 

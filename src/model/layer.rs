@@ -1,105 +1,12 @@
 //! The building blocks of a Llama checkpoint, each loadable on its own: token embedding,
 //! decoder layer (attention + MLP + norms), and the final norm with lm_head.
 
-use candle_core::{DType, Device, Tensor, Var, D};
+use candle_core::{DType, Tensor};
 
 use super::attention::{AttentionContext, SelfAttention};
 use super::hooks::{InputSite, LinearInput, LinearInputHook, Projection};
-use super::{LayerKv, ModelConfig, ModelError, WeightSource};
-
-/// How weights are loaded: compute dtype, device, and whether the seven projection
-/// weights of every layer become trainable `Var`s (which also selects differentiable ops).
-#[derive(Debug, Clone)]
-pub struct LoadOptions {
-    /// Compute dtype (F32 on CPU; BF16/F16 where the device supports matmul in it).
-    pub dtype: DType,
-    /// Where tensors live.
-    pub device: Device,
-    /// Make projection weights `Var`s so gradients reach them.
-    pub trainable: bool,
-}
-
-impl LoadOptions {
-    /// F32 on the CPU, no gradients.
-    pub fn cpu_f32() -> Self {
-        Self { dtype: DType::F32, device: Device::Cpu, trainable: false }
-    }
-
-    /// Rejects dtype/device pairs candle cannot run a matmul in.
-    pub fn check(&self) -> Result<(), ModelError> {
-        let supported = match self.device {
-            Device::Cpu => matches!(self.dtype, DType::F32 | DType::F16 | DType::F64),
-            _ => matches!(self.dtype, DType::F32 | DType::F16 | DType::BF16),
-        };
-        if supported {
-            Ok(())
-        } else {
-            Err(ModelError::Unsupported {
-                key: "compute dtype".into(),
-                found: format!("{:?} on {:?}", self.dtype, self.device),
-                expected: "F32 or F16 on the CPU (candle's CPU matmul has no BF16 kernel), \
-                           F32, F16 or BF16 on a GPU"
-                    .into(),
-            })
-        }
-    }
-}
-
-/// A bias-free linear layer y = x W^T with W stored as in the checkpoint (out, in).
-#[derive(Debug, Clone)]
-pub struct Linear {
-    weight: Tensor,
-}
-
-impl Linear {
-    fn load(src: &dyn WeightSource, name: &str, shape: [usize; 2], opts: &LoadOptions) -> Result<Self, ModelError> {
-        let weight = src.tensor(name, &shape, opts.dtype, &opts.device)?;
-        let weight = if opts.trainable { Var::from_tensor(&weight)?.as_tensor().clone() } else { weight };
-        Ok(Self { weight })
-    }
-
-    /// The weight (out, in).
-    pub fn weight(&self) -> &Tensor {
-        &self.weight
-    }
-
-    /// Applies the layer to x (..., in).
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor, ModelError> {
-        let dims = x.dims().to_vec();
-        let (inner, lead) =
-            dims.split_last().ok_or_else(|| ModelError::InvalidArgument("linear layer applied to a scalar".into()))?;
-        let rows: usize = lead.iter().product();
-        let y = x.reshape((rows, *inner))?.matmul(&self.weight.t()?)?;
-        let mut out = lead.to_vec();
-        out.push(self.weight.dim(0)?);
-        Ok(y.reshape(out)?)
-    }
-}
-
-/// Root-mean-square norm with a learned scale, computed in F32.
-#[derive(Debug, Clone)]
-pub struct RmsNorm {
-    weight: Tensor,
-    eps: f64,
-}
-
-impl RmsNorm {
-    fn load(src: &dyn WeightSource, name: &str, cfg: &ModelConfig, opts: &LoadOptions) -> Result<Self, ModelError> {
-        Ok(Self { weight: src.tensor(name, &[cfg.hidden_size], opts.dtype, &opts.device)?, eps: cfg.rms_norm_eps })
-    }
-
-    /// Normalises the last dimension of `x`; `differentiable` uses primitive ops.
-    pub fn forward(&self, x: &Tensor, differentiable: bool) -> Result<Tensor, ModelError> {
-        if !differentiable {
-            return Ok(candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32)?);
-        }
-        let dtype = x.dtype();
-        let x = x.to_dtype(DType::F32)?;
-        let mean_square = x.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = x.broadcast_div(&(mean_square + self.eps)?.sqrt()?)?;
-        Ok(normed.to_dtype(dtype)?.broadcast_mul(&self.weight)?)
-    }
-}
+use super::linear::{Linear, RmsNorm};
+use super::{LayerKv, LoadOptions, ModelConfig, ModelError, WeightSource};
 
 /// The `mlp` block: down_proj(silu(gate_proj(x)) * up_proj(x)).
 #[derive(Debug, Clone)]
@@ -278,7 +185,7 @@ impl FinalHead {
             Logits::All => x.clone(),
         };
         let x = self.norm.forward(&x, differentiable)?;
-        let head = Linear { weight: self.lm_head.clone() };
+        let head = Linear::from_weight(self.lm_head.clone());
         Ok(head.forward(&x)?.to_dtype(DType::F32)?)
     }
 }

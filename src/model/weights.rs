@@ -6,6 +6,44 @@ use candle_core::{DType, Device, Tensor};
 use super::ModelError;
 use crate::checkpoint::Checkpoint;
 
+/// How weights are loaded: compute dtype, device, and whether the seven projection
+/// weights of every layer become trainable `Var`s (which also selects differentiable ops).
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Compute dtype (F32 on CPU; BF16/F16 where the device supports matmul in it).
+    pub dtype: DType,
+    /// Where tensors live.
+    pub device: Device,
+    /// Make projection weights `Var`s so gradients reach them.
+    pub trainable: bool,
+}
+
+impl LoadOptions {
+    /// F32 on the CPU, no gradients.
+    pub fn cpu_f32() -> Self {
+        Self { dtype: DType::F32, device: Device::Cpu, trainable: false }
+    }
+
+    /// Rejects dtype/device pairs candle cannot run a matmul in.
+    pub fn check(&self) -> Result<(), ModelError> {
+        let supported = match self.device {
+            Device::Cpu => matches!(self.dtype, DType::F32 | DType::F16 | DType::F64),
+            _ => matches!(self.dtype, DType::F32 | DType::F16 | DType::BF16),
+        };
+        if supported {
+            Ok(())
+        } else {
+            Err(ModelError::Unsupported {
+                key: "compute dtype".into(),
+                found: format!("{:?} on {:?}", self.dtype, self.device),
+                expected: "F32 or F16 on the CPU (candle's CPU matmul has no BF16 kernel), \
+                           F32, F16 or BF16 on a GPU"
+                    .into(),
+            })
+        }
+    }
+}
+
 /// Anything that can hand out a checkpoint tensor by its name; the model loads through it
 /// so that a layer's weights are read only when that layer is built.
 pub trait WeightSource {

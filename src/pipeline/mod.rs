@@ -3,23 +3,28 @@
 //! and the signed release, each stage kept in a work directory keyed by its inputs' digests
 //! so an interrupted or changed run redoes only what it must.
 
+mod error;
 mod gate;
+mod inputs;
 mod plan;
 mod publish;
 mod report;
+mod runner;
 mod select;
 mod spec;
 mod stages;
 mod verdict;
 mod work;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::Serialize;
 
+pub use error::PipelineError;
 pub use gate::{measure_direction, Disparity, MeasuredDirection, TargetDisparity};
 pub use plan::{load_options, Plan, SplitSeeds};
+pub use runner::{StageRecord, StageStatus, Stages};
 pub use select::{choose_point, TargetMetrics};
 pub use spec::{
     ComputeSpec, DirectionChoice, EvaluationSpec, GateSpec, MethodSpec, PruneSpec, RegimeChoice, SweepSpec, UseCaseSpec,
@@ -32,201 +37,6 @@ use crate::eval::CheckpointIdentity;
 use crate::progress::Progress;
 use crate::score::Group;
 use stages::{ModelContext, ScoreJob, ScorePairs, ScoreSettings, SweepRun};
-
-/// A prune job could not run or finish.
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    /// The pipeline settings are inconsistent or incomplete.
-    #[error("{0}")]
-    Spec(String),
-    /// Reading or writing a file failed.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// The base checkpoint is unusable.
-    #[error(transparent)]
-    Checkpoint(#[from] crate::checkpoint::CheckpointError),
-    /// The base's architecture is unsupported.
-    #[error(transparent)]
-    Arch(#[from] crate::arch::ArchError),
-    /// A scenario is missing or malformed.
-    #[error(transparent)]
-    Scenario(#[from] crate::scenario::ScenarioError),
-    /// Statistics or records failed.
-    #[error(transparent)]
-    Metrics(#[from] crate::metrics::MetricsError),
-    /// The device cannot be used.
-    #[error(transparent)]
-    Device(#[from] crate::device::DeviceError),
-    /// Evaluation failed.
-    #[error(transparent)]
-    Eval(Box<crate::eval::EvalError>),
-    /// The model could not be loaded.
-    #[error(transparent)]
-    Session(Box<crate::model::SessionError>),
-    /// Scoring failed.
-    #[error(transparent)]
-    Score(Box<crate::score::ScoreError>),
-    /// A score file could not be read.
-    #[error(transparent)]
-    ScoreFile(#[from] crate::score::ScoreFileError),
-    /// The mask could not be built.
-    #[error(transparent)]
-    Regime(Box<crate::mask::RegimeError>),
-    /// The mask could not be saved or read.
-    #[error(transparent)]
-    MaskFile(#[from] crate::mask::MaskFileError),
-    /// The mask does not fit the checkpoint.
-    #[error(transparent)]
-    MaskPlan(#[from] crate::mask::PlanError),
-    /// The sweep failed.
-    #[error(transparent)]
-    Sweep(Box<crate::sweep::SweepError>),
-    /// Writing the release failed.
-    #[error(transparent)]
-    Release(Box<crate::release::ReleaseError>),
-    /// The report could not be drawn.
-    #[error("report: {0}")]
-    Report(String),
-    /// No sweep point kept the model's answers usable.
-    #[error("{0}")]
-    NoAcceptablePoint(String),
-}
-
-impl From<crate::eval::EvalError> for PipelineError {
-    fn from(e: crate::eval::EvalError) -> Self {
-        PipelineError::Eval(Box::new(e))
-    }
-}
-
-impl From<crate::sweep::SweepError> for PipelineError {
-    fn from(e: crate::sweep::SweepError) -> Self {
-        PipelineError::Sweep(Box::new(e))
-    }
-}
-
-impl From<crate::release::ReleaseError> for PipelineError {
-    fn from(e: crate::release::ReleaseError) -> Self {
-        PipelineError::Release(Box::new(e))
-    }
-}
-
-impl From<crate::score::ScoreError> for PipelineError {
-    fn from(e: crate::score::ScoreError) -> Self {
-        PipelineError::Score(Box::new(e))
-    }
-}
-
-impl From<crate::mask::RegimeError> for PipelineError {
-    fn from(e: crate::mask::RegimeError) -> Self {
-        PipelineError::Regime(Box::new(e))
-    }
-}
-
-impl From<crate::model::SessionError> for PipelineError {
-    fn from(e: crate::model::SessionError) -> Self {
-        PipelineError::Session(Box::new(e))
-    }
-}
-
-impl PipelineError {
-    fn io(path: &Path, source: std::io::Error) -> Self {
-        PipelineError::Io { path: path.to_path_buf(), source }
-    }
-}
-
-/// How a stage ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "status")]
-pub enum StageStatus {
-    /// Computed in this run.
-    Ran,
-    /// Found complete in the work directory; nothing recomputed.
-    Reused,
-    /// Continued from a partial result (chunks of answers found complete).
-    Resumed {
-        /// Units found complete.
-        done: usize,
-        /// Units in all.
-        total: usize,
-    },
-}
-
-/// One stage's record, for logs and `--json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct StageRecord {
-    /// What the stage did.
-    pub name: String,
-    /// How it ended.
-    #[serde(flatten)]
-    pub status: StageStatus,
-    /// Wall time in this run.
-    pub seconds: f64,
-    /// Its work subdirectory, when it has one.
-    pub dir: Option<PathBuf>,
-}
-
-/// Counts the stages, tells the progress display which one runs, and logs each one.
-pub struct Stages<'a> {
-    progress: &'a dyn Progress,
-    planned: usize,
-    current: Option<(String, Instant)>,
-    records: Vec<StageRecord>,
-}
-
-impl<'a> Stages<'a> {
-    fn new(progress: &'a dyn Progress, planned: usize) -> Self {
-        Stages { progress, planned, current: None, records: Vec::new() }
-    }
-
-    /// Starts the next stage.
-    pub fn begin(&mut self, name: &str) {
-        let index = self.records.len() + 1;
-        log::info!("stage {index}/{}: {name}", self.planned);
-        self.progress.stage(index, self.planned, name);
-        self.current = Some((name.to_string(), Instant::now()));
-    }
-
-    /// Ends the current stage: `ran` false means its result was found complete.
-    pub fn end(&mut self, ran: bool, dir: &Path) {
-        self.finish(if ran { StageStatus::Ran } else { StageStatus::Reused }, Some(dir));
-    }
-
-    /// Ends a stage that continues partial results.
-    pub fn end_resumable(&mut self, done: usize, total: usize, dir: &Path) {
-        let status = if done == 0 { StageStatus::Ran } else { StageStatus::Resumed { done, total } };
-        self.finish(status, Some(dir));
-    }
-
-    /// Ends a stage that has no work subdirectory.
-    pub fn end_plain(&mut self) {
-        self.finish(StageStatus::Ran, None);
-    }
-
-    /// The sink for the current stage's own counts.
-    pub fn progress(&self) -> &'a dyn Progress {
-        self.progress
-    }
-
-    fn finish(&mut self, status: StageStatus, dir: Option<&Path>) {
-        let (name, started) = self.current.take().expect("a stage was begun");
-        let seconds = started.elapsed().as_secs_f64();
-        match &status {
-            StageStatus::Reused => {
-                log::info!("{name}: reused {}", dir.map_or(String::new(), |d| d.display().to_string()))
-            }
-            StageStatus::Resumed { done, total } => {
-                log::info!("{name}: resumed ({done} of {total} chunks were complete), {seconds:.1} s")
-            }
-            StageStatus::Ran => log::info!("{name}: done in {seconds:.1} s"),
-        }
-        self.records.push(StageRecord { name, status, seconds, dir: dir.map(Path::to_path_buf) });
-    }
-}
 
 /// How a prune job ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -376,7 +186,7 @@ pub fn run_prune(spec: &PruneSpec, progress: &dyn Progress) -> Result<PruneOutco
             };
             let (_, points) = stages::sweep(&ctx, &scores, &run, &work, &mut stages)?;
             let chosen = choose_point(&points, &calibration_targets, grid)?.clone();
-            (chosen.dir.join("mask"), Some(publish::SweepChoice { points, chosen }))
+            (chosen.dir.join("mask"), Some(inputs::SweepChoice { points, chosen }))
         }
     };
     let released_params = match &sweep {
@@ -417,7 +227,7 @@ pub fn run_prune(spec: &PruneSpec, progress: &dyn Progress) -> Result<PruneOutco
         }
         verdict.released_anyway = true;
     }
-    let inputs = publish::PublishInputs {
+    let inputs = inputs::PublishInputs {
         spec,
         plan: &plan,
         ckpt: &ckpt,
@@ -436,7 +246,7 @@ pub fn run_prune(spec: &PruneSpec, progress: &dyn Progress) -> Result<PruneOutco
     outcome.status = JobStatus::Released;
     outcome.message = format!("released with outcome {}: {}", verdict.outcome, verdict.outcome.headline());
     outcome.out = Some(spec.out.clone());
-    outcome.report = Some(spec.out.join(publish::REPORT_FILE));
+    outcome.report = Some(spec.out.join(crate::manifest::REPORT_FILE));
     outcome.manifest_sha256 = Some(published.manifest_sha256);
     outcome.signed = plan.sign_key_pem.is_some();
     outcome.pruned_entries = Some(published.pruned_entries);

@@ -7,64 +7,23 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 use sha2::Digest;
 
-use super::gate::{Disparity, MeasuredDirection};
-use super::plan::Plan;
+use super::inputs::PublishInputs;
 use super::spec::PruneSpec;
-use super::stages::{file_sha256, write_file, Evaluated};
+use super::stages::{file_sha256, write_file};
 use super::work::{stage_key, WorkDir};
 use super::{PipelineError, Stages};
 use crate::arch::Architecture;
-use crate::checkpoint::Checkpoint;
 use crate::eval::{RECORDS_FILE, RUN_FILE, SUMMARY_FILE};
-use crate::manifest::{BaseIdentity, DataSplits, EvaluationEvidence, SplitEvidence, UseCase, Verdict, MANIFEST_FILE};
-use crate::mask::{load_mask, resolve, DifferenceParams, MASK_JSON};
-use crate::release::{
-    release, EvidenceInput, ReleaseOptions, BASELINE_EVIDENCE, CALIBRATION_EVIDENCE, PRUNED_EVIDENCE,
+use crate::manifest::{
+    DataSplits, EvaluationEvidence, SplitEvidence, UseCase, BASELINE_EVIDENCE, CALIBRATION_EVIDENCE, MANIFEST_FILE,
+    PRUNED_EVIDENCE, REPORT_FILE,
 };
+use crate::mask::{load_mask, resolve, MASK_JSON};
+use crate::release::{release, EvidenceInput, ReleaseOptions};
 use crate::surgery::ApplyOptions;
-use crate::sweep::SweepPoint;
 
-pub use crate::release::REPORT_FILE;
 /// Records of a finished release in the work directory, so a rerun knows OUT is its own.
 const RELEASE_STAGE: &str = "release";
-
-/// The sweep's points and the one released.
-pub struct SweepChoice {
-    /// Every grid point.
-    pub points: Vec<SweepPoint>,
-    /// The released point (one of `points`).
-    pub chosen: SweepPoint,
-}
-
-/// Everything the release is made from.
-pub struct PublishInputs<'a> {
-    /// The job.
-    pub spec: &'a PruneSpec,
-    /// The validated job.
-    pub plan: &'a Plan,
-    /// The base.
-    pub ckpt: &'a Checkpoint,
-    /// The base's identity, hashed once at the start.
-    pub base: BaseIdentity,
-    /// The released mask.
-    pub mask_dir: &'a Path,
-    /// The self-fenced calibration baseline (what the gate and the direction read).
-    pub calibration: &'a Evaluated,
-    /// The base on the confirmation data, self-fenced.
-    pub baseline: &'a Evaluated,
-    /// The pruned model on the confirmation data, fenced by `baseline`.
-    pub pruned: &'a Evaluated,
-    /// The direction pruned.
-    pub direction: &'a MeasuredDirection,
-    /// The gate's reading of the calibration baseline.
-    pub disparity: &'a Disparity,
-    /// The outcome on the confirmation data.
-    pub verdict: &'a Verdict,
-    /// Set-difference parameters (p and q of the released point for a sweep).
-    pub params: &'a DifferenceParams,
-    /// The sweep, when one ran.
-    pub sweep: Option<&'a SweepChoice>,
-}
 
 /// What the release stage reports.
 pub struct Published {
@@ -243,7 +202,7 @@ fn method(inputs: &PublishInputs, mask: &crate::mask::PruneMask) -> serde_json::
         let grid = spec.method.sweep.as_ref().expect("a sweep ran");
         json!({"p_grid": grid.p_grid, "q_grid": grid.q_grid, "max_inlier_drop": grid.max_inlier_drop,
             "max_parse_drop": grid.max_parse_drop, "chosen": {"p": s.chosen.p, "q": s.chosen.q},
-            "rule": super::report::SWEEP_RULE,
+            "rule": super::select::SWEEP_RULE,
             "points": s.points.iter().map(|p| json!({"p": p.p, "q": p.q, "pruned_entries": p.pruned_entries,
                 "mean_abs_smd": p.mean_abs_smd, "inlier_ratio": p.inlier_ratio, "parse_rate": p.parse_rate})).collect::<Vec<_>>()})
     });

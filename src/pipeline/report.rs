@@ -1,15 +1,13 @@
 //! The report stage: the job's summaries, records, mask and sweep rendered by `report`.
 
-use super::publish::PublishInputs;
+use super::inputs::PublishInputs;
+use super::select::SWEEP_RULE;
 use super::PipelineError;
 use crate::analyze::distribution;
 use crate::arch::{Architecture, Component};
 use crate::manifest::UseCase;
 use crate::mask::ZeroPlan;
 use crate::report::{render_html, ReportInput, SweepView};
-
-/// The rule a sweep's point is chosen by, in words (also recorded in the manifest).
-pub const SWEEP_RULE: &str = "lowest mean |SMD| over the target variations among points whose inlier ratio and parse rate fall at most max_inlier_drop and max_parse_drop below the baseline's; ties: fewer entries pruned";
 
 /// Renders OUT/report.html's bytes.
 pub fn render(
@@ -49,5 +47,5 @@ pub fn render(
         verdict: Some(inputs.verdict),
         nothing_to_remove: (!inputs.disparity.significant).then(|| inputs.disparity.describe()),
     };
-    render_html(&input).map(String::into_bytes).map_err(|e| PipelineError::Report(e.to_string()))
+    render_html(&input).map(String::into_bytes).map_err(PipelineError::Report)
 }

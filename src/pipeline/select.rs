@@ -46,6 +46,9 @@ impl TargetMetrics {
     }
 }
 
+/// The rule a sweep's point is chosen by, in words (also recorded in the manifest).
+pub const SWEEP_RULE: &str = "lowest mean |SMD| over the target variations among points whose inlier ratio and parse rate fall at most max_inlier_drop and max_parse_drop below the baseline's; ties: fewer entries pruned";
+
 /// The released point of a sweep: the lowest mean |SMD| among points whose inlier ratio and
 /// parse rate fall at most the allowed amounts below the baseline's (ties: fewer entries
 /// pruned, then the grid order).

@@ -13,7 +13,7 @@ use crate::checkpoint::Checkpoint;
 use crate::eval::{
     run_eval, self_fenced_copy, CheckpointIdentity, ComputeIdentity, EvalSpec, RECORDS_FILE, SUMMARY_FILE,
 };
-use crate::mask::{build_regime_mask, resolve, save_mask, DifferenceParams, MaskedWeights, Regime, MASK_JSON};
+use crate::mask::{build_regime_mask, load_masked, save_mask, DifferenceParams, Regime, MASK_JSON};
 use crate::metrics::{read_records, AnswerRecord, Summary};
 use crate::model::{ChatSession, LoadOptions};
 use crate::scenario::Scenario;
@@ -109,7 +109,7 @@ pub fn evaluate_pruned(
         "eval": eval_inputs(spec), "baseline": baseline.records_sha256.clone(), "compute": ctx.compute()});
     let dir = work.stage_dir("pruned", &stage_key(&key_inputs));
     let stage = EvalStage { dir, key_inputs, label: "evaluate pruned".to_string() };
-    evaluate(ctx, spec, Some((mask_dir, mask_sha)), Some(baseline), &stage, stages)
+    evaluate(ctx, spec, Some(mask_dir), Some(baseline), &stage, stages)
 }
 
 /// An evaluation stage's directory, the inputs that key it and its display name.
@@ -122,7 +122,7 @@ struct EvalStage {
 fn evaluate(
     ctx: &ModelContext,
     spec: &EvalSpec,
-    mask: Option<(&Path, String)>,
+    mask: Option<&Path>,
     baseline: Option<&Evaluated>,
     stage: &EvalStage,
     stages: &mut Stages,
@@ -134,16 +134,11 @@ fn evaluate(
         return read_evaluation(dir);
     }
     let mut identity = ctx.identity.clone();
-    let plan;
-    let masked;
-    let session = match &mask {
-        Some((mask_dir, mask_sha)) => {
-            identity.masks_applied.push(mask_sha.clone());
-            let mask = crate::mask::load_mask(mask_dir)?;
-            let arch = Architecture::of_checkpoint(ctx.ckpt)?;
-            plan = resolve(&mask, &arch, ctx.ckpt)?;
-            masked = MaskedWeights::new(ctx.ckpt, &plan);
-            ChatSession::load_from(ctx.ckpt, &masked, ctx.load.clone())?
+    let session = match mask {
+        Some(mask_dir) => {
+            let masked = load_masked(ctx.ckpt, mask_dir, ctx.load.clone())?;
+            identity.masks_applied.push(masked.mask_sha256);
+            masked.session
         }
         None => ChatSession::load_from(ctx.ckpt, ctx.ckpt, ctx.load.clone())?,
     };
@@ -172,8 +167,10 @@ pub fn read_evaluation(dir: &Path) -> Result<Evaluated, PipelineError> {
     let path = dir.join(SUMMARY_FILE);
     let bytes = crate::fsutil::read_capped(&path, crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Follow)
         .map_err(|e| PipelineError::io(&path, e))?;
-    let file: SummaryFile = serde_json::from_slice(&bytes)
-        .map_err(|e| PipelineError::Spec(format!("{}: not a summary written by eval: {e}", path.display())))?;
+    let file: SummaryFile = serde_json::from_slice(&bytes).map_err(|e| PipelineError::CorruptWorkFile {
+        path: path.clone(),
+        reason: format!("not a summary written by eval: {e}"),
+    })?;
     let records = read_records(&dir.join(RECORDS_FILE))?;
     Evaluated::new(dir, file.summary, records)
 }
@@ -315,8 +312,10 @@ pub fn sweep(
     if WorkDir::is_complete(&dir) {
         let bytes = crate::fsutil::read_capped(&table, crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Follow)
             .map_err(|e| PipelineError::io(&table, e))?;
-        let points = serde_json::from_slice(&bytes)
-            .map_err(|e| PipelineError::Spec(format!("{}: not a sweep table: {e}", table.display())))?;
+        let points = serde_json::from_slice(&bytes).map_err(|e| PipelineError::CorruptWorkFile {
+            path: table.clone(),
+            reason: format!("not a sweep table: {e}"),
+        })?;
         stages.end(false, &dir);
         return Ok((dir, points));
     }

@@ -126,7 +126,6 @@ fn write_patched(shard: &Shard, patches: &[Patch], dst: &Path) -> Result<FileDig
         at = patch.offset + patch.bytes.len();
     }
     put(&source[at..])?;
-    drop(put);
     file.sync_all().map_err(io)?;
     Ok(FileDigest::new(hasher.finalize().into(), source.len() as u64))
 }

@@ -8,16 +8,8 @@ use sha2::{Digest, Sha256};
 
 use super::{EvidenceInput, ReleaseError};
 use crate::eval::{RunIdentity, RECORDS_FILE, RUN_FILE, SUMMARY_FILE};
-use crate::manifest::EvaluationEvidence;
+use crate::manifest::{EvaluationEvidence, BASELINE_EVIDENCE, PRUNED_EVIDENCE};
 use crate::metrics::Summary;
-
-/// Folder of the base model's evaluation under `evidence/`.
-pub const BASELINE_EVIDENCE: &str = "baseline";
-/// Folder of the pruned model's evaluation under `evidence/`.
-pub const PRUNED_EVIDENCE: &str = "pruned";
-/// Folder of `prune`'s calibration baseline under `evidence/`: what the gate and the
-/// direction read, shipped for disclosure; not evidence of the effect.
-pub const CALIBRATION_EVIDENCE: &str = "calibration";
 
 impl EvidenceInput {
     /// Adds the `eval` output directories of the base model (`baseline`) and of the pruned

@@ -13,30 +13,22 @@ use sha2::{Digest, Sha256};
 
 use crate::arch::Architecture;
 use crate::checkpoint::Checkpoint;
+use crate::fsutil::digest::{ignore_paths, list_files, DigestError};
 use crate::fsutil::{read_capped_text, Links};
 use crate::hub::HubModel;
 use crate::manifest::{
     card_license, creation_time, license_id, model_card, pruned_section_counted, to_bytes, BaseIdentity, DataSplits,
-    EvaluationEvidence, Evidence, FileRef, Manifest, Tool, UseCase, Verdict, EVIDENCE_DIR, FORMAT_VERSION,
-    MANIFEST_FILE,
+    EvaluationEvidence, Evidence, FileRef, Manifest, Tool, UseCase, Verdict, BASE_CARD_FILE, CARD_FILE, EVIDENCE_DIR,
+    FORMAT_VERSION, MANIFEST_FILE,
 };
 use crate::mask::{bitmask_source, load_mask, resolve, MaskFileError, PruneMask, BITMASK_FILE};
 use crate::progress::{NoProgress, Progress};
 use crate::sign::{
-    digest_checkpoint, list_checkpoint_files, root_digest, sign_directory_as, SignError, SignOutcome, IGNORE_PATHS,
-    SIGNATURE_FILE,
+    digest_checkpoint, list_checkpoint_files, root_digest, sign_directory_as, SignError, SignOutcome, SIGNATURE_FILE,
 };
 use crate::surgery::{sync_dir, write_pruned_then, ApplyOptions, ApplyReport, FileDigest, OutputTarget, SurgeryError};
 
-pub use evidence::{BASELINE_EVIDENCE, CALIBRATION_EVIDENCE, PRUNED_EVIDENCE};
 pub use use_case::{read_use_case, use_case_and_method, DIRECTIONS, REGIMES};
-
-/// Model card file name; the base's own README.md is kept as `README.base.md`.
-pub const CARD_FILE: &str = "README.md";
-/// Where the base checkpoint's README.md goes in a release.
-pub const BASE_CARD_FILE: &str = "README.base.md";
-/// The HTML report `biasprune prune` ships beside the card (signed like every file).
-pub const REPORT_FILE: &str = "report.html";
 
 /// A release could not be made; OUT was not created.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +42,9 @@ pub enum ReleaseError {
     /// Hashing the base or signing the output failed.
     #[error(transparent)]
     Sign(#[from] SignError),
+    /// Listing the evidence files failed.
+    #[error(transparent)]
+    Digest(#[from] DigestError),
     /// An operating-system error on a path.
     #[error("{}: {source}", path.display())]
     Io {
@@ -103,8 +98,7 @@ pub struct EvidenceInput {
 impl EvidenceInput {
     /// Every regular file under `dir` (symbolic links refused), keyed by relative path.
     pub fn from_dir(dir: &Path) -> Result<Self, ReleaseError> {
-        let files =
-            crate::sign::list_files(dir, &[])?.into_iter().map(|f| (f.path.clone(), dir.join(&f.path))).collect();
+        let files = list_files(dir, &[])?.into_iter().map(|f| (f.path.clone(), dir.join(&f.path))).collect();
         Ok(EvidenceInput { files, ..EvidenceInput::default() })
     }
 }
@@ -210,9 +204,8 @@ pub fn base_identity(ckpt: &Checkpoint, progress: &dyn Progress) -> Result<BaseI
 /// VCS files left out, no hashing) and every listed file must have a digest in `files`.
 pub fn base_identity_from_digests(dir: &Path, files: &BTreeMap<String, String>) -> Result<BaseIdentity, ReleaseError> {
     let dir = dir.canonicalize().map_err(|e| ReleaseError::io(dir, e))?;
-    let ignore: Vec<String> = IGNORE_PATHS.iter().map(|p| p.to_string()).collect();
     let mut kept = BTreeMap::new();
-    for file in list_checkpoint_files(&dir, &ignore)? {
+    for file in list_checkpoint_files(&dir, &ignore_paths())? {
         let Some(sha) = files.get(&file.path) else {
             return Err(bad_base(&dir, format!("no sha256 given for the base's file {}", file.path)));
         };
@@ -418,13 +411,13 @@ fn sign_temp(
     report: &mut ApplyReport,
     progress: &dyn Progress,
 ) -> Result<SignOutcome, ReleaseError> {
-    let known: BTreeMap<String, crate::sign::FileDigest> = report
+    let known: BTreeMap<String, crate::fsutil::digest::FileDigest> = report
         .files
         .iter()
         .map(|(path, d)| {
             let mut sha256 = [0u8; 32];
             hex::decode_to_slice(&d.sha256, &mut sha256).expect("digests recorded here are 64 hex digits");
-            (path.clone(), crate::sign::FileDigest { size: d.size, sha256 })
+            (path.clone(), crate::fsutil::digest::FileDigest { size: d.size, sha256 })
         })
         .collect();
     let outcome = sign_directory_as(temp, out_name, pem, Some(&known), progress)?;

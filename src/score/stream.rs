@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use super::file::{encode_f16, write_sidecar};
-use super::wanda::RawScores;
 use super::{head_scores_name, ScoreError, ScoreFileError, ScoreInfo, ScoreMatrix, SCORES_FILE};
 use crate::model::{ModelConfig, Projection};
 
@@ -19,18 +18,6 @@ pub trait ScoreSink {
     fn matrix(&mut self, name: &str, matrix: ScoreMatrix) -> Result<(), ScoreError>;
     /// One layer's per-head scores.
     fn heads(&mut self, layer: usize, values: Vec<f32>) -> Result<(), ScoreError>;
-}
-
-impl ScoreSink for RawScores {
-    fn matrix(&mut self, name: &str, matrix: ScoreMatrix) -> Result<(), ScoreError> {
-        self.weights.insert(name.to_string(), matrix);
-        Ok(())
-    }
-
-    fn heads(&mut self, layer: usize, values: Vec<f32>) -> Result<(), ScoreError> {
-        self.heads.insert(layer, values);
-        Ok(())
-    }
 }
 
 /// Every tensor of a layer-by-layer score file in write order: per layer the seven

@@ -31,6 +31,18 @@ pub struct RawScores {
     pub heads: BTreeMap<usize, Vec<f32>>,
 }
 
+impl ScoreSink for RawScores {
+    fn matrix(&mut self, name: &str, matrix: ScoreMatrix) -> Result<(), ScoreError> {
+        self.weights.insert(name.to_string(), matrix);
+        Ok(())
+    }
+
+    fn heads(&mut self, layer: usize, values: Vec<f32>) -> Result<(), ScoreError> {
+        self.heads.insert(layer, values);
+        Ok(())
+    }
+}
+
 /// How scoring runs.
 #[derive(Debug, Clone)]
 pub struct ScoreOptions {

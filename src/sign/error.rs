@@ -19,21 +19,13 @@ pub enum SignError {
         /// The path given.
         path: PathBuf,
     },
-    /// The signed format has allow_symlinks false, so a symbolic link cannot be signed.
-    #[error("{path}: is a symbolic link; model signatures cover regular files only (allow_symlinks is false)")]
-    SymlinkRefused {
-        /// The link found.
-        path: PathBuf,
-    },
+    /// Listing or hashing the directory's files failed (a link or special file among them,
+    /// an unreadable file).
+    #[error(transparent)]
+    Digest(#[from] crate::fsutil::digest::DigestError),
     /// A base checkpoint's files could not be listed under the checkpoint rules.
     #[error(transparent)]
     Checkpoint(Box<crate::checkpoint::CheckpointError>),
-    /// A device, socket or FIFO inside the directory.
-    #[error("{path}: expected a regular file or directory, found another kind of file")]
-    NotRegularFile {
-        /// The entry found.
-        path: PathBuf,
-    },
     /// File names must be UTF-8 to be listed in the statement.
     #[error("{path}: file name is not valid UTF-8")]
     NonUtf8Path {

@@ -13,7 +13,6 @@ use p256::elliptic_curve::zeroize::Zeroizing;
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use sha2::{Digest, Sha256};
 
-use super::atomic;
 use super::error::SignError;
 
 /// An elliptic curve the reference verifier accepts, each with its fixed hash.
@@ -96,13 +95,21 @@ impl KeyPair {
                 return Err(SignError::KeyFileExists { path: path.clone() });
             }
         }
-        atomic::create_new(&private_path, self.private_pem.as_bytes(), 0o600)?;
-        if let Err(err) = atomic::create_new(&public_path, self.public_pem.as_bytes(), 0o644) {
+        create_new(&private_path, self.private_pem.as_bytes(), 0o600)?;
+        if let Err(err) = create_new(&public_path, self.public_pem.as_bytes(), 0o644) {
             let _ = std::fs::remove_file(&private_path);
             return Err(err);
         }
         Ok((private_path, public_path))
     }
+}
+
+/// [`crate::fsutil::create_new`], an existing file reported as [`SignError::KeyFileExists`].
+fn create_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), SignError> {
+    crate::fsutil::create_new(path, bytes, mode).map_err(|source| match source.kind() {
+        std::io::ErrorKind::AlreadyExists => SignError::KeyFileExists { path: path.to_path_buf() },
+        _ => SignError::io(path, source),
+    })
 }
 
 fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {

@@ -4,7 +4,6 @@
 //! verifies: an in-toto Statement v1 listing every file's sha256, wrapped in a DSSE
 //! envelope signed with ECDSA, inside a Sigstore bundle v0.3 stored as `DIR/model.sig`.
 
-mod atomic;
 mod bundle;
 mod digest;
 mod error;
@@ -14,21 +13,19 @@ mod statement;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::fsutil::digest::{hash_files, ignore_paths, list_files, FileDigest, ListedFile};
+use crate::fsutil::Links;
 use crate::progress::Progress;
 
 pub use bundle::{
     sign_payload, Bundle, DsseEnvelope, DsseSignature, PublicKeyIdentifier, VerificationMaterial, BUNDLE_MEDIA_TYPE,
     PAYLOAD_TYPE,
 };
-pub use digest::{
-    digest_checkpoint, digest_directory, hash_files, is_ignored, list_checkpoint_files, list_files, FileDigest,
-    ListedFile,
-};
+pub use digest::{digest_checkpoint, digest_directory, list_checkpoint_files};
 pub use error::SignError;
 pub use keys::{keygen, public_key_hint, Curve, KeyPair, PrivateKey, PublicKey};
 pub use statement::{
-    pae, root_digest, Predicate, Resource, Serialization, Statement, Subject, IGNORE_PATHS, PREDICATE_TYPE,
-    STATEMENT_TYPE,
+    pae, root_digest, Predicate, Resource, Serialization, Statement, Subject, PREDICATE_TYPE, STATEMENT_TYPE,
 };
 
 /// File name of the signature inside a signed directory, as the reference tool expects it.
@@ -72,14 +69,14 @@ pub fn sign_directory_as(
     progress: &dyn Progress,
 ) -> Result<SignOutcome, SignError> {
     let key = PrivateKey::from_pem(private_key_pem)?;
-    let ignore: Vec<String> = IGNORE_PATHS.iter().map(|p| p.to_string()).collect();
+    let ignore = ignore_paths();
     let listed = list_files(dir, &ignore)?;
     let (digests, reused, hashed_bytes) = collect_digests(dir, &listed, precomputed, progress)?;
     let statement = Statement::for_directory(subject_name, &digests, &ignore);
     let payload = serde_json::to_vec_pretty(&statement).map_err(SignError::Json)?;
     let bundle_json = bundle::sign_payload_with(&key, &payload)?;
     let signature = dir.join(SIGNATURE_FILE);
-    atomic::write_replacing(&signature, bundle_json.as_bytes())?;
+    crate::fsutil::write_atomically(&signature, bundle_json.as_bytes()).map_err(|e| SignError::io(&signature, e))?;
     Ok(SignOutcome {
         signature,
         root_digest: statement.subject_digest().to_string(),
@@ -97,13 +94,13 @@ fn collect_digests(
     progress: &dyn Progress,
 ) -> Result<(BTreeMap<String, FileDigest>, usize, u64), SignError> {
     let Some(known) = precomputed else {
-        let digests = hash_files(dir, listed, progress)?;
+        let digests = hash_files(dir, listed, Links::Refuse, progress)?;
         let bytes = listed.iter().map(|f| f.size).sum();
         return Ok((digests, 0, bytes));
     };
     check_precomputed_against_listing(known, listed)?;
     let to_hash: Vec<ListedFile> = listed.iter().filter(|f| !known.contains_key(&f.path)).cloned().collect();
-    let mut digests = hash_files(dir, &to_hash, progress)?;
+    let mut digests = hash_files(dir, &to_hash, Links::Refuse, progress)?;
     let reused = known.len();
     digests.extend(known.iter().map(|(path, digest)| (path.clone(), *digest)));
     Ok((digests, reused, to_hash.iter().map(|f| f.size).sum()))

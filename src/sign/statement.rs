@@ -5,14 +5,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::digest::FileDigest;
+use crate::fsutil::digest::FileDigest;
 
 /// `_type` of an in-toto Statement v1.
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 /// `predicateType` of a model-signing statement.
 pub const PREDICATE_TYPE: &str = "https://model_signing/signature/v1.0";
-/// Paths left out of the signature by default: the signature itself and git metadata.
-pub const IGNORE_PATHS: [&str; 5] = ["model.sig", ".git", ".gitattributes", ".github", ".gitignore"];
 
 /// An in-toto statement as the reference tool writes and reads it (extra fields ignored).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -14,17 +14,18 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use safetensors::Dtype;
-use sha2::{Digest, Sha256};
 
 use super::manifest::{is_zero, Declared};
 use super::names::{BASE_IDENTITY, BASE_OVERDECLARED, BASE_UNCHANGED, BASE_UNDECLARED_ZEROING};
 use super::Check;
 use crate::checkpoint::{Checkpoint, Shard, TensorInfo};
+use crate::fsutil::digest::{ignore_paths, is_ignored, list_files, sha256_file};
 use crate::fsutil::release_pages;
-use crate::manifest::MANIFEST_FILE;
+use crate::fsutil::Links;
+use crate::manifest::{BASE_CARD_FILE, MANIFEST_FILE, REPORT_FILE};
 use crate::mask::TensorZeroing;
 use crate::progress::{Progress, Unit};
-use crate::sign::{digest_checkpoint, is_ignored, list_files, root_digest, IGNORE_PATHS, SIGNATURE_FILE};
+use crate::sign::{digest_checkpoint, root_digest, SIGNATURE_FILE};
 
 /// Runs the base checks of `dir` against `base`, appending one check per finding.
 pub(super) fn check_base(
@@ -327,12 +328,12 @@ fn compare_other_files(
     let card = manifest.card.as_ref().map(|c| c.path.as_str());
     let rename = |path: &str| -> String {
         if Some(path) == card {
-            crate::release::BASE_CARD_FILE.to_string()
+            BASE_CARD_FILE.to_string()
         } else {
             path.to_string()
         }
     };
-    let mut expected: BTreeSet<String> = [MANIFEST_FILE.to_string(), crate::release::REPORT_FILE.to_string()].into();
+    let mut expected: BTreeSet<String> = [MANIFEST_FILE.to_string(), REPORT_FILE.to_string()].into();
     expected.extend(manifest.card.iter().chain(&manifest.pruned.bitmask_file).map(|f| f.path.clone()));
     expected.extend(manifest.evidence.iter().flat_map(|e| &e.files).map(|f| f.path.clone()));
     for (path, sha) in base_digests.iter().filter(|(p, _)| !shards.contains(p.as_str())) {
@@ -348,7 +349,7 @@ fn compare_other_files(
             }
         }
     }
-    let ignored: Vec<String> = IGNORE_PATHS.iter().map(|p| p.to_string()).collect();
+    let ignored = ignore_paths();
     let listed = match list_files(dir, &[SIGNATURE_FILE.to_string()]) {
         Ok(listed) => listed,
         Err(e) => {
@@ -379,10 +380,7 @@ fn compare_other_files(
 
 /// Hex sha256 of a release file, which must be a regular file and not a link.
 fn sha256_of(path: &Path) -> std::io::Result<String> {
-    let mut file = crate::fsutil::open_regular(path, crate::fsutil::Links::Refuse)?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(hex::encode(hasher.finalize()))
+    sha256_file(path, Links::Refuse).map(|d| hex::encode(d.sha256))
 }
 
 fn report(findings: Findings, checks: &mut Vec<Check>) {

@@ -6,9 +6,11 @@ use std::path::Path;
 use super::names::{FILES_LISTING, FILE_SHA256, IGNORED_FILES, MISSING_FILES, UNSIGNED_FILES};
 use super::signature::decode_digest;
 use super::Check;
+use crate::fsutil::digest::{hash_files, is_ignored, list_files, FileDigest, ListedFile};
+use crate::fsutil::Links;
 use crate::manifest::{Manifest, MANIFEST_FILE};
 use crate::progress::Progress;
-use crate::sign::{hash_files, is_ignored, list_files, ListedFile, Statement, SIGNATURE_FILE};
+use crate::sign::{Statement, SIGNATURE_FILE};
 
 /// How many ignored files `files.ignored` names before it only counts the rest.
 const IGNORED_NAMED: usize = 10;
@@ -36,7 +38,7 @@ pub(super) fn check_files(dir: &Path, statement: &Statement, progress: &dyn Prog
     check_unsigned(&listed, &expected, checks);
     check_missing(&expected, &on_disk, checks);
     let signed: Vec<ListedFile> = listed.iter().filter(|f| expected.contains_key(f.path.as_str())).cloned().collect();
-    match hash_files(dir, &signed, progress) {
+    match hash_files(dir, &signed, Links::Refuse, progress) {
         Ok(actual) => check_digests(&actual, &expected, checks),
         Err(err) => checks.push(Check::fail(FILE_SHA256, err.to_string())),
     }
@@ -114,11 +116,7 @@ fn check_missing(expected: &BTreeMap<&str, &str>, on_disk: &BTreeSet<&str>, chec
     }
 }
 
-fn check_digests(
-    actual: &BTreeMap<String, crate::sign::FileDigest>,
-    expected: &BTreeMap<&str, &str>,
-    checks: &mut Vec<Check>,
-) {
+fn check_digests(actual: &BTreeMap<String, FileDigest>, expected: &BTreeMap<&str, &str>, checks: &mut Vec<Check>) {
     let before = checks.len();
     for (name, digest) in actual {
         let claimed = expected[name.as_str()];

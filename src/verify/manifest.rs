@@ -4,17 +4,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Arc;
-
 use memmap2::Mmap;
-use safetensors::{Dtype, SafeTensors};
-use sha2::{Digest, Sha256};
+use safetensors::Dtype;
 
 use super::names::{MANIFEST_BITMASK, MANIFEST_CARD, MANIFEST_EVIDENCE, MANIFEST_PARSE, MANIFEST_PRUNED_ZERO};
 use super::Check;
 use crate::checkpoint::Checkpoint;
 use crate::manifest::{from_bytes, FileRef, Manifest, EVIDENCE_DIR, MANIFEST_FILE};
-use crate::mask::{BitMask, TensorZeroing};
+use crate::mask::{BitMask, BitmaskFile, BitmaskFileError, BitmaskTensorError, TensorZeroing};
 
 const SCHEMA: &str = include_str!("../../manifests/schema/biasprune-manifest.schema.json");
 
@@ -73,10 +70,8 @@ fn parse(path: &Path) -> Result<Manifest, String> {
 /// sha256 of a file the manifest names, refusing paths that leave `dir`.
 fn sha256_hex(dir: &Path, relative: &str) -> Result<String, String> {
     let path = crate::checkpoint::resolve_inside(dir, relative).map_err(|e| e.to_string())?;
-    let mut file = crate::fsutil::open_regular(&path, crate::fsutil::Links::Refuse).map_err(|e| e.to_string())?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(|e| e.to_string())?;
-    Ok(hex::encode(hasher.finalize()))
+    let digest = crate::fsutil::digest::sha256_file(&path, crate::fsutil::Links::Refuse).map_err(|e| e.to_string())?;
+    Ok(hex::encode(digest.sha256))
 }
 
 /// The bitmask file's sha256 and per-tensor counts against the manifest.
@@ -128,30 +123,29 @@ fn read_bitmasks(
     ckpt: Option<&Checkpoint>,
     with_entries: &BTreeMap<&String, u64>,
 ) -> Result<BTreeMap<String, BitMask>, String> {
-    let path = crate::checkpoint::resolve_inside(dir, &file.path).map_err(|e| e.to_string())?;
-    let map = crate::fsutil::map_read_only(&path).map(Arc::new).map_err(|e| format!("{}: {e}", file.path))?;
-    let found = hex::encode(crate::fsutil::mapped_sha256(&map));
-    if found != file.sha256 {
-        return Err(format!("{}: sha256 is {found}, the manifest says {}", file.path, file.sha256));
-    }
-    let tensors = SafeTensors::deserialize(&map).map_err(|e| format!("{}: {e}", file.path))?;
+    let opened = BitmaskFile::open(dir, &file.path, &file.sha256).map_err(|e| match e {
+        BitmaskFileError::Path(e) => e.to_string(),
+        BitmaskFileError::Io { source, .. } => format!("{}: {source}", file.path),
+        BitmaskFileError::DigestMismatch { expected, found, .. } => {
+            format!("{}: sha256 is {found}, the manifest says {expected}", file.path)
+        }
+        BitmaskFileError::Unreadable { reason, .. } => format!("{}: {reason}", file.path),
+    })?;
     let mut out = BTreeMap::new();
-    for name in tensors.names() {
+    for name in opened.names() {
         let Some(&declared) = with_entries.get(&name.to_string()) else {
             return Err(format!("{} holds a bitmask for {name}, which the manifest does not declare", file.path));
         };
-        let view = tensors.tensor(name).map_err(|e| e.to_string())?;
-        let [rows, packed] = <[usize; 2]>::try_from(view.shape()).map_err(|_| format!("{name}: bitmask is not 2-D"))?;
+        let shape = opened.shape(name).unwrap_or_default();
+        let [rows, packed] = <[usize; 2]>::try_from(shape).map_err(|_| format!("{name}: bitmask is not 2-D"))?;
         let cols = ckpt.and_then(|c| c.tensor(name).ok()).and_then(|t| t.shape.get(1).copied()).unwrap_or(packed * 8);
-        if view.dtype() != Dtype::U8 || packed != cols.div_ceil(8) {
-            return Err(format!(
-                "{name}: expected a U8 [{rows}, {}] bitmask, found {:?} {:?}",
-                cols.div_ceil(8),
-                view.dtype(),
-                view.shape()
-            ));
-        }
-        let bits = BitMask::from_mapped(rows, cols, &map, view.data()).map_err(|e| format!("{name}: {e}"))?;
+        let bits = opened.bitmask(name, rows, cols).map_err(|e| match e {
+            BitmaskTensorError::Shape { dtype, shape, .. } => {
+                format!("{name}: expected a U8 [{rows}, {}] bitmask, found {dtype:?} {shape:?}", cols.div_ceil(8))
+            }
+            BitmaskTensorError::Bits { reason, .. } => format!("{name}: {reason}"),
+            absent @ BitmaskTensorError::Absent { .. } => absent.to_string(),
+        })?;
         let count = bits.count();
         bits.release_pages();
         if count != declared {
@@ -364,7 +358,7 @@ fn check_evidence(dir: &Path, manifest: &Manifest, checks: &mut Vec<Check>) {
         }
     }
     let names: BTreeSet<&str> = listed.iter().map(|f| f.path.as_str()).collect();
-    if let Ok(on_disk) = crate::sign::list_files(&dir.join(EVIDENCE_DIR), &[]) {
+    if let Ok(on_disk) = crate::fsutil::digest::list_files(&dir.join(EVIDENCE_DIR), &[]) {
         for file in on_disk {
             let path = format!("{EVIDENCE_DIR}/{}", file.path);
             if !names.contains(path.as_str()) {

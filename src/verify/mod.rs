@@ -23,7 +23,7 @@ use crate::sign::{PublicKey, SignError, Statement};
 
 pub use agreement::{Comparison, Tolerance};
 pub use reproduce::{check_reproduction, ReproduceOptions};
-pub use signature::{check_root_digest, parse_envelope, parse_statement, Envelope};
+pub use signature::{check_root_digest, parse_envelope, parse_statement, Envelope, FormatError};
 
 /// Check names, stable for scripts reading `--json` output.
 pub mod names {

@@ -19,11 +19,12 @@ use crate::eval::{
     run_eval, scenario_sha256, CheckpointIdentity, ComputeIdentity, EvalSpec, RunIdentity, RECORDS_FILE, RUN_FILE,
     SUMMARY_FILE,
 };
-use crate::manifest::{from_bytes, EvaluationEvidence, Manifest, EVIDENCE_DIR, MANIFEST_FILE};
+use crate::manifest::{
+    from_bytes, EvaluationEvidence, Manifest, BASELINE_EVIDENCE, EVIDENCE_DIR, MANIFEST_FILE, PRUNED_EVIDENCE,
+};
 use crate::metrics::{read_records, AnswerRecord, Summary};
 use crate::model::{ChatSession, LoadOptions, SamplingSettings};
 use crate::progress::Progress;
-use crate::release::{BASELINE_EVIDENCE, PRUNED_EVIDENCE};
 use crate::scenario::{Catalog, Scenario};
 
 /// How to re-run the evaluations.

@@ -1,7 +1,7 @@
 //! Signature checks: bundle format, key hint, DSSE signature, statement shape, root digest.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -12,6 +12,93 @@ use crate::sign::{
     pae, root_digest, Bundle, PublicKey, Statement, BUNDLE_MEDIA_TYPE, PAYLOAD_TYPE, PREDICATE_TYPE, SIGNATURE_FILE,
     STATEMENT_TYPE,
 };
+
+/// Why a model.sig, or the statement it carries, is malformed (authenticity aside).
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    /// model.sig could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Unreadable {
+        /// model.sig.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The bundle is not JSON of the bundle's shape.
+    #[error("{file} is not a Sigstore bundle in JSON: {0}", file = SIGNATURE_FILE)]
+    BundleJson(serde_json::Error),
+    /// The bundle's mediaType is not the one supported.
+    #[error("mediaType is {found:?}, expected {:?}", BUNDLE_MEDIA_TYPE)]
+    MediaType {
+        /// The mediaType found.
+        found: String,
+    },
+    /// The DSSE payloadType is not in-toto's.
+    #[error("payloadType is {found:?}, expected {:?}", PAYLOAD_TYPE)]
+    PayloadType {
+        /// The payloadType found.
+        found: String,
+    },
+    /// The envelope does not hold exactly one signature.
+    #[error("expected exactly one DSSE signature, found {found}")]
+    SignatureCount {
+        /// Signatures found.
+        found: usize,
+    },
+    /// The payload is not base64.
+    #[error("payload is not base64: {0}")]
+    PayloadBase64(base64::DecodeError),
+    /// The signature is not base64.
+    #[error("signature is not base64: {0}")]
+    SignatureBase64(base64::DecodeError),
+    /// The payload is not JSON of an in-toto statement's shape.
+    #[error("payload is not an in-toto statement: {0}")]
+    StatementJson(serde_json::Error),
+    /// A statement field has another value than the one model signing uses.
+    #[error("{field} is {found:?}, expected {expected:?}")]
+    Field {
+        /// The field.
+        field: &'static str,
+        /// The value found.
+        found: String,
+        /// The value expected.
+        expected: &'static str,
+    },
+    /// The statement does not have exactly one subject.
+    #[error("expected one subject, found {found}")]
+    SubjectCount {
+        /// Subjects found.
+        found: usize,
+    },
+    /// The subject's digest is not a sha256.
+    #[error("subject sha256 is {found:?}, expected 64 hex digits")]
+    SubjectDigest {
+        /// The digest found.
+        found: String,
+    },
+    /// A resource's digest is not a sha256.
+    #[error("resource {name:?}: expected a sha256 hex digest, found {algorithm} {digest:?}")]
+    ResourceDigest {
+        /// The resource.
+        name: String,
+        /// Its algorithm.
+        algorithm: String,
+        /// Its digest.
+        digest: String,
+    },
+    /// A resource's name is not a relative POSIX path.
+    #[error("resource {name:?}: expected a relative path without '.' or '..' components")]
+    ResourcePath {
+        /// The resource.
+        name: String,
+    },
+    /// A resource is listed twice.
+    #[error("resource {name:?} is listed twice")]
+    ResourceTwice {
+        /// The resource.
+        name: String,
+    },
+}
 
 /// The decoded parts of a model.sig bundle that the signature checks need.
 #[derive(Debug, Clone)]
@@ -30,7 +117,7 @@ pub(super) fn check_signature(dir: &Path, key: &PublicKey, checks: &mut Vec<Chec
     let envelope = match read_envelope(dir) {
         Ok(envelope) => envelope,
         Err(reason) => {
-            checks.push(Check::fail(BUNDLE_FORMAT, reason).with_file(SIGNATURE_FILE));
+            checks.push(Check::fail(BUNDLE_FORMAT, reason.to_string()).with_file(SIGNATURE_FILE));
             return None;
         }
     };
@@ -46,7 +133,7 @@ pub(super) fn check_signature(dir: &Path, key: &PublicKey, checks: &mut Vec<Chec
     let statement = match parse_statement(&envelope.payload) {
         Ok(statement) => statement,
         Err(reason) => {
-            checks.push(Check::fail(STATEMENT_SHAPE, reason).with_file(SIGNATURE_FILE));
+            checks.push(Check::fail(STATEMENT_SHAPE, reason.to_string()).with_file(SIGNATURE_FILE));
             return None;
         }
     };
@@ -61,30 +148,29 @@ pub(super) fn check_signature(dir: &Path, key: &PublicKey, checks: &mut Vec<Chec
     Some(statement)
 }
 
-fn read_envelope(dir: &Path) -> Result<Envelope, String> {
+fn read_envelope(dir: &Path) -> Result<Envelope, FormatError> {
     let path = dir.join(SIGNATURE_FILE);
     let text = crate::fsutil::read_capped(&path, crate::fsutil::MAX_JSON_BYTES, crate::fsutil::Links::Refuse)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        .map_err(|source| FormatError::Unreadable { path: path.clone(), source })?;
     parse_envelope(&text)
 }
 
 /// Parses the bytes of a model.sig: a Sigstore bundle with one DSSE signature over an
 /// in-toto payload. Nothing is verified; the reason names what is malformed.
-pub fn parse_envelope(text: &[u8]) -> Result<Envelope, String> {
-    let bundle: Bundle =
-        serde_json::from_slice(text).map_err(|e| format!("{SIGNATURE_FILE} is not a Sigstore bundle in JSON: {e}"))?;
+pub fn parse_envelope(text: &[u8]) -> Result<Envelope, FormatError> {
+    let bundle: Bundle = serde_json::from_slice(text).map_err(FormatError::BundleJson)?;
     if bundle.media_type != BUNDLE_MEDIA_TYPE {
-        return Err(format!("mediaType is {:?}, expected {BUNDLE_MEDIA_TYPE:?}", bundle.media_type));
+        return Err(FormatError::MediaType { found: bundle.media_type });
     }
     let envelope = bundle.dsse_envelope;
     if envelope.payload_type != PAYLOAD_TYPE {
-        return Err(format!("payloadType is {:?}, expected {PAYLOAD_TYPE:?}", envelope.payload_type));
+        return Err(FormatError::PayloadType { found: envelope.payload_type });
     }
     let [signature] = envelope.signatures.as_slice() else {
-        return Err(format!("expected exactly one DSSE signature, found {}", envelope.signatures.len()));
+        return Err(FormatError::SignatureCount { found: envelope.signatures.len() });
     };
-    let payload = STANDARD.decode(&envelope.payload).map_err(|e| format!("payload is not base64: {e}"))?;
-    let signature = STANDARD.decode(&signature.sig).map_err(|e| format!("signature is not base64: {e}"))?;
+    let payload = STANDARD.decode(&envelope.payload).map_err(FormatError::PayloadBase64)?;
+    let signature = STANDARD.decode(&signature.sig).map_err(FormatError::SignatureBase64)?;
     Ok(Envelope { hint: bundle.verification_material.public_key.hint, payload, signature })
 }
 
@@ -123,14 +209,13 @@ fn check_dsse(envelope: &Envelope, key: &PublicKey, checks: &mut Vec<Check>) -> 
 /// Parses a DSSE payload as the statement the signature checks accept: an in-toto
 /// statement of the model-signing predicate, one subject, sha256 resources with unique
 /// relative paths. The reason names the first rule broken.
-pub fn parse_statement(payload: &[u8]) -> Result<Statement, String> {
-    let statement: Statement =
-        serde_json::from_slice(payload).map_err(|e| format!("payload is not an in-toto statement: {e}"))?;
-    let expect = |what: &str, found: &str, expected: &str| {
+pub fn parse_statement(payload: &[u8]) -> Result<Statement, FormatError> {
+    let statement: Statement = serde_json::from_slice(payload).map_err(FormatError::StatementJson)?;
+    let expect = |field: &'static str, found: &str, expected: &'static str| {
         if found == expected {
             Ok(())
         } else {
-            Err(format!("{what} is {found:?}, expected {expected:?}"))
+            Err(FormatError::Field { field, found: found.to_string(), expected })
         }
     };
     expect("_type", &statement.statement_type, STATEMENT_TYPE)?;
@@ -139,32 +224,30 @@ pub fn parse_statement(payload: &[u8]) -> Result<Statement, String> {
     expect("serialization method", &serialization.method, "files")?;
     expect("serialization hash_type", &serialization.hash_type, "sha256")?;
     if statement.subject.len() != 1 {
-        return Err(format!("expected one subject, found {}", statement.subject.len()));
+        return Err(FormatError::SubjectCount { found: statement.subject.len() });
     }
     if !is_hex_digest(statement.subject_digest()) {
-        return Err(format!("subject sha256 is {:?}, expected 64 hex digits", statement.subject_digest()));
+        return Err(FormatError::SubjectDigest { found: statement.subject_digest().to_string() });
     }
     check_resources(&statement)?;
     Ok(statement)
 }
 
-fn check_resources(statement: &Statement) -> Result<(), String> {
+fn check_resources(statement: &Statement) -> Result<(), FormatError> {
     let mut seen = BTreeSet::new();
     for resource in &statement.predicate.resources {
         if resource.algorithm != "sha256" || !is_hex_digest(&resource.digest) {
-            return Err(format!(
-                "resource {:?}: expected a sha256 hex digest, found {} {:?}",
-                resource.name, resource.algorithm, resource.digest
-            ));
+            return Err(FormatError::ResourceDigest {
+                name: resource.name.clone(),
+                algorithm: resource.algorithm.clone(),
+                digest: resource.digest.clone(),
+            });
         }
         if !is_relative_posix_path(&resource.name) {
-            return Err(format!(
-                "resource {:?}: expected a relative path without '.' or '..' components",
-                resource.name
-            ));
+            return Err(FormatError::ResourcePath { name: resource.name.clone() });
         }
         if !seen.insert(resource.name.as_str()) {
-            return Err(format!("resource {:?} is listed twice", resource.name));
+            return Err(FormatError::ResourceTwice { name: resource.name.clone() });
         }
     }
     Ok(())

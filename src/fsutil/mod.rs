@@ -1,5 +1,7 @@
 //! Small file-system helpers shared by every module that reads or writes files: opening
-//! untrusted inputs safely, capped reads, atomic writes, hashing and read-only maps.
+//! untrusted inputs safely, capped reads, atomic writes and read-only maps; `digest` hashes.
+
+pub mod digest;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -7,7 +9,7 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
+pub use digest::{file_sha256, mapped_sha256};
 
 /// Largest JSON file read from untrusted input (config.json, tokenizer files, the pruning
 /// manifest, model.sig, mask.json, score sidecars, run and summary files): 64 MiB. Real ones
@@ -124,6 +126,20 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     persist_work_file(temp, path)
 }
 
+/// Creates `path` with `bytes` and permission bits `mode`, failing with
+/// [`std::io::ErrorKind::AlreadyExists`] when `path` exists (an existing file is never
+/// replaced): the bytes go to a synced temporary file beside it that is then linked into
+/// place, so the file appears complete or not at all, and the directory is fsynced.
+pub fn create_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut temp = partial_file_for(path)?;
+    temp.write_all(bytes)?;
+    temp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
+    temp.as_file().sync_all()?;
+    temp.persist_noclobber(path).map_err(|e| e.error)?;
+    sync_dir(parent_dir(path))
+}
+
 /// What marks a partial output: `.NAME` + this + the writer's process id (then, for files,
 /// `.` and a random suffix).
 pub const PARTIAL_MARK: &str = ".biasprune-partial-";
@@ -198,20 +214,6 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-/// Hex sha256 of a file's bytes, read in 1 MiB blocks.
-pub fn file_sha256(path: &Path) -> std::io::Result<String> {
-    let mut file = open_regular(path, Links::Follow)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buffer)?;
-        if n == 0 {
-            return Ok(hex::encode(hasher.finalize()));
-        }
-        hasher.update(&buffer[..n]);
-    }
-}
-
 /// Maps a file read-only, for reading large files through the page cache without copying
 /// them onto the heap. The file must not change while mapped (as with checkpoint shards).
 pub fn map_read_only(path: &Path) -> std::io::Result<memmap2::Mmap> {
@@ -236,17 +238,6 @@ pub fn release_slice_pages(map: &memmap2::Mmap, part: &[u8]) {
     if offset <= map.len() && part.len() <= map.len() - offset {
         release_pages(map, offset, part.len());
     }
-}
-
-/// sha256 of a read-only file map, giving each 4 MiB block's pages back once hashed.
-pub fn mapped_sha256(map: &memmap2::Mmap) -> [u8; 32] {
-    const BLOCK: usize = 4 << 20;
-    let mut hasher = Sha256::new();
-    for (i, block) in map.chunks(BLOCK).enumerate() {
-        hasher.update(block);
-        release_pages(map, i * BLOCK, block.len());
-    }
-    hasher.finalize().into()
 }
 
 #[cfg(test)]
@@ -283,5 +274,21 @@ mod tests {
         write_atomically(&path, b"{}").unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, WORK_FILE_MODE);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file is left");
+        write_atomically(&path, b"new").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file is left");
+    }
+
+    #[test]
+    fn create_new_sets_mode_and_refuses_to_overwrite() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.priv");
+        create_new(&path, b"first", 0o600).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let err = create_new(&path, b"second", 0o600).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists, "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
     }
 }

@@ -1,0 +1,147 @@
+//! Golden digests: `biasprune prune`, `mask` and `apply` on the reference model must write
+//! the same bytes as the binary built from main at commit f580d5f (before the refactor of
+//! issue 16). The prune job is the small one of tests/prune.rs (`--samples 2 --seed 3
+//! --max-new-tokens 12`), signed with the test-only key fixtures/golden-signing-key.priv;
+//! `mask` and `apply` then run on the scores it stored in its work directory.
+//!
+//! Every file the commands write is hashed (sha256, by relative path) and compared with
+//! tests/golden/prune.sha256; every path that differs, is missing or is new is printed.
+//! `BIASPRUNE_BLESS_GOLDEN=1` rewrites that file instead: only for a deliberate change of an
+//! output format, never to make a refactor pass.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+const EPOCH: &str = "1767225600";
+
+/// The committed digests, `<sha256>  <output>/<relative path>` per line, sorted by path.
+fn golden_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/prune.sha256")
+}
+
+/// The test-only signing key (fixtures/README.md).
+fn signing_key() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/golden-signing-key.priv")
+}
+
+/// Runs the binary with `args` under the fixed epoch; panics with its stderr on failure.
+fn run(args: &[String]) {
+    let output = Command::new(env!("CARGO_BIN_EXE_biasprune"))
+        .args(args)
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .output()
+        .expect("binary runs");
+    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+/// The one directory in `work` whose name starts with `prefix`.
+fn stage_dir(work: &Path, prefix: &str) -> String {
+    let found: Vec<PathBuf> = std::fs::read_dir(work)
+        .expect("work directory")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect();
+    assert_eq!(found.len(), 1, "one {prefix}* in {}: {found:?}", work.display());
+    found[0].display().to_string()
+}
+
+/// Hex sha256 of every file under `dir`, keyed `label/relative path`.
+fn digests_into(dir: &Path, label: &str, out: &mut BTreeMap<String, String>) {
+    let mut entries: Vec<PathBuf> =
+        std::fs::read_dir(dir).expect("readable directory").map(|e| e.expect("entry").path()).collect();
+    entries.sort();
+    for path in entries {
+        let name = format!("{label}/{}", path.file_name().unwrap().to_string_lossy());
+        if path.is_dir() {
+            digests_into(&path, &name, out);
+        } else {
+            let bytes = std::fs::read(&path).expect("readable file");
+            out.insert(name, hex::encode(Sha256::digest(&bytes)));
+        }
+    }
+}
+
+fn parse_golden(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (digest, path) = l.split_once("  ").expect("`<sha256>  <path>` lines");
+            (path.to_string(), digest.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn prune_mask_and_apply_write_the_golden_bytes() {
+    let model = common::reference_model();
+    let model = model.to_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    // The model card names OUT's last component, so it stays `release`.
+    let out = tmp.path().join("release");
+    let work = tmp.path().join("release.work");
+    let mut prune = strings(&["prune", model, "--scenario", "purchase", "--variations", "bicycle"]);
+    prune.extend(strings(&["--samples", "2", "--seed", "3", "--max-new-tokens", "12"]));
+    prune.extend(strings(&["--allow-no-disparity", "--release-anyway", "--quiet", "--json"]));
+    prune.extend(["--sign-key".into(), signing_key().display().to_string(), "--out".into(), out.display().to_string()]);
+    run(&prune);
+
+    let minority = stage_dir(&work, "score-purchase-minority-");
+    let majority = stage_dir(&work, "score-purchase-majority-");
+    let mask_head = tmp.path().join("mask-head");
+    let mask_row = tmp.path().join("mask-row");
+    for (dir, granularity, q) in [(&mask_head, "head", "0.3"), (&mask_row, "row", "0.1")] {
+        let mut mask = strings(&["mask", "--checkpoint", model, "--minority", &minority, "--majority", &majority]);
+        mask.extend(strings(&["--granularity", granularity, "--q", q, "--quiet", "--out"]));
+        mask.push(dir.display().to_string());
+        run(&mask);
+    }
+    let applied = tmp.path().join("applied");
+    let mut apply = strings(&["apply", model, "--mask", &mask_head.display().to_string(), "--manifest", "--quiet"]);
+    apply.extend(["--out".into(), applied.display().to_string()]);
+    run(&apply);
+
+    let mut got = BTreeMap::new();
+    digests_into(&out, "release", &mut got);
+    digests_into(&mask_head, "mask-head", &mut got);
+    digests_into(&mask_row, "mask-row", &mut got);
+    digests_into(&applied, "applied", &mut got);
+
+    if std::env::var_os("BIASPRUNE_BLESS_GOLDEN").is_some_and(|v| v == "1") {
+        let mut text = String::from(
+            "# sha256 of every file `biasprune prune`, `mask` and `apply` write in tests/golden.rs.\n\
+             # Generated with the binary built from main at commit f580d5f (before issue 16's\n\
+             # refactor); rewrite only for a deliberate change of an output format.\n",
+        );
+        for (path, digest) in &got {
+            text.push_str(&format!("{digest}  {path}\n"));
+        }
+        std::fs::create_dir_all(golden_file().parent().unwrap()).unwrap();
+        std::fs::write(golden_file(), text).unwrap();
+        return;
+    }
+
+    let text = std::fs::read_to_string(golden_file())
+        .unwrap_or_else(|e| panic!("{}: {e} (BIASPRUNE_BLESS_GOLDEN=1 writes it)", golden_file().display()));
+    let expected = parse_golden(&text);
+    let mut differing = Vec::new();
+    for (path, digest) in &expected {
+        match got.get(path) {
+            Some(d) if d == digest => {}
+            Some(d) => differing.push(format!("differs: {path} (golden {digest}, got {d})")),
+            None => differing.push(format!("missing: {path}")),
+        }
+    }
+    for path in got.keys().filter(|p| !expected.contains_key(*p)) {
+        differing.push(format!("new: {path}"));
+    }
+    assert!(differing.is_empty(), "outputs differ from the golden digests:\n{}", differing.join("\n"));
+}
