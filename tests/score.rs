@@ -7,14 +7,14 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use biasprune::arch::Component;
 use biasprune::chat::ChatTemplate;
 use biasprune::checkpoint::Checkpoint;
 use biasprune::fixture::FixtureSpec;
 use biasprune::mask::load_mask;
 use biasprune::metrics::AnswerRecord;
 use biasprune::model::{
-    AttentionProbs, Batch, InputSite, LinearInput, LinearInputHook, Llama, LoadOptions, Logits, ModelConfig,
-    ModelError, Projection,
+    AttentionProbs, Batch, InputSite, LinearInput, LinearInputHook, Llama, LoadOptions, Logits, ModelError,
 };
 use biasprune::progress::NoProgress;
 use biasprune::scenario::parse::ParseStatus;
@@ -159,9 +159,9 @@ fn direct_wanda(model: &Llama, calib: &CalibrationSet) -> BTreeMap<String, Vec<f
     }
     let mut out = BTreeMap::new();
     for layer in 0..model.config().num_layers {
-        for p in Projection::ALL {
+        for p in Component::ALL {
             let w = model.projection_weight(layer, p).unwrap().to_vec2::<f32>().unwrap();
-            let sums = &hook.sums[&(layer, p.site())];
+            let sums = &hook.sums[&(layer, InputSite::of(p))];
             let values = w.iter().flat_map(|row| row.iter().zip(sums).map(|(&w, &s)| (w as f64).abs() * s.sqrt()));
             out.insert(p.weight_name(layer), values.collect());
         }
@@ -171,7 +171,7 @@ fn direct_wanda(model: &Llama, calib: &CalibrationSet) -> BTreeMap<String, Vec<f
 
 fn layerwise(ckpt: &Path, calib: &CalibrationSet, batch: usize) -> RawScores {
     let opened = Checkpoint::open(ckpt).unwrap();
-    let cfg = ModelConfig::from_json(opened.config(), opened.dir()).unwrap();
+    let cfg = biasprune::model::config_from_json(opened.config(), opened.dir()).unwrap();
     let opts = ScoreOptions { batch, load: LoadOptions::cpu_f32() };
     wanda_scores(&opened, &cfg, calib, &opts, &NoProgress).unwrap()
 }
@@ -271,7 +271,7 @@ fn snip_equals_weight_times_summed_autograd_gradients() {
         let loss = (Tensor::stack(&picked, 0).unwrap().mean_all().unwrap() * -1.0).unwrap();
         let grads = loss.backward().unwrap();
         for layer in 0..2 {
-            for p in Projection::ALL {
+            for p in Component::ALL {
                 let w = model.projection_weight(layer, p).unwrap();
                 let g = grads.get(w).unwrap().to_dtype(DType::F64).unwrap().flatten_all().unwrap();
                 let entry = sums.entry(p.weight_name(layer)).or_insert_with(|| vec![0.0; g.elem_count()]);
@@ -284,7 +284,7 @@ fn snip_equals_weight_times_summed_autograd_gradients() {
     assert_eq!(scores.weights.len(), sums.len());
     for (name, grad_sum) in &sums {
         let (layer, p) = (name.split('.').nth(2).unwrap().parse::<usize>().unwrap(), name);
-        let proj = Projection::ALL.into_iter().find(|q| q.weight_name(layer) == *p).unwrap();
+        let proj = Component::ALL.into_iter().find(|q| q.weight_name(layer) == *p).unwrap();
         let w = model.projection_weight(layer, proj).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let expected: Vec<f64> = w.iter().zip(grad_sum).map(|(&w, &g)| (w as f64).abs() * g).collect();
         assert_close(name, &scores.weights[name], &expected, 1e-4);

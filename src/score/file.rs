@@ -54,24 +54,8 @@ pub enum ScoreFileError {
     },
 }
 
-/// Which group's prompts the scores were computed on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Group {
-    /// Majority-name (e.g. White-associated) prompts.
-    Majority,
-    /// Minority-name (e.g. Black-associated) prompts.
-    Minority,
-}
-
-impl std::fmt::Display for Group {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Group::Majority => "majority",
-            Group::Minority => "minority",
-        })
-    }
-}
+/// Which group's prompts the scores were computed on: the scenario's `Group`.
+pub use crate::scenario::Group;
 
 /// What a score file was computed from (the sidecar).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
