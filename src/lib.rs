@@ -1,11 +1,15 @@
 //! biasprune: measure, localize and prune name-based bias in Llama-family checkpoints.
 //!
 //! The modules follow the pipeline, each using only those listed before it:
-//! - `checkpoint` and `arch` read and describe a Hugging Face checkpoint, `hub` finds one
-//!   named by Hub id in the Hugging Face cache (downloading it when allowed); `gguf` imports
-//!   llama.cpp files as checkpoints; `fixture` generates random ones for tests;
+//! - `checkpoint` reads a Hugging Face checkpoint and `arch` describes it: the one owner of
+//!   the Llama-family vocabulary (config.json's only mirror with its defaults and checks,
+//!   every weight's shape, the components and their weight names); `hub` finds a
+//!   checkpoint named by Hub id in the Hugging Face cache (downloading it when allowed);
+//!   `gguf` imports llama.cpp files as checkpoints; `fixture` generates random ones for
+//!   tests and benchmarks;
 //! - `tokenizer` and `chat` turn chat messages into token ids; `model` runs Llama-family
-//!   checkpoints (forward, hooks, gradients, layer by layer, batched generation);
+//!   checkpoints on arch's resolved config (forward, hooks, gradients, layer by layer,
+//!   batched generation);
 //! - `scenario` states use cases as data and parses answers; `metrics` computes bias
 //!   statistics of sampled answers; `plot` draws them as SVG;
 //! - `eval` runs resumable evaluations; `score` computes per-group weight importance;

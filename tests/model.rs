@@ -60,8 +60,9 @@ fn variants() -> Vec<(&'static str, FixtureSpec, serde_json::Value)> {
     ]
 }
 
-/// Last-position logits of candle-transformers' Llama for one unpadded sequence.
-fn reference_logits(dir: &Path, ids: &[u32]) -> Tensor {
+/// Last-position logits of candle-transformers' Llama, loaded once from `dir`, for each
+/// unpadded sequence.
+fn reference_logits(dir: &Path, sequences: &[Vec<u32>]) -> Vec<Tensor> {
     use candle_transformers::models::llama as reference;
     let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
     let cfg: reference::LlamaConfig = serde_json::from_str(&text).unwrap();
@@ -74,21 +75,27 @@ fn reference_logits(dir: &Path, ids: &[u32]) -> Tensor {
     files.sort();
     let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&files, DType::F32, &Device::Cpu).unwrap() };
     let model = reference::Llama::load(vb, &cfg).unwrap();
-    let mut cache = reference::Cache::new(false, DType::F32, &cfg, &Device::Cpu).unwrap();
-    let input = Tensor::new(ids, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
-    model.forward(&input, 0, &mut cache).unwrap().squeeze(0).unwrap()
+    sequences
+        .iter()
+        .map(|ids| {
+            let mut cache = reference::Cache::new(false, DType::F32, &cfg, &Device::Cpu).unwrap();
+            let input = Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+            model.forward(&input, 0, &mut cache).unwrap().squeeze(0).unwrap()
+        })
+        .collect()
 }
 
 /// Asserts our last-position logits equal the reference's within 1e-4 relative, for the
 /// fused (inference) and the differentiable path.
 pub fn assert_parity_with_candle_transformers(dir: &Path, sequences: &[Vec<u32>]) {
+    let expected = reference_logits(dir, sequences);
     for trainable in [false, true] {
         let opts = LoadOptions { trainable, ..LoadOptions::cpu_f32() };
         let model = Llama::load_dir(dir, opts).unwrap();
-        for ids in sequences {
+        for (ids, reference) in sequences.iter().zip(&expected) {
             let batch = Batch::left_padded(std::slice::from_ref(ids), 0, &Device::Cpu).unwrap();
             let ours = model.forward(&batch, None, Logits::Last).unwrap().squeeze(0).unwrap();
-            let err = relative_error(&ours, &reference_logits(dir, ids));
+            let err = relative_error(&ours, reference);
             assert!(err < 1e-4, "trainable={trainable}: relative error {err} for {ids:?}");
         }
     }

@@ -2,7 +2,6 @@
 //! fixture; the `score` command feeding `mask`; SmolLM2 end to end.
 
 mod common;
-mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,8 +24,8 @@ use biasprune::score::{
 };
 use biasprune::tokenizer::Tokenizer;
 use candle_core::{DType, Tensor, D};
+use common::{biasprune, fixture, stderr};
 use sha2::{Digest, Sha256};
-use support::{biasprune, fixture, stderr};
 
 const ANSWERS: [&str; 4] = ["$500", "I would offer $350.", "1200", "Around $2,000 to $2,500"];
 
@@ -366,7 +365,7 @@ fn a_group_without_records_is_refused_with_what_the_file_holds() {
         records(&["bicycle"], 1, 1).into_iter().filter(|r| r.group == biasprune::scenario::Group::Majority).collect();
     write_records(&records_path, &recs);
     let output = run_score(&fx.ckpt, &records_path, "minority", &fx.root.join("out"), &[]);
-    support::assert_bad_input(&output, &["no answer records", "minority", "purchase/bicycle/Majority"]);
+    common::assert_bad_input(&output, &["no answer records", "minority", "purchase/bicycle/Majority"]);
     assert!(!fx.root.join("out").exists(), "nothing is written on failure");
 }
 
@@ -377,7 +376,7 @@ fn snip_refuses_to_count_all_tokens() {
     write_records(&records_path, &records(&["bicycle"], 1, 1));
     let out = fx.root.join("out");
     let output = run_score(&fx.ckpt, &records_path, "minority", &out, &["--method", "snip", "--tokens", "all"]);
-    support::assert_bad_input(&output, &["--tokens all", "answer tokens only", "--tokens response"]);
+    common::assert_bad_input(&output, &["--tokens all", "answer tokens only", "--tokens response"]);
     assert!(!out.exists(), "nothing is written on refusal");
 }
 
