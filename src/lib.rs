@@ -24,7 +24,9 @@
 //!   control for the pipeline, never to be deployed); `pipeline` runs the whole job (`biasprune prune`) with a work directory
 //!   keyed by input digests;
 //! - `device` selects CPU or CUDA and `devcheck` measures parity and speed on a device;
-//! - `cli` is the command-line front end.
+//! - `cli` is the command-line front end, behind the default `cli` feature: the library
+//!   alone (`cargo build --release --lib --no-default-features`) depends on neither clap,
+//!   anyhow, indicatif nor env_logger, and reports progress through `progress::Progress`.
 
 pub mod checkpoint;
 pub mod device;
@@ -68,4 +70,5 @@ pub mod plant;
 
 pub mod pipeline;
 
+#[cfg(feature = "cli")]
 pub mod cli;
