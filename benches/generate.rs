@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use biasprune::model::random::{smollm2_135m_config, write_random_checkpoint};
+use biasprune::fixture::{write_checkpoint_with_config, FixtureDtype, FixtureSpec};
 use biasprune::model::{generate, Batch, GenerateOptions, Llama, LoadOptions, Logits, SamplingParams};
 use biasprune::progress::NoProgress;
 
@@ -24,9 +24,33 @@ fn model_dir() -> PathBuf {
     let random = root.join("target/bench-models/smollm2-135m-random");
     if !random.join("config.json").exists() {
         eprintln!("writing a random SmolLM2-135M-shaped checkpoint to {}", random.display());
-        write_random_checkpoint(&random, &smollm2_135m_config(), 1, safetensors::Dtype::BF16).expect("write model");
+        std::fs::create_dir_all(random.parent().expect("parent")).expect("bench-models directory");
+        write_checkpoint_with_config(&random, &smollm2_135m_spec(), &smollm2_135m_overrides()).expect("write model");
     }
     random
+}
+
+/// The shape of SmolLM2-135M: 30 layers, hidden 576, 9 heads over 3 key/value heads,
+/// head_dim 64, MLP 1536, vocabulary 49152, tied embeddings, BF16.
+fn smollm2_135m_spec() -> FixtureSpec {
+    FixtureSpec {
+        seed: 1,
+        dtype: FixtureDtype::BF16,
+        num_layers: 30,
+        hidden_size: 576,
+        intermediate_size: 1536,
+        num_heads: 9,
+        num_kv_heads: 3,
+        vocab_size: 49152,
+        num_shards: 1,
+        tie_word_embeddings: true,
+    }
+}
+
+/// SmolLM2-135M's rope base and context length.
+fn smollm2_135m_overrides() -> serde_json::Map<String, serde_json::Value> {
+    let overrides = serde_json::json!({"rope_theta": 100_000.0, "max_position_embeddings": 8192});
+    overrides.as_object().expect("object").clone()
 }
 
 fn prompt(index: usize, len: usize, vocab: usize) -> Vec<u32> {

@@ -1,11 +1,11 @@
-//! Writes the report of a synthetic pruning run (tests/support/report_sample.rs) to the
+//! Writes the report of a synthetic pruning run (tests/common/report_sample.rs) to the
 //! path given, for looking at the page and for `scripts/check-report.sh`:
 //! `cargo run --release --example sample_report -- OUT.html`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[path = "../tests/support/report_sample.rs"]
+#[path = "../tests/common/report_sample.rs"]
 mod report_sample;
 
 fn main() -> ExitCode {

@@ -4,7 +4,8 @@
 use candle_core::{DType, Device};
 
 /// The float type the model computes in, as users name it (command line and job files).
-#[derive(clap::ValueEnum, serde::Serialize, serde::Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum ComputeDtype {
     /// f32 on the CPU, bf16 on a GPU.

@@ -143,14 +143,30 @@ impl FixtureSpec {
 /// Writes a complete checkpoint directory (weights, config, tokenizer files) into `dir`,
 /// which must not exist yet.
 pub fn write_checkpoint(dir: &Path, spec: &FixtureSpec) -> std::io::Result<()> {
+    write_checkpoint_with_config(dir, spec, &serde_json::Map::new())
+}
+
+/// `write_checkpoint` with config.json keys set or replaced by `overrides` (e.g. `head_dim`,
+/// `rope_theta`, `rope_scaling`); the tensors follow the resulting config.
+pub fn write_checkpoint_with_config(
+    dir: &Path,
+    spec: &FixtureSpec,
+    overrides: &serde_json::Map<String, serde_json::Value>,
+) -> std::io::Result<()> {
     if spec.vocab_size < tokenizer::VOCAB_SIZE {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             format!("vocab_size {} is below the fixture tokenizer's {}", spec.vocab_size, tokenizer::VOCAB_SIZE),
         ));
     }
+    let mut config = spec.config_json();
+    for (key, value) in overrides {
+        config[key] = value.clone();
+    }
+    let arch = Architecture::from_config(&config)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("fixture config: {e}")))?;
     std::fs::create_dir(dir)?;
-    let tensors = spec.architecture().expected_tensors();
+    let tensors = arch.expected_tensors();
     let shards = split_into_shards(&tensors, spec);
     let mut weight_map = BTreeMap::new();
     let mut total_size = 0u64;
@@ -168,7 +184,7 @@ pub fn write_checkpoint(dir: &Path, spec: &FixtureSpec) -> std::io::Result<()> {
         let index = json!({"metadata": {"total_size": total_size}, "weight_map": weight_map});
         write_json(&dir.join(crate::checkpoint::INDEX_FILE), &index)?;
     }
-    write_json(&dir.join("config.json"), &spec.config_json())?;
+    write_json(&dir.join("config.json"), &config)?;
     write_json(
         &dir.join("generation_config.json"),
         &json!({"bos_token_id": tokenizer::BOS_ID, "eos_token_id": tokenizer::EOS_ID, "do_sample": true,

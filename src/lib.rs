@@ -4,11 +4,15 @@
 //! - `fsutil` opens untrusted files safely and writes atomically; `fsutil::digest` is the one
 //!   sha256 hasher (single files, maps, and directories on a parallel largest-first queue,
 //!   with the ignore list of signing and an explicit rule for symbolic links);
-//! - `checkpoint` and `arch` read and describe a Hugging Face checkpoint, `hub` finds one
-//!   named by Hub id in the Hugging Face cache (downloading it when allowed); `gguf` imports
-//!   llama.cpp files as checkpoints; `fixture` generates random ones for tests;
+//! - `checkpoint` reads a Hugging Face checkpoint and `arch` describes it: the one owner of
+//!   the Llama-family vocabulary (config.json's only mirror with its defaults and checks,
+//!   every weight's shape, the components and their weight names); `hub` finds a
+//!   checkpoint named by Hub id in the Hugging Face cache (downloading it when allowed);
+//!   `gguf` imports llama.cpp files as checkpoints; `fixture` generates random ones for
+//!   tests and benchmarks;
 //! - `tokenizer` and `chat` turn chat messages into token ids; `model` runs Llama-family
-//!   checkpoints (forward, hooks, gradients, layer by layer, batched generation);
+//!   checkpoints on arch's resolved config (forward, hooks, gradients, layer by layer,
+//!   batched generation);
 //! - `scenario` states use cases as data and parses answers; `metrics` computes bias
 //!   statistics of sampled answers; `plot` draws them as SVG;
 //! - `eval` runs resumable evaluations; `score` computes per-group weight importance;
@@ -25,7 +29,9 @@
 //!   control for the pipeline, never to be deployed); `pipeline` runs the whole job (`biasprune prune`) with a work directory
 //!   keyed by input digests;
 //! - `device` selects CPU or CUDA and `devcheck` measures parity and speed on a device;
-//! - `cli` is the command-line front end.
+//! - `cli` is the command-line front end, behind the default `cli` feature: the library
+//!   alone (`cargo build --release --lib --no-default-features`) depends on neither clap,
+//!   anyhow, indicatif nor env_logger, and reports progress through `progress::Progress`.
 
 pub mod checkpoint;
 pub mod device;
@@ -69,4 +75,5 @@ pub mod plant;
 
 pub mod pipeline;
 
+#[cfg(feature = "cli")]
 pub mod cli;

@@ -1,6 +1,6 @@
 //! `analyze`: per layer x component counts, shares and overlaps equal counting by hand.
 
-mod support;
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,7 +9,7 @@ use biasprune::arch::{linear_weight_name, Architecture, Component};
 use biasprune::checkpoint::Checkpoint;
 use biasprune::fixture::FixtureSpec;
 use biasprune::mask::{resolve, save_mask, BitMask, PruneMask};
-use support::{biasprune, fixture, stderr};
+use common::{biasprune, fixture, stderr};
 
 fn entries_of_a() -> BTreeSet<(usize, usize)> {
     (0..100).map(|i| (i % 64, i / 64 + 2 * (i % 5))).collect()

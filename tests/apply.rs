@@ -1,7 +1,7 @@
 //! `biasprune apply`: masked entries become zero, every other byte is copied exactly, digests
 //! are right, and the output appears atomically or not at all.
 
-mod support;
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -10,8 +10,8 @@ use biasprune::arch::{linear_weight_name, Architecture, Component};
 use biasprune::checkpoint::Checkpoint;
 use biasprune::fixture::{FixtureDtype, FixtureSpec};
 use biasprune::mask::{save_mask, BitMask, HeadMode, PruneMask};
+use common::{assert_bad_input, biasprune, fixture, hash_tree, stderr};
 use rand::{Rng, SeedableRng};
-use support::{assert_bad_input, biasprune, fixture, hash_tree, stderr};
 
 fn random_bits(rows: usize, cols: usize, density: f64, seed: u64) -> BitMask {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);

@@ -4,13 +4,12 @@
 //! loads.
 
 mod common;
-mod support;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{assert_bad_input, biasprune};
+use common::{assert_bad_input, biasprune};
 
 fn audit_args<'a>(model: &'a str, out: &'a str) -> Vec<&'a str> {
     vec![
@@ -37,7 +36,7 @@ fn audit_args<'a>(model: &'a str, out: &'a str) -> Vec<&'a str> {
 
 fn run(args: &[&str]) -> serde_json::Value {
     let output = biasprune(args);
-    assert!(output.status.success(), "{}", support::stderr(&output));
+    assert!(output.status.success(), "{}", common::stderr(&output));
     serde_json::from_slice(&output.stdout).unwrap()
 }
 

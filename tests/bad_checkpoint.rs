@@ -1,14 +1,14 @@
 //! Every kind of broken checkpoint is refused with exit code 2, a message naming the file
 //! (and tensor), no output directory, and the input left unchanged.
 
-mod support;
+mod common;
 
 use std::path::{Path, PathBuf};
 
 use biasprune::fixture::FixtureSpec;
 use biasprune::mask::{save_mask, PruneMask};
+use common::{assert_bad_input, biasprune, fixture, hash_tree};
 use serde_json::{json, Value};
-use support::{assert_bad_input, biasprune, fixture, hash_tree};
 
 const SHARD1: &str = "model-00001-of-00002.safetensors";
 const SHARD2: &str = "model-00002-of-00002.safetensors";

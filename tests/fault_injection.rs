@@ -9,7 +9,7 @@
 //! Mounting needs root (CAP_SYS_ADMIN); where the mount is refused the tests say so and
 //! skip, except under CI=true, where they fail.
 
-mod support;
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ use std::process::Command;
 
 use biasprune::fixture::{FixtureDtype, FixtureSpec};
 use biasprune::mask::{save_mask, BitMask, PruneMask};
-use support::{biasprune, fixture, hash_tree, stderr};
+use common::{biasprune, fixture, hash_tree, stderr};
 
 /// tmpfs sizes are counted in pages.
 const PAGE: u64 = 4096;
@@ -319,7 +319,7 @@ fn a_shard_truncated_before_it_is_mapped_is_refused_by_name() {
 
     let out = tmp.path().join("out");
     let applied = biasprune(&["apply", input_s, "--mask", mask_s, "--out", out.to_str().unwrap()]);
-    support::assert_bad_input(&applied, &[&name]);
+    common::assert_bad_input(&applied, &[&name]);
     assert!(!out.exists());
 
     let key_pub = key.with_extension("pub");

@@ -1,17 +1,19 @@
 //! Batched sampling: determinism, independence from batch composition, stop tokens and
 //! lengths, and greedy decoding through the KV cache against repeated full forward passes.
 
-use biasprune::model::random::{tiny_config, write_random_checkpoint};
+use biasprune::fixture::{write_checkpoint, FixtureSpec};
 use biasprune::model::{
     generate, Batch, Completion, FinishReason, GenerateOptions, Llama, LoadOptions, Logits, SamplingParams,
 };
 use biasprune::progress::NoProgress;
 use candle_core::Device;
 
+/// A 2-layer grouped-query model (hidden 64, MLP 96) with seeded random weights.
 fn model() -> (tempfile::TempDir, Llama) {
     let dir = tempfile::tempdir().unwrap();
-    write_random_checkpoint(dir.path(), &tiny_config(), 21, safetensors::Dtype::F32).unwrap();
-    let model = Llama::load_dir(dir.path(), LoadOptions::cpu_f32()).unwrap();
+    let spec = FixtureSpec { seed: 21, intermediate_size: 96, num_shards: 1, ..FixtureSpec::default() };
+    write_checkpoint(&dir.path().join("model"), &spec).unwrap();
+    let model = Llama::load_dir(&dir.path().join("model"), LoadOptions::cpu_f32()).unwrap();
     (dir, model)
 }
 

@@ -2,13 +2,13 @@
 //! promptly and by name: `verify` and `inspect` never hang on a FIFO and never read
 //! /dev/zero without bound.
 
-mod support;
+mod common;
 
 use std::path::{Path, PathBuf};
 
 use biasprune::fixture::FixtureSpec;
 use biasprune::mask::{save_mask, PruneMask};
-use support::{biasprune, biasprune_within, fixture, make_fifo, stderr};
+use common::{biasprune, biasprune_within, fixture, make_fifo, stderr};
 use tempfile::TempDir;
 
 /// Seconds a refused input may take; the commands used to hang forever.
@@ -59,7 +59,7 @@ fn inspect_refuses_a_fifo_config_or_shard_instead_of_hanging() {
         let dir = fixture(root.path(), "model", &FixtureSpec::default());
         make_fifo(&dir.join(file));
         let out = biasprune_within(LIMIT, &["inspect", s(&dir)]);
-        support::assert_bad_input(&out, &[file, "FIFO"]);
+        common::assert_bad_input(&out, &[file, "FIFO"]);
     }
 }
 
@@ -70,7 +70,7 @@ fn config_or_manifest_linked_to_dev_zero_is_refused_not_read_forever() {
     std::fs::remove_file(dir.join("config.json")).unwrap();
     std::os::unix::fs::symlink("/dev/zero", dir.join("config.json")).unwrap();
     let out = biasprune_within(LIMIT, &["inspect", s(&dir)]);
-    support::assert_bad_input(&out, &["config.json", "character device"]);
+    common::assert_bad_input(&out, &["config.json", "character device"]);
 
     let (_root, dir, public) = signed();
     std::fs::remove_file(dir.join(MANIFEST)).unwrap();
@@ -92,5 +92,5 @@ fn mask_json_that_is_a_fifo_is_refused() {
         LIMIT,
         &["apply", s(&dir), "--mask", s(&mask), "--out", s(&root.path().join("out")), "--quiet"],
     );
-    support::assert_bad_input(&out, &["mask.json", "FIFO"]);
+    common::assert_bad_input(&out, &["mask.json", "FIFO"]);
 }

@@ -2,7 +2,7 @@
 //! finished-looking output and an unchanged input, and rerunning the same command completes
 //! with the very bytes of an uninterrupted run (and no leftovers of the killed one).
 
-mod support;
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use biasprune::fixture::{FixtureDtype, FixtureSpec};
 use biasprune::mask::{save_mask, PruneMask};
-use support::{biasprune, fixture, hash_tree, stderr};
+use common::{biasprune, fixture, hash_tree, stderr};
 
 const EPOCH: &str = "1767225600";
 

@@ -1,6 +1,6 @@
 //! The manifest: deterministic bytes, valid against manifests/schema, round trips; the card.
 
-mod support;
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,7 +14,7 @@ use biasprune::manifest::{
     FORMAT_VERSION,
 };
 use biasprune::mask::{resolve, BitMask, PruneMask};
-use support::fixture;
+use common::fixture;
 
 /// Validates `value` against the shipped manifest schema, returning every error.
 pub fn schema_errors(value: &serde_json::Value) -> Vec<String> {

@@ -1,6 +1,6 @@
 //! `biasprune mask` from score directories: regimes, joins, provenance and refusals.
 
-mod support;
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,8 +13,8 @@ use biasprune::mask::{
     Selection,
 };
 use biasprune::score::{checkpoint_fingerprint, load_scores, save_scores, Group, ScoreInfo, ScoreMatrix, ScoreSet};
+use common::{assert_bad_input, biasprune, fixture, stderr};
 use rand::{Rng, SeedableRng};
-use support::{assert_bad_input, biasprune, fixture, stderr};
 
 fn scores(
     arch: &Architecture,

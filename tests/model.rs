@@ -5,14 +5,15 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use biasprune::arch::Component;
 use biasprune::checkpoint::Checkpoint;
-use biasprune::fixture::{write_checkpoint, FixtureSpec};
-use biasprune::model::random::{tiny_config, write_random_checkpoint};
+use biasprune::fixture::{write_checkpoint, write_checkpoint_with_config, FixtureDtype, FixtureSpec};
 use biasprune::model::{
-    Batch, InputSite, LayerwiseRunner, LinearInput, LinearInputHook, Llama, LlamaConfig, LoadOptions, Logits,
-    ModelConfig, ModelError, Projection, RopeScaling, SquaredNormStats,
+    Batch, InputSite, LayerwiseRunner, LinearInput, LinearInputHook, Llama, LoadOptions, Logits, ModelError,
+    SquaredNormStats,
 };
 use candle_core::{DType, Device, IndexOp, Tensor};
+use serde_json::json;
 
 /// Largest |a - b| divided by the largest |b|: the "relative" error the parity tests bound.
 fn relative_error(a: &Tensor, b: &Tensor) -> f32 {
@@ -21,32 +22,47 @@ fn relative_error(a: &Tensor, b: &Tensor) -> f32 {
     diff / scale
 }
 
-fn write_model(cfg: &LlamaConfig, seed: u64) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    write_random_checkpoint(dir.path(), cfg, seed, safetensors::Dtype::F32).unwrap();
-    dir
+/// A generated checkpoint in its own temporary directory.
+struct TinyModel {
+    _root: tempfile::TempDir,
+    dir: PathBuf,
 }
 
-fn variants() -> Vec<(&'static str, LlamaConfig)> {
-    let gqa = tiny_config();
-    let tied_llama3 = LlamaConfig {
-        tie_word_embeddings: true,
-        rope_theta: 500_000.0,
-        rope_scaling: Some(RopeScaling {
-            rope_type: "llama3".into(),
-            factor: 32.0,
-            low_freq_factor: Some(1.0),
-            high_freq_factor: Some(4.0),
-            original_max_position_embeddings: Some(64),
-        }),
-        ..tiny_config()
-    };
-    let mha = LlamaConfig { num_key_value_heads: None, num_attention_heads: 8, ..tiny_config() };
-    vec![("gqa", gqa), ("tied+llama3", tied_llama3), ("mha", mha)]
+impl TinyModel {
+    fn path(&self) -> &Path {
+        &self.dir
+    }
 }
 
-/// Last-position logits of candle-transformers' Llama for one unpadded sequence.
-fn reference_logits(dir: &Path, ids: &[u32]) -> Tensor {
+/// The tiny test model: 2 layers, hidden 64, 4 query heads over 2 key/value heads, MLP 96.
+fn tiny_spec(seed: u64) -> FixtureSpec {
+    FixtureSpec { seed, intermediate_size: 96, num_shards: 1, ..FixtureSpec::default() }
+}
+
+/// Writes `spec` with the config.json keys of `overrides` (a JSON object) replaced.
+fn write_model(spec: &FixtureSpec, overrides: serde_json::Value) -> TinyModel {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("model");
+    write_checkpoint_with_config(&dir, spec, overrides.as_object().unwrap()).unwrap();
+    TinyModel { _root: root, dir }
+}
+
+fn variants() -> Vec<(&'static str, FixtureSpec, serde_json::Value)> {
+    let llama3 = json!({
+        "rope_theta": 500_000.0,
+        "rope_scaling": {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                         "original_max_position_embeddings": 64}
+    });
+    vec![
+        ("gqa", tiny_spec(7), json!({})),
+        ("tied+llama3", FixtureSpec { tie_word_embeddings: true, ..tiny_spec(7) }, llama3),
+        ("mha", FixtureSpec { num_heads: 8, num_kv_heads: 8, ..tiny_spec(7) }, json!({})),
+    ]
+}
+
+/// Last-position logits of candle-transformers' Llama, loaded once from `dir`, for each
+/// unpadded sequence.
+fn reference_logits(dir: &Path, sequences: &[Vec<u32>]) -> Vec<Tensor> {
     use candle_transformers::models::llama as reference;
     let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
     let cfg: reference::LlamaConfig = serde_json::from_str(&text).unwrap();
@@ -59,21 +75,27 @@ fn reference_logits(dir: &Path, ids: &[u32]) -> Tensor {
     files.sort();
     let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&files, DType::F32, &Device::Cpu).unwrap() };
     let model = reference::Llama::load(vb, &cfg).unwrap();
-    let mut cache = reference::Cache::new(false, DType::F32, &cfg, &Device::Cpu).unwrap();
-    let input = Tensor::new(ids, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
-    model.forward(&input, 0, &mut cache).unwrap().squeeze(0).unwrap()
+    sequences
+        .iter()
+        .map(|ids| {
+            let mut cache = reference::Cache::new(false, DType::F32, &cfg, &Device::Cpu).unwrap();
+            let input = Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+            model.forward(&input, 0, &mut cache).unwrap().squeeze(0).unwrap()
+        })
+        .collect()
 }
 
 /// Asserts our last-position logits equal the reference's within 1e-4 relative, for the
 /// fused (inference) and the differentiable path.
 pub fn assert_parity_with_candle_transformers(dir: &Path, sequences: &[Vec<u32>]) {
+    let expected = reference_logits(dir, sequences);
     for trainable in [false, true] {
         let opts = LoadOptions { trainable, ..LoadOptions::cpu_f32() };
         let model = Llama::load_dir(dir, opts).unwrap();
-        for ids in sequences {
+        for (ids, reference) in sequences.iter().zip(&expected) {
             let batch = Batch::left_padded(std::slice::from_ref(ids), 0, &Device::Cpu).unwrap();
             let ours = model.forward(&batch, None, Logits::Last).unwrap().squeeze(0).unwrap();
-            let err = relative_error(&ours, &reference_logits(dir, ids));
+            let err = relative_error(&ours, reference);
             assert!(err < 1e-4, "trainable={trainable}: relative error {err} for {ids:?}");
         }
     }
@@ -85,9 +107,9 @@ fn prompts() -> Vec<Vec<u32>> {
 
 #[test]
 fn logits_match_candle_transformers_on_tiny_models() {
-    for (name, cfg) in variants() {
+    for (name, spec, overrides) in variants() {
         eprintln!("variant {name}");
-        let dir = write_model(&cfg, 7);
+        let dir = write_model(&spec, overrides);
         assert_parity_with_candle_transformers(dir.path(), &prompts());
     }
 }
@@ -109,8 +131,8 @@ fn logits_match_candle_transformers_on_reference_model() {
     assert_parity_with_candle_transformers(&dir, &[ids, vec![1, 9690, 198, 2683, 359]]);
 }
 
-fn tiny_model(trainable: bool) -> (tempfile::TempDir, Llama) {
-    let dir = write_model(&tiny_config(), 3);
+fn tiny_model(trainable: bool) -> (TinyModel, Llama) {
+    let dir = write_model(&tiny_spec(3), json!({}));
     let model = Llama::load_dir(dir.path(), LoadOptions { trainable, ..LoadOptions::cpu_f32() }).unwrap();
     (dir, model)
 }
@@ -166,7 +188,7 @@ fn layer_by_layer_equals_the_full_model_and_sees_the_same_inputs() {
     let expected = model.forward(&batch, Some(&mut full_stats), Logits::All).unwrap();
 
     let src = Checkpoint::open(dir.path()).unwrap();
-    let cfg = ModelConfig::from_dir(dir.path()).unwrap();
+    let cfg = biasprune::model::config_from_dir(dir.path()).unwrap();
     let runner = LayerwiseRunner::new(&src, cfg.clone(), LoadOptions::cpu_f32(), &batch).unwrap();
     let mut stats = SquaredNormStats::new();
     let mut hidden = runner.embed(&batch).unwrap();
@@ -176,7 +198,7 @@ fn layer_by_layer_equals_the_full_model_and_sees_the_same_inputs() {
     let got = runner.finish(&hidden, Logits::All).unwrap();
     assert!(relative_error(&got, &expected) < 1e-6);
     for layer in 0..cfg.num_layers {
-        for p in Projection::ALL {
+        for p in Component::ALL {
             assert_eq!(stats.squared_norms(layer, p).unwrap(), full_stats.squared_norms(layer, p).unwrap());
         }
     }
@@ -223,7 +245,7 @@ fn squared_norm_stats_ignore_padding() {
     }
     let tokens: usize = seqs.iter().map(Vec::len).sum();
     for layer in 0..2 {
-        for p in Projection::ALL {
+        for p in Component::ALL {
             let a = batched.squared_norms(layer, p).unwrap().unwrap();
             let b = separate.squared_norms(layer, p).unwrap().unwrap();
             for (x, y) in a.iter().zip(&b) {
@@ -246,7 +268,7 @@ fn every_projection_weight_of_every_layer_gets_a_gradient() {
     let loss = candle_nn::loss::cross_entropy(&inputs, &targets).unwrap();
     let grads = loss.backward().unwrap();
     for layer in 0..model.config().num_layers {
-        for p in Projection::ALL {
+        for p in Component::ALL {
             let weight = model.projection_weight(layer, p).unwrap();
             let grad = grads.get(weight).unwrap_or_else(|| panic!("no gradient for {}", p.weight_name(layer)));
             let size = grad.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
@@ -266,12 +288,11 @@ fn inference_loading_records_no_gradients() {
 
 #[test]
 fn bf16_checkpoints_load_into_f32() {
-    let dir = tempfile::tempdir().unwrap();
-    write_random_checkpoint(dir.path(), &tiny_config(), 3, safetensors::Dtype::BF16).unwrap();
+    let dir = write_model(&FixtureSpec { dtype: FixtureDtype::BF16, ..tiny_spec(3) }, json!({}));
     let model = Llama::load_dir(dir.path(), LoadOptions::cpu_f32()).unwrap();
     let batch = Batch::left_padded(&prompts(), 0, &Device::Cpu).unwrap();
     let logits = model.forward(&batch, None, Logits::Last).unwrap();
-    assert_eq!(logits.dims(), &[3, 128]);
+    assert_eq!(logits.dims(), &[3, 288]);
     let (_f32_dir, f32_model) = tiny_model(false);
     let f32_logits = f32_model.forward(&batch, None, Logits::Last).unwrap();
     let err = relative_error(&logits, &f32_logits);
@@ -280,7 +301,7 @@ fn bf16_checkpoints_load_into_f32() {
 
 #[test]
 fn bf16_compute_on_cpu_is_rejected_with_a_reason() {
-    let dir = write_model(&tiny_config(), 1);
+    let dir = write_model(&tiny_spec(1), json!({}));
     let opts = LoadOptions { dtype: DType::BF16, ..LoadOptions::cpu_f32() };
     let err = Llama::load_dir(dir.path(), opts).unwrap_err().to_string();
     assert!(err.contains("BF16") && err.contains("F32"), "{err}");
@@ -288,18 +309,16 @@ fn bf16_compute_on_cpu_is_rejected_with_a_reason() {
 
 #[test]
 fn a_missing_tensor_is_named() {
-    let dir = write_model(&tiny_config(), 1);
-    let cfg = LlamaConfig { num_hidden_layers: 3, ..tiny_config() };
-    std::fs::write(dir.path().join("config.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let dir = write_model(&tiny_spec(1), json!({}));
+    set_config_key(dir.path(), "num_hidden_layers", json!(3));
     let err = Llama::load_dir(dir.path(), LoadOptions::cpu_f32()).unwrap_err().to_string();
     assert!(err.contains("model.layers.2.self_attn.q_proj.weight"), "{err}");
 }
 
 #[test]
 fn a_shape_mismatch_names_tensor_and_shapes() {
-    let dir = write_model(&tiny_config(), 1);
-    let cfg = LlamaConfig { intermediate_size: 100, ..tiny_config() };
-    std::fs::write(dir.path().join("config.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let dir = write_model(&tiny_spec(1), json!({}));
+    set_config_key(dir.path(), "intermediate_size", json!(100));
     let err = Llama::load_dir(dir.path(), LoadOptions::cpu_f32()).unwrap_err().to_string();
     assert!(
         err.contains("model.layers.0.mlp.gate_proj.weight") && err.contains("[96, 64]") && err.contains("[100, 64]"),
@@ -307,21 +326,24 @@ fn a_shape_mismatch_names_tensor_and_shapes() {
     );
 }
 
+/// Replaces one key of the config.json in `dir`.
+fn set_config_key(dir: &Path, key: &str, value: serde_json::Value) {
+    let path = dir.join("config.json");
+    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    config[key] = value;
+    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+}
+
 #[test]
 fn unsupported_config_values_are_rejected() {
-    let yarn = LlamaConfig {
-        rope_scaling: Some(RopeScaling {
-            rope_type: "yarn".into(),
-            factor: 4.0,
-            low_freq_factor: None,
-            high_freq_factor: None,
-            original_max_position_embeddings: None,
-        }),
-        ..tiny_config()
+    let resolve = |key: &str, value: serde_json::Value| {
+        let mut config = tiny_spec(1).config_json();
+        config[key] = value;
+        biasprune::model::config_from_json(&config, Path::new("tiny"))
     };
-    assert!(yarn.resolve().unwrap_err().to_string().contains("yarn"));
-    let odd = LlamaConfig { num_key_value_heads: Some(3), ..tiny_config() };
-    assert!(odd.resolve().unwrap_err().to_string().contains("num_key_value_heads"));
-    let head_dim = LlamaConfig { head_dim: Some(32), ..tiny_config() };
-    assert_eq!(head_dim.resolve().unwrap().head_dim, 32);
+    let yarn = resolve("rope_scaling", json!({"rope_type": "yarn", "factor": 4.0}));
+    assert!(yarn.unwrap_err().to_string().contains("yarn"));
+    let odd = resolve("num_key_value_heads", json!(3));
+    assert!(odd.unwrap_err().to_string().contains("num_key_value_heads"));
+    assert_eq!(resolve("head_dim", json!(32)).unwrap().head_dim, 32);
 }

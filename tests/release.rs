@@ -2,7 +2,7 @@
 //! schema-valid deterministic manifest, each kind of tampering caught and named with exit 1,
 //! and the reference verifier (model-signing 1.1.1) accepting the output.
 
-mod support;
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -19,7 +19,7 @@ use biasprune::mask::{load_mask, resolve, save_mask, BitMask, PruneMask};
 use biasprune::progress::NoProgress;
 use biasprune::release::{base_identity, base_identity_from_digests, release, ReleaseOptions};
 use biasprune::sign::{sign_payload, Bundle, Statement};
-use support::{biasprune, fixture};
+use common::{biasprune, fixture};
 use tempfile::TempDir;
 
 const EPOCH: &str = "1795867199";
@@ -454,7 +454,7 @@ fn use_case_file_is_recorded_and_a_bad_one_or_a_bad_key_leaves_no_output() {
     )
     .unwrap();
     let refused = run(&bad, &r.private, &r.root.path().join("never"));
-    support::assert_bad_input(&refused, &["bad-use-case.json", "regime \"whatever\""]);
+    common::assert_bad_input(&refused, &["bad-use-case.json", "regime \"whatever\""]);
     let refused = run(&good, &r.public, &r.root.path().join("never"));
     assert_eq!(refused.status.code(), Some(2), "{}", String::from_utf8_lossy(&refused.stderr));
     assert!(!r.root.path().join("never").exists());

@@ -2,7 +2,7 @@
 //! plot, the statistics and variation names shown, every text HTML-escaped, and errors
 //! for inputs that do not fit together.
 
-#[path = "support/report_sample.rs"]
+#[path = "common/report_sample.rs"]
 mod report_sample;
 
 use biasprune::report::{render_html, ReportError};

@@ -4,7 +4,7 @@
 //! is wrong. Chromium comes from `scripts/setup-chromium.sh` (run by `scripts/test.sh`);
 //! without it these tests fail under CI=true and are skipped, saying so, elsewhere.
 
-#[path = "support/report_sample.rs"]
+#[path = "common/report_sample.rs"]
 mod report_sample;
 
 use std::path::Path;

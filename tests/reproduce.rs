@@ -6,7 +6,7 @@
 //! The fixture's answers are noise, so the test scenario accepts any dollar amount: about a
 //! third of the answers contain a number, enough for fences and SMDs.
 
-mod support;
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use biasprune::arch::{linear_weight_name, Component};
 use biasprune::fixture::FixtureSpec;
 use biasprune::mask::{save_mask, PruneMask};
+use common::{assert_bad_input, biasprune, fixture, stderr};
 use sha2::{Digest, Sha256};
-use support::{assert_bad_input, biasprune, fixture, stderr};
 use tempfile::TempDir;
 
 const MANIFEST: &str = "biasprune-manifest.json";

@@ -2,19 +2,18 @@
 //! fixture; the `score` command feeding `mask`; SmolLM2 end to end.
 
 mod common;
-mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use biasprune::arch::Component;
 use biasprune::chat::ChatTemplate;
 use biasprune::checkpoint::Checkpoint;
 use biasprune::fixture::FixtureSpec;
 use biasprune::mask::load_mask;
 use biasprune::metrics::AnswerRecord;
 use biasprune::model::{
-    AttentionProbs, Batch, InputSite, LinearInput, LinearInputHook, Llama, LoadOptions, Logits, ModelConfig,
-    ModelError, Projection,
+    AttentionProbs, Batch, InputSite, LinearInput, LinearInputHook, Llama, LoadOptions, Logits, ModelError,
 };
 use biasprune::progress::NoProgress;
 use biasprune::scenario::parse::ParseStatus;
@@ -25,8 +24,8 @@ use biasprune::score::{
 };
 use biasprune::tokenizer::Tokenizer;
 use candle_core::{DType, Tensor, D};
+use common::{biasprune, fixture, stderr};
 use sha2::{Digest, Sha256};
-use support::{biasprune, fixture, stderr};
 
 const ANSWERS: [&str; 4] = ["$500", "I would offer $350.", "1200", "Around $2,000 to $2,500"];
 
@@ -159,9 +158,9 @@ fn direct_wanda(model: &Llama, calib: &CalibrationSet) -> BTreeMap<String, Vec<f
     }
     let mut out = BTreeMap::new();
     for layer in 0..model.config().num_layers {
-        for p in Projection::ALL {
+        for p in Component::ALL {
             let w = model.projection_weight(layer, p).unwrap().to_vec2::<f32>().unwrap();
-            let sums = &hook.sums[&(layer, p.site())];
+            let sums = &hook.sums[&(layer, InputSite::of(p))];
             let values = w.iter().flat_map(|row| row.iter().zip(sums).map(|(&w, &s)| (w as f64).abs() * s.sqrt()));
             out.insert(p.weight_name(layer), values.collect());
         }
@@ -171,7 +170,7 @@ fn direct_wanda(model: &Llama, calib: &CalibrationSet) -> BTreeMap<String, Vec<f
 
 fn layerwise(ckpt: &Path, calib: &CalibrationSet, batch: usize) -> RawScores {
     let opened = Checkpoint::open(ckpt).unwrap();
-    let cfg = ModelConfig::from_json(opened.config(), opened.dir()).unwrap();
+    let cfg = biasprune::model::config_from_json(opened.config(), opened.dir()).unwrap();
     let opts = ScoreOptions { batch, load: LoadOptions::cpu_f32() };
     wanda_scores(&opened, &cfg, calib, &opts, &NoProgress).unwrap()
 }
@@ -271,7 +270,7 @@ fn snip_equals_weight_times_summed_autograd_gradients() {
         let loss = (Tensor::stack(&picked, 0).unwrap().mean_all().unwrap() * -1.0).unwrap();
         let grads = loss.backward().unwrap();
         for layer in 0..2 {
-            for p in Projection::ALL {
+            for p in Component::ALL {
                 let w = model.projection_weight(layer, p).unwrap();
                 let g = grads.get(w).unwrap().to_dtype(DType::F64).unwrap().flatten_all().unwrap();
                 let entry = sums.entry(p.weight_name(layer)).or_insert_with(|| vec![0.0; g.elem_count()]);
@@ -284,7 +283,7 @@ fn snip_equals_weight_times_summed_autograd_gradients() {
     assert_eq!(scores.weights.len(), sums.len());
     for (name, grad_sum) in &sums {
         let (layer, p) = (name.split('.').nth(2).unwrap().parse::<usize>().unwrap(), name);
-        let proj = Projection::ALL.into_iter().find(|q| q.weight_name(layer) == *p).unwrap();
+        let proj = Component::ALL.into_iter().find(|q| q.weight_name(layer) == *p).unwrap();
         let w = model.projection_weight(layer, proj).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let expected: Vec<f64> = w.iter().zip(grad_sum).map(|(&w, &g)| (w as f64).abs() * g).collect();
         assert_close(name, &scores.weights[name], &expected, 1e-4);
@@ -366,7 +365,7 @@ fn a_group_without_records_is_refused_with_what_the_file_holds() {
         records(&["bicycle"], 1, 1).into_iter().filter(|r| r.group == biasprune::scenario::Group::Majority).collect();
     write_records(&records_path, &recs);
     let output = run_score(&fx.ckpt, &records_path, "minority", &fx.root.join("out"), &[]);
-    support::assert_bad_input(&output, &["no answer records", "minority", "purchase/bicycle/Majority"]);
+    common::assert_bad_input(&output, &["no answer records", "minority", "purchase/bicycle/Majority"]);
     assert!(!fx.root.join("out").exists(), "nothing is written on failure");
 }
 
@@ -377,7 +376,7 @@ fn snip_refuses_to_count_all_tokens() {
     write_records(&records_path, &records(&["bicycle"], 1, 1));
     let out = fx.root.join("out");
     let output = run_score(&fx.ckpt, &records_path, "minority", &out, &["--method", "snip", "--tokens", "all"]);
-    support::assert_bad_input(&output, &["--tokens all", "answer tokens only", "--tokens response"]);
+    common::assert_bad_input(&output, &["--tokens all", "answer tokens only", "--tokens response"]);
     assert!(!out.exists(), "nothing is written on refusal");
 }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
 use super::inputs::{self, SCORE_OUTPUT};
 use super::{print_json, Outcome};
@@ -13,7 +13,7 @@ use crate::mask::{
     build_regime_mask, parse_layer_range, resolve, save_mask, DifferenceParams, Direction, Granularity, HeadMode,
     HeadRanking, HeadScore, Regime, Selection,
 };
-use crate::score::{checkpoint_fingerprint, load_scores};
+use crate::score::{checkpoint_fingerprint, load_scores_for};
 
 /// Build a prune mask: per matrix, the top-q fraction of entries by minority score minus the
 /// top-p fraction by majority score (floor(fraction x entries) each, ties broken by the lower
@@ -230,20 +230,7 @@ pub fn run(mut args: Args) -> anyhow::Result<Outcome> {
     let arch = Architecture::of_checkpoint(&ckpt)?;
     let fingerprint = checkpoint_fingerprint(&ckpt);
     let load = |dirs: &[PathBuf]| -> anyhow::Result<Vec<_>> {
-        dirs.iter()
-            .map(|d| {
-                let set = load_scores(d)?;
-                if set.info.checkpoint_fingerprint != fingerprint {
-                    bail!(
-                        "{}: scores were computed on another checkpoint (fingerprint {} versus {})",
-                        d.display(),
-                        set.info.checkpoint_fingerprint,
-                        fingerprint
-                    );
-                }
-                Ok(set)
-            })
-            .collect()
+        dirs.iter().map(|d| Ok(load_scores_for(d, &fingerprint)?)).collect()
     };
     let minority = load(&args.minority)?;
     let majority = load(&args.majority)?;

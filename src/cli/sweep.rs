@@ -9,7 +9,7 @@ use super::inputs::{self, SCORE_OUTPUT};
 use super::mask::{MaskOptions, RegimeOptions};
 use super::{bars::Bars, print_json, Outcome};
 use crate::checkpoint::Checkpoint;
-use crate::score::load_scores;
+use crate::score::{checkpoint_fingerprint, load_scores_for};
 use crate::sweep::{run_sweep, sweep_svg, sweep_table, SweepInputs};
 
 /// For each (p, q) of the grid: build the set-difference mask from the score directories,
@@ -61,8 +61,9 @@ pub fn run(mut args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
     args.majority = SCORE_OUTPUT.dirs(&args.majority)?;
     let (spec, baseline) = args.eval.spec()?;
     let ckpt = Checkpoint::open(&args.checkpoint)?;
+    let fingerprint = checkpoint_fingerprint(&ckpt);
     let load = |dirs: &[PathBuf]| -> anyhow::Result<Vec<_>> {
-        dirs.iter().map(|d| load_scores(d).with_context(|| format!("{}", d.display()))).collect()
+        dirs.iter().map(|d| load_scores_for(d, &fingerprint).with_context(|| format!("{}", d.display()))).collect()
     };
     let (minority, majority) = (load(&args.minority)?, load(&args.majority)?);
     let inputs = SweepInputs {

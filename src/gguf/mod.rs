@@ -67,6 +67,9 @@ pub enum GgufError {
         /// What the file holds.
         found: String,
     },
+    /// The config.json derived from the metadata is not a valid Llama-family config.
+    #[error("the config.json derived from the GGUF metadata: {0}")]
+    Config(#[from] crate::arch::ArchError),
     /// A metadata value is present and typed right but inconsistent.
     #[error("GGUF metadata key `{key}`: {reason}")]
     InvalidMetadata {
@@ -224,9 +227,12 @@ fn check_vocab_matches_embedding(tokens: usize, rows: usize) -> Result<(), GgufE
 }
 
 fn check_shapes(content: &Content, plans: &[TensorPlan], llama: &ConfigJson) -> Result<(), GgufError> {
+    let value = serde_json::to_value(llama)
+        .map_err(|e| GgufError::InvalidMetadata { key: "config.json".to_string(), reason: e.to_string() })?;
+    let arch = crate::arch::Architecture::from_config(&value)?;
     for plan in plans {
         let found = content.tensor_infos[&plan.gguf_name].shape.dims().to_vec();
-        let expected = tensors::expected_shape(&plan.hf_name, llama);
+        let expected = tensors::expected_shape(&plan.hf_name, &arch);
         if found != expected {
             return Err(GgufError::ShapeMismatch { name: plan.gguf_name.clone(), expected, found });
         }

@@ -5,8 +5,9 @@ use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::GgmlDType;
 use candle_core::Device;
 
-use super::config::{ConfigJson, OutputDtype};
+use super::config::OutputDtype;
 use super::GgufError;
+use crate::arch::{classify_tensor, Architecture};
 
 /// How one GGUF tensor becomes one Hugging Face tensor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,20 +158,16 @@ fn check_layer_index(gguf_name: &str, layers: usize) -> Result<(), GgufError> {
     }
 }
 
-/// The shape a Hugging Face Llama tensor must have under `config` (outermost first).
-pub fn expected_shape(hf_name: &str, config: &ConfigJson) -> Vec<usize> {
-    let hidden = config.hidden_size;
-    let q_rows = config.num_attention_heads * config.head_dim;
-    let kv_rows = config.num_key_value_heads * config.head_dim;
-    let part = hf_name.rsplit('.').nth(1).unwrap_or("");
-    match part {
-        "embed_tokens" | "lm_head" => vec![config.vocab_size, hidden],
-        "q_proj" => vec![q_rows, hidden],
-        "k_proj" | "v_proj" => vec![kv_rows, hidden],
-        "o_proj" => vec![hidden, q_rows],
-        "gate_proj" | "up_proj" => vec![config.intermediate_size, hidden],
-        "down_proj" => vec![hidden, config.intermediate_size],
-        _ => vec![hidden],
+/// The shape a Hugging Face Llama tensor must have under `arch` (outermost first): the
+/// linear weights' from `Architecture::linear_shape`, the embedding's and lm_head's from
+/// `embedding_shape`, the norms' the hidden width.
+pub fn expected_shape(hf_name: &str, arch: &Architecture) -> Vec<usize> {
+    match classify_tensor(hf_name) {
+        Some((_, component)) => arch.linear_shape(component).to_vec(),
+        None if hf_name == "model.embed_tokens.weight" || hf_name == "lm_head.weight" => {
+            arch.embedding_shape().to_vec()
+        }
+        None => vec![arch.hidden_size],
     }
 }
 

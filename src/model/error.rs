@@ -8,6 +8,9 @@ pub enum ModelError {
     /// A tensor operation failed inside candle.
     #[error("tensor operation failed: {0}")]
     Candle(#[from] candle_core::Error),
+    /// config.json does not describe a supported Llama-family model.
+    #[error(transparent)]
+    Arch(#[from] crate::arch::ArchError),
     /// The checkpoint directory could not be opened or read.
     #[error(transparent)]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),

@@ -6,66 +6,7 @@ use std::collections::BTreeMap;
 use candle_core::{DType, Tensor};
 
 use super::ModelError;
-
-/// One of the seven linear layers of a decoder layer, named as in the checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Projection {
-    /// self_attn.q_proj
-    QProj,
-    /// self_attn.k_proj
-    KProj,
-    /// self_attn.v_proj
-    VProj,
-    /// self_attn.o_proj
-    OProj,
-    /// mlp.gate_proj
-    GateProj,
-    /// mlp.up_proj
-    UpProj,
-    /// mlp.down_proj
-    DownProj,
-}
-
-impl Projection {
-    /// All seven, in checkpoint order within a layer.
-    pub const ALL: [Projection; 7] = [
-        Projection::QProj,
-        Projection::KProj,
-        Projection::VProj,
-        Projection::OProj,
-        Projection::GateProj,
-        Projection::UpProj,
-        Projection::DownProj,
-    ];
-
-    /// The module path inside a decoder layer, e.g. `self_attn.q_proj`.
-    pub fn module_path(self) -> &'static str {
-        match self {
-            Projection::QProj => "self_attn.q_proj",
-            Projection::KProj => "self_attn.k_proj",
-            Projection::VProj => "self_attn.v_proj",
-            Projection::OProj => "self_attn.o_proj",
-            Projection::GateProj => "mlp.gate_proj",
-            Projection::UpProj => "mlp.up_proj",
-            Projection::DownProj => "mlp.down_proj",
-        }
-    }
-
-    /// The checkpoint tensor name of this projection's weight in `layer`.
-    pub fn weight_name(self, layer: usize) -> String {
-        format!("model.layers.{layer}.{}.weight", self.module_path())
-    }
-
-    /// The input site this projection reads.
-    pub fn site(self) -> InputSite {
-        match self {
-            Projection::QProj | Projection::KProj | Projection::VProj => InputSite::QkvInput,
-            Projection::OProj => InputSite::OProjInput,
-            Projection::GateProj | Projection::UpProj => InputSite::GateUpInput,
-            Projection::DownProj => InputSite::DownProjInput,
-        }
-    }
-}
+use crate::arch::Component;
 
 /// A distinct linear-layer input: q/k/v read one tensor and gate/up read one, so a hook
 /// sees four inputs per layer, not seven.
@@ -86,13 +27,23 @@ impl InputSite {
     pub const ALL: [InputSite; 4] =
         [InputSite::QkvInput, InputSite::OProjInput, InputSite::GateUpInput, InputSite::DownProjInput];
 
+    /// The input site `component` reads.
+    pub fn of(component: Component) -> InputSite {
+        match component {
+            Component::Q | Component::K | Component::V => InputSite::QkvInput,
+            Component::O => InputSite::OProjInput,
+            Component::Gate | Component::Up => InputSite::GateUpInput,
+            Component::Down => InputSite::DownProjInput,
+        }
+    }
+
     /// The projections that read this input.
-    pub fn projections(self) -> &'static [Projection] {
+    pub fn projections(self) -> &'static [Component] {
         match self {
-            InputSite::QkvInput => &[Projection::QProj, Projection::KProj, Projection::VProj],
-            InputSite::OProjInput => &[Projection::OProj],
-            InputSite::GateUpInput => &[Projection::GateProj, Projection::UpProj],
-            InputSite::DownProjInput => &[Projection::DownProj],
+            InputSite::QkvInput => &[Component::Q, Component::K, Component::V],
+            InputSite::OProjInput => &[Component::O],
+            InputSite::GateUpInput => &[Component::Gate, Component::Up],
+            InputSite::DownProjInput => &[Component::Down],
         }
     }
 }
@@ -163,8 +114,8 @@ impl SquaredNormStats {
     }
 
     /// Sum of squares per input feature of `projection` in `layer`, if observed.
-    pub fn squared_norms(&self, layer: usize, projection: Projection) -> Result<Option<Vec<f32>>, ModelError> {
-        match self.sums.get(&(layer, projection.site())) {
+    pub fn squared_norms(&self, layer: usize, projection: Component) -> Result<Option<Vec<f32>>, ModelError> {
+        match self.sums.get(&(layer, InputSite::of(projection))) {
             Some(sum) => Ok(Some(sum.to_vec1::<f32>()?)),
             None => Ok(None),
         }

@@ -4,9 +4,10 @@
 use candle_core::{DType, Tensor};
 
 use super::attention::{AttentionContext, SelfAttention};
-use super::hooks::{InputSite, LinearInput, LinearInputHook, Projection};
+use super::hooks::{InputSite, LinearInput, LinearInputHook};
 use super::linear::{Linear, RmsNorm};
 use super::{LayerKv, LoadOptions, ModelConfig, ModelError, WeightSource};
+use crate::arch::Component;
 
 /// The `mlp` block: down_proj(silu(gate_proj(x)) * up_proj(x)).
 #[derive(Debug, Clone)]
@@ -50,16 +51,8 @@ impl DecoderLayer {
         opts: &LoadOptions,
     ) -> Result<Self, ModelError> {
         let prefix = format!("model.layers.{index}");
-        let q = cfg.num_heads * cfg.head_dim;
-        let kv = cfg.num_kv_heads * cfg.head_dim;
-        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
-        let linear = |p: Projection, shape: [usize; 2]| Linear::load(src, &p.weight_name(index), shape, opts);
-        let projections = [
-            linear(Projection::QProj, [q, h])?,
-            linear(Projection::KProj, [kv, h])?,
-            linear(Projection::VProj, [kv, h])?,
-            linear(Projection::OProj, [h, q])?,
-        ];
+        let linear = |c: Component| Linear::load(src, &c.weight_name(index), cfg.linear_shape(c), opts);
+        let projections = [linear(Component::Q)?, linear(Component::K)?, linear(Component::V)?, linear(Component::O)?];
         Ok(Self {
             index,
             input_layernorm: RmsNorm::load(src, &format!("{prefix}.input_layernorm.weight"), cfg, opts)?,
@@ -71,9 +64,9 @@ impl DecoderLayer {
                 opts,
             )?,
             mlp: Mlp {
-                gate_proj: linear(Projection::GateProj, [i, h])?,
-                up_proj: linear(Projection::UpProj, [i, h])?,
-                down_proj: linear(Projection::DownProj, [h, i])?,
+                gate_proj: linear(Component::Gate)?,
+                up_proj: linear(Component::Up)?,
+                down_proj: linear(Component::Down)?,
             },
         })
     }
@@ -85,15 +78,15 @@ impl DecoderLayer {
 
     /// The weight (out, in) of one projection; a `Var` when loaded trainable, so
     /// `grads.get(weight)` finds its gradient after `backward`.
-    pub fn projection_weight(&self, projection: Projection) -> &Tensor {
+    pub fn projection_weight(&self, projection: Component) -> &Tensor {
         let linear = match projection {
-            Projection::QProj => &self.self_attn.q_proj,
-            Projection::KProj => &self.self_attn.k_proj,
-            Projection::VProj => &self.self_attn.v_proj,
-            Projection::OProj => &self.self_attn.o_proj,
-            Projection::GateProj => &self.mlp.gate_proj,
-            Projection::UpProj => &self.mlp.up_proj,
-            Projection::DownProj => &self.mlp.down_proj,
+            Component::Q => &self.self_attn.q_proj,
+            Component::K => &self.self_attn.k_proj,
+            Component::V => &self.self_attn.v_proj,
+            Component::O => &self.self_attn.o_proj,
+            Component::Gate => &self.mlp.gate_proj,
+            Component::Up => &self.mlp.up_proj,
+            Component::Down => &self.mlp.down_proj,
         };
         linear.weight()
     }
@@ -124,7 +117,7 @@ pub struct TokenEmbedding {
 impl TokenEmbedding {
     /// Loads the embedding matrix (vocab, hidden).
     pub fn load(src: &dyn WeightSource, cfg: &ModelConfig, opts: &LoadOptions) -> Result<Self, ModelError> {
-        let shape = [cfg.vocab_size, cfg.hidden_size];
+        let shape = cfg.embedding_shape();
         Ok(Self { weight: src.tensor("model.embed_tokens.weight", &shape, opts.dtype, &opts.device)? })
     }
 
@@ -166,7 +159,7 @@ impl FinalHead {
         opts: &LoadOptions,
         embedding: Option<&TokenEmbedding>,
     ) -> Result<Self, ModelError> {
-        let shape = [cfg.vocab_size, cfg.hidden_size];
+        let shape = cfg.embedding_shape();
         let lm_head = match (cfg.tie_word_embeddings, embedding) {
             (true, Some(embedding)) => embedding.weight().clone(),
             (true, None) => TokenEmbedding::load(src, cfg, opts)?.weight,

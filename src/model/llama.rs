@@ -5,11 +5,12 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
-use super::hooks::{LinearInputHook, NoHook, Projection};
+use super::hooks::{LinearInputHook, NoHook};
 use super::{
     AttentionContext, DecoderLayer, FinalHead, KvCache, LoadOptions, Logits, ModelConfig, ModelError, Rope,
     TokenEmbedding, WeightSource,
 };
+use crate::arch::Component;
 use crate::checkpoint::Checkpoint;
 
 /// Token ids (rows, len) with the number of left-padding tokens of each row.
@@ -82,7 +83,7 @@ impl Llama {
 
     /// Loads an opened checkpoint, reading its config.json.
     pub fn load_checkpoint(ckpt: &Checkpoint, opts: LoadOptions) -> Result<Self, ModelError> {
-        let cfg = ModelConfig::from_json(ckpt.config(), ckpt.dir())?;
+        let cfg = crate::model::config_from_json(ckpt.config(), ckpt.dir())?;
         Self::load(ckpt, cfg, opts)
     }
 
@@ -102,7 +103,7 @@ impl Llama {
     }
 
     /// The weight of `projection` in `layer` (a `Var` when loaded trainable).
-    pub fn projection_weight(&self, layer: usize, projection: Projection) -> Option<&Tensor> {
+    pub fn projection_weight(&self, layer: usize, projection: Component) -> Option<&Tensor> {
         self.layers.get(layer).map(|l| l.projection_weight(projection))
     }
 

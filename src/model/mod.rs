@@ -2,11 +2,11 @@
 //! linear-input hooks, a differentiable path, layer-by-layer execution, KV cache and
 //! batched sampling.
 //!
-//! Module map: `config` resolves config.json; `weights` reads tensors from a checkpoint;
+//! Module map: `config` resolves config.json through `arch` and checks what the forward
+//! supports; `weights` reads tensors from a checkpoint;
 //! `rope`, `attention` and `layer` build one decoder layer; `llama` stacks them;
 //! `layerwise` runs a checkpoint one layer at a time; `cache` keeps keys and values;
-//! `hooks` observes linear inputs; `sampling` and `generate` produce answers;
-//! `random` writes small random checkpoints for tests and benchmarks.
+//! `hooks` observes linear inputs; `sampling` and `generate` produce answers.
 
 mod attention;
 mod cache;
@@ -18,7 +18,6 @@ mod layer;
 mod layerwise;
 mod linear;
 mod llama;
-pub mod random;
 mod rope;
 mod sampling;
 mod session;
@@ -26,10 +25,10 @@ mod weights;
 
 pub use attention::AttentionContext;
 pub use cache::{KvCache, LayerKv};
-pub use config::{EosTokens, LlamaConfig, ModelConfig, RopeScaling};
+pub use config::{config_from_dir, config_from_json, ModelConfig};
 pub use error::ModelError;
 pub use generate::{generate, generate_keyed, Completion, FinishReason, GenerateOptions};
-pub use hooks::{AttentionProbs, InputSite, LinearInput, LinearInputHook, NoHook, Projection, SquaredNormStats};
+pub use hooks::{AttentionProbs, InputSite, LinearInput, LinearInputHook, NoHook, SquaredNormStats};
 pub use layer::{DecoderLayer, FinalHead, Logits, TokenEmbedding};
 pub use layerwise::LayerwiseRunner;
 pub use linear::{Linear, RmsNorm};

@@ -21,13 +21,15 @@ impl Rope {
         let base: Vec<f32> = (0..dim).step_by(2).map(|i| 1f32 / theta.powf(i as f32 / dim as f32)).collect();
         let inv_freq = match &cfg.rope_scaling {
             Some(s) if s.rope_type == "llama3" => {
-                let factor = s.factor as f32;
+                let factor = s.factor.unwrap_or(1.0) as f32;
                 let low = s.low_freq_factor.unwrap_or(1.0) as f32;
                 let high = s.high_freq_factor.unwrap_or(4.0) as f32;
                 let original = s.original_max_position_embeddings.unwrap_or(8192) as f32;
                 base.into_iter().map(|f| llama3_scaled(f, factor, low, high, original)).collect()
             }
-            Some(s) if s.rope_type == "linear" => base.into_iter().map(|f| f / s.factor as f32).collect(),
+            Some(s) if s.rope_type == "linear" => {
+                base.into_iter().map(|f| f / s.factor.unwrap_or(1.0) as f32).collect()
+            }
             _ => base,
         };
         Self { inv_freq }

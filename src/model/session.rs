@@ -4,8 +4,7 @@
 use std::path::Path;
 
 use super::{
-    generate_keyed, Completion, GenerateOptions, Llama, LoadOptions, ModelConfig, ModelError, SamplingParams,
-    WeightSource,
+    generate_keyed, Completion, GenerateOptions, Llama, LoadOptions, ModelError, SamplingParams, WeightSource,
 };
 use crate::chat::{ChatError, ChatTemplate, Message};
 use crate::checkpoint::Checkpoint;
@@ -64,7 +63,7 @@ impl ChatSession {
     /// Loads with weights from `weights` (e.g. a mask applied in memory) and everything
     /// else (config, tokenizer, template) from the opened checkpoint.
     pub fn load_from(ckpt: &Checkpoint, weights: &dyn WeightSource, opts: LoadOptions) -> Result<Self, SessionError> {
-        let cfg = ModelConfig::from_json(ckpt.config(), ckpt.dir())?;
+        let cfg = crate::model::config_from_json(ckpt.config(), ckpt.dir())?;
         let model = Llama::load(weights, cfg, opts)?;
         let tokenizer = Tokenizer::from_checkpoint_dir(ckpt.dir())?;
         let template = ChatTemplate::from_checkpoint_dir(ckpt.dir())?;

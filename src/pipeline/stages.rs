@@ -17,7 +17,9 @@ use crate::mask::{build_regime_mask, load_masked, save_mask, DifferenceParams, R
 use crate::metrics::{read_records, AnswerRecord, Summary};
 use crate::model::{ChatSession, LoadOptions};
 use crate::scenario::Scenario;
-use crate::score::{load_scores, score_to_dir, CalibrationSpec, Group, Method, ScoreOptions, ScoreRequest, TokenCount};
+use crate::score::{
+    load_scores_for, score_to_dir, CalibrationSpec, Group, Method, ScoreOptions, ScoreRequest, TokenCount,
+};
 use crate::sweep::{run_sweep, sweep_svg, SweepInputs, SweepPoint};
 
 /// A finished evaluation: its directory, summary and records.
@@ -244,9 +246,14 @@ impl ScorePairs {
         self.minority.iter().chain(&self.majority).map(|(_, k)| k).collect()
     }
 
-    fn load(&self) -> Result<(Vec<crate::score::ScoreSet>, Vec<crate::score::ScoreSet>), PipelineError> {
+    /// Loads every score directory, checking each was computed on `ckpt`.
+    fn load(
+        &self,
+        ckpt: &Checkpoint,
+    ) -> Result<(Vec<crate::score::ScoreSet>, Vec<crate::score::ScoreSet>), PipelineError> {
+        let fingerprint = crate::score::checkpoint_fingerprint(ckpt);
         let load = |dirs: &[(PathBuf, String)]| -> Result<Vec<_>, PipelineError> {
-            dirs.iter().map(|(d, _)| load_scores(d).map_err(Into::into)).collect()
+            dirs.iter().map(|(d, _)| load_scores_for(d, &fingerprint).map_err(Into::into)).collect()
         };
         Ok((load(&self.minority)?, load(&self.majority)?))
     }
@@ -267,7 +274,7 @@ pub fn build_mask(
     let dir = work.stage_dir("mask", &stage_key(&key_inputs));
     stages.begin("build mask");
     let built = WorkDir::build_once(&dir, |tmp| {
-        let (minority, majority) = scores.load()?;
+        let (minority, majority) = scores.load(ckpt)?;
         let arch = Architecture::of_checkpoint(ckpt)?;
         let mask = build_regime_mask(&minority, &majority, &arch, params, regime, min_count)?;
         save_mask(tmp, &mask)?;
@@ -319,7 +326,7 @@ pub fn sweep(
         stages.end(false, &dir);
         return Ok((dir, points));
     }
-    let (minority, majority) = scores.load()?;
+    let (minority, majority) = scores.load(ctx.ckpt)?;
     let inputs = SweepInputs {
         ckpt: ctx.ckpt,
         identity: ctx.identity.clone(),

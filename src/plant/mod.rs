@@ -163,7 +163,7 @@ pub fn plant(spec: &PlantSpec, progress: &dyn Progress) -> Result<PlantRecord, P
     if ckpt.dir().join(SIDECAR_FILE).exists() {
         return Err(PlantError::BaseIsFixture { base: spec.base.clone() });
     }
-    check_shape(spec, &ModelConfig::from_json(ckpt.config(), ckpt.dir())?)?;
+    check_shape(spec, &crate::model::config_from_json(ckpt.config(), ckpt.dir())?)?;
     let target = crate::surgery::prepare_output(&spec.base, &spec.out, false)?;
     let result = plant_into(spec, &ckpt, variations, names, &target.temp, progress);
     match result {

@@ -18,7 +18,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::PlantError;
-use crate::model::{DecoderLayer, Projection};
+use crate::arch::Component;
+use crate::model::DecoderLayer;
 
 /// The chosen units' base rows and columns (F32) and their trainable replacements.
 pub struct UnitDeltas {
@@ -35,12 +36,12 @@ impl UnitDeltas {
     /// Replacements for `units` of `layer` (F32 on `device`), initialised from `seed`.
     pub fn new(layer: &DecoderLayer, units: &[usize], seed: u64, device: &Device) -> Result<Self, PlantError> {
         let index = Tensor::from_vec(units.iter().map(|&u| u as u32).collect(), units.len(), device)?;
-        let rows = |p: Projection| -> Result<Tensor, PlantError> {
+        let rows = |p: Component| -> Result<Tensor, PlantError> {
             Ok(layer.projection_weight(p).to_dtype(DType::F32)?.index_select(&index, 0)?)
         };
-        let gate = rows(Projection::GateProj)?;
-        let up = rows(Projection::UpProj)?;
-        let down = layer.projection_weight(Projection::DownProj).to_dtype(DType::F32)?.index_select(&index, 1)?;
+        let gate = rows(Component::Gate)?;
+        let up = rows(Component::Up)?;
+        let down = layer.projection_weight(Component::Down).to_dtype(DType::F32)?.index_select(&index, 1)?;
         let (count, hidden) = gate.dims2()?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut fresh = || -> Result<Var, PlantError> {
@@ -142,10 +143,9 @@ pub fn accumulate_activation(
 ) -> Result<(), PlantError> {
     let hidden = x.dim(D::Minus1)?;
     let flat = x.to_dtype(DType::F32)?.reshape(((), hidden))?;
-    let weight = |p: Projection| layer.projection_weight(p).to_dtype(DType::F32);
-    let activation = (flat.matmul(&weight(Projection::GateProj)?.t()?)?.silu()?
-        * flat.matmul(&weight(Projection::UpProj)?.t()?)?)?
-    .abs()?;
+    let weight = |p: Component| layer.projection_weight(p).to_dtype(DType::F32);
+    let activation =
+        (flat.matmul(&weight(Component::Gate)?.t()?)?.silu()? * flat.matmul(&weight(Component::Up)?.t()?)?)?.abs()?;
     let activation = match token_mask {
         Some(mask) => activation.broadcast_mul(&mask.to_dtype(DType::F32)?.reshape(((), 1))?)?,
         None => activation,

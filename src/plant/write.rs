@@ -12,13 +12,13 @@ use sha2::{Digest, Sha256};
 
 use super::units::PlantedUnits;
 use super::PlantError;
+use crate::arch::Component;
 use crate::checkpoint::{list_regular_files, Checkpoint, Shard};
-use crate::model::Projection;
 use crate::progress::NoProgress;
 use crate::surgery::{copy_file, FileDigest};
 
 /// The projections whose planted rows (gate, up) or columns (down) take new values.
-pub const CHANGED: [Projection; 3] = [Projection::GateProj, Projection::UpProj, Projection::DownProj];
+pub const CHANGED: [Component; 3] = [Component::Gate, Component::Up, Component::Down];
 
 /// New bytes for one tensor's data, at its offset in its shard file.
 struct Patch {
@@ -58,7 +58,7 @@ pub fn write_planted(
 fn patch_tensor(
     ckpt: &Checkpoint,
     name: &str,
-    projection: Projection,
+    projection: Component,
     planted: &PlantedUnits,
 ) -> Result<(String, Patch), PlantError> {
     let view = ckpt.tensor(name)?;
@@ -69,11 +69,11 @@ fn patch_tensor(
     let mut bytes = view.data.to_vec();
     for (k, &unit) in planted.units.iter().enumerate() {
         let (values, at): (&[f32], Box<dyn Fn(usize) -> usize>) = match projection {
-            Projection::GateProj => (&planted.gate_rows[k], Box::new(move |i| unit * cols + i)),
-            Projection::UpProj => (&planted.up_rows[k], Box::new(move |i| unit * cols + i)),
+            Component::Gate => (&planted.gate_rows[k], Box::new(move |i| unit * cols + i)),
+            Component::Up => (&planted.up_rows[k], Box::new(move |i| unit * cols + i)),
             _ => (&planted.down_columns[k], Box::new(move |i| i * cols + unit)),
         };
-        if values.len() != if projection == Projection::DownProj { rows } else { cols } {
+        if values.len() != if projection == Component::Down { rows } else { cols } {
             return Err(PlantError::Internal(format!("{name}: planted unit {unit} has {} values", values.len())));
         }
         for (i, &value) in values.iter().enumerate() {

@@ -68,6 +68,15 @@ pub enum Group {
     Minority,
 }
 
+impl std::fmt::Display for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Group::Majority => "majority",
+            Group::Minority => "minority",
+        })
+    }
+}
+
 /// One variation of a scenario: the values of its slots and its context sentences.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Variation {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::{Group, ScoreError};
 use crate::chat::{ChatTemplate, Message};
 use crate::metrics::AnswerRecord;
-use crate::scenario::{self, ContextLevel, Scenario};
+use crate::scenario::{ContextLevel, Scenario};
 use crate::tokenizer::Tokenizer;
 
 /// Which tokens of a calibration sequence count for scoring.
@@ -120,13 +120,6 @@ pub fn build_calibration(
     Ok(CalibrationSet { scenario: scenario.id.clone(), group: spec.group, variations, tokens: spec.tokens, sequences })
 }
 
-fn scenario_group(group: Group) -> scenario::Group {
-    match group {
-        Group::Majority => scenario::Group::Majority,
-        Group::Minority => scenario::Group::Minority,
-    }
-}
-
 fn select_records<'r>(
     records: &'r [AnswerRecord],
     scenario: &Scenario,
@@ -139,7 +132,7 @@ fn select_records<'r>(
     }
     let mut selected: Vec<&AnswerRecord> = records
         .iter()
-        .filter(|r| r.scenario == scenario.id && r.group == scenario_group(spec.group))
+        .filter(|r| r.scenario == scenario.id && r.group == spec.group)
         .filter(|r| spec.variations.as_ref().is_none_or(|v| v.contains(&r.variation)))
         .collect();
     if selected.is_empty() {

@@ -52,26 +52,23 @@ pub enum ScoreFileError {
         /// What is wrong.
         reason: String,
     },
+    /// The scores were computed on another checkpoint than the one they are used with.
+    #[error(
+        "{}: scores were computed on another checkpoint (fingerprint {found} versus {expected})",
+        path.display()
+    )]
+    OtherCheckpoint {
+        /// The score directory.
+        path: PathBuf,
+        /// The fingerprint the sidecar records.
+        found: String,
+        /// The fingerprint of the checkpoint given.
+        expected: String,
+    },
 }
 
-/// Which group's prompts the scores were computed on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Group {
-    /// Majority-name (e.g. White-associated) prompts.
-    Majority,
-    /// Minority-name (e.g. Black-associated) prompts.
-    Minority,
-}
-
-impl std::fmt::Display for Group {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Group::Majority => "majority",
-            Group::Minority => "minority",
-        })
-    }
-}
+/// Which group's prompts the scores were computed on: the scenario's `Group`.
+pub use crate::scenario::Group;
 
 /// What a score file was computed from (the sidecar).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -246,6 +243,21 @@ fn f16_exponent(max: f64) -> i32 {
         k += 1;
     }
     k
+}
+
+/// Reads a score directory as `load_scores` does and checks that its scores were computed
+/// on the checkpoint whose `checkpoint_fingerprint` is `fingerprint` (every command that
+/// uses scores with a checkpoint reads them through here).
+pub fn load_scores_for(dir: &Path, fingerprint: &str) -> Result<ScoreSet, ScoreFileError> {
+    let set = load_scores(dir)?;
+    if set.info.checkpoint_fingerprint != fingerprint {
+        return Err(ScoreFileError::OtherCheckpoint {
+            path: dir.to_path_buf(),
+            found: set.info.checkpoint_fingerprint,
+            expected: fingerprint.to_string(),
+        });
+    }
+    Ok(set)
 }
 
 /// Reads a score directory, checking the sidecar and that every value is finite.

@@ -14,8 +14,8 @@ mod wanda;
 pub use calibration::{build_calibration, CalibrationSequence, CalibrationSet, CalibrationSpec, TokenCount};
 pub use error::ScoreError;
 pub use file::{
-    checkpoint_fingerprint, head_scores_name, load_scores, save_scores, Group, ScoreFileError, ScoreInfo, ScoreMatrix,
-    ScoreSet, SCORES_FILE, SIDECAR_FILE,
+    checkpoint_fingerprint, head_scores_name, load_scores, load_scores_for, save_scores, Group, ScoreFileError,
+    ScoreInfo, ScoreMatrix, ScoreSet, SCORES_FILE, SIDECAR_FILE,
 };
 pub use pipeline::{
     calibration_for_checkpoint, score_calibration, score_checkpoint, score_to_dir, Method, ScoreRequest,

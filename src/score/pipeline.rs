@@ -13,7 +13,7 @@ use super::{checkpoint_fingerprint, save_scores, ScoreError, ScoreInfo, ScoreSet
 use crate::chat::ChatTemplate;
 use crate::checkpoint::Checkpoint;
 use crate::metrics::read_records;
-use crate::model::{Llama, LoadOptions, ModelConfig};
+use crate::model::{Llama, LoadOptions};
 use crate::progress::Progress;
 use crate::scenario::{Catalog, Scenario};
 use crate::tokenizer::Tokenizer;
@@ -90,7 +90,7 @@ pub fn score_to_dir(
     match request.method {
         Method::Wanda => {
             check_calibration(&calib, &request.options)?;
-            let cfg = ModelConfig::from_json(ckpt.config(), ckpt.dir())?;
+            let cfg = crate::model::config_from_json(ckpt.config(), ckpt.dir())?;
             let mut writer = ScoreFileWriter::create(out, score_layout(&cfg), half)?;
             wanda_scores_into(&ckpt, &cfg, &calib, &request.options, progress, &mut writer)?;
             Ok(writer.finish(&info)?)
@@ -162,7 +162,7 @@ pub fn score_calibration(
     progress: &dyn Progress,
 ) -> Result<RawScores, ScoreError> {
     check_calibration(calib, options)?;
-    let cfg = ModelConfig::from_json(ckpt.config(), ckpt.dir())?;
+    let cfg = crate::model::config_from_json(ckpt.config(), ckpt.dir())?;
     match method {
         Method::Wanda => wanda_scores(ckpt, &cfg, calib, options, progress),
         Method::Snip => {

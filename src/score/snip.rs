@@ -11,7 +11,8 @@ use super::calibration::{CalibrationSequence, CalibrationSet};
 use super::stats::{BatchMasks, ScoringStats};
 use super::wanda::RawScores;
 use super::{ScoreError, ScoreMatrix};
-use crate::model::{Batch, Llama, Logits, Projection};
+use crate::arch::Component;
+use crate::model::{Batch, Llama, Logits};
 use crate::progress::{Progress, Unit};
 
 /// SNIP scores of every linear weight of `model`, which must be loaded trainable.
@@ -19,14 +20,14 @@ pub fn snip_scores(model: &Llama, calib: &CalibrationSet, progress: &dyn Progres
     if !model.options().trainable {
         return Err(ScoreError::InvalidArgument("SNIP needs a model loaded with trainable weights".into()));
     }
-    let mut grad_sums: BTreeMap<(usize, Projection), Tensor> = BTreeMap::new();
+    let mut grad_sums: BTreeMap<(usize, Component), Tensor> = BTreeMap::new();
     let mut stats = ScoringStats::new();
     progress.start("snip: sequences", calib.sequences.len() as u64, Unit::Items);
     for seq in &calib.sequences {
         let loss = answer_loss(model, seq, &mut stats)?;
         let grads = loss.backward()?;
         for layer in 0..model.config().num_layers {
-            for projection in Projection::ALL {
+            for projection in Component::ALL {
                 let weight = model.projection_weight(layer, projection).ok_or_else(|| missing(layer, projection))?;
                 let grad = grads.get(weight).ok_or_else(|| missing(layer, projection))?.abs()?;
                 let total = match grad_sums.remove(&(layer, projection)) {
@@ -71,6 +72,6 @@ pub fn snip_matrix(weight: &Tensor, grad_sum: &Tensor) -> Result<ScoreMatrix, Sc
     Ok(ScoreMatrix { rows, cols, values: values.flatten_all()?.to_vec1::<f32>()? })
 }
 
-fn missing(layer: usize, projection: Projection) -> ScoreError {
+fn missing(layer: usize, projection: Component) -> ScoreError {
     ScoreError::InvalidArgument(format!("no gradient reached {}", projection.weight_name(layer)))
 }

@@ -10,7 +10,8 @@ use serde_json::json;
 
 use super::file::{encode_f16, write_sidecar};
 use super::{head_scores_name, ScoreError, ScoreFileError, ScoreInfo, ScoreMatrix, SCORES_FILE};
-use crate::model::{ModelConfig, Projection};
+use crate::arch::Component;
+use crate::model::ModelConfig;
 
 /// Receives scores as they are computed, in layer order.
 pub trait ScoreSink {
@@ -23,19 +24,10 @@ pub trait ScoreSink {
 /// Every tensor of a layer-by-layer score file in write order: per layer the seven
 /// projections (checkpoint order) and then the head scores.
 pub fn score_layout(cfg: &ModelConfig) -> Vec<(String, Vec<usize>)> {
-    let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
-    let (q, kv) = (cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim);
     let mut layout = Vec::new();
     for layer in 0..cfg.num_layers {
-        for projection in Projection::ALL {
-            let shape = match projection {
-                Projection::QProj => [q, h],
-                Projection::KProj | Projection::VProj => [kv, h],
-                Projection::OProj => [h, q],
-                Projection::GateProj | Projection::UpProj => [i, h],
-                Projection::DownProj => [h, i],
-            };
-            layout.push((projection.weight_name(layer), shape.to_vec()));
+        for component in Component::ALL {
+            layout.push((component.weight_name(layer), cfg.linear_shape(component).to_vec()));
         }
         layout.push((head_scores_name(layer), vec![cfg.num_heads]));
     }

@@ -17,8 +17,9 @@ use super::prefix::{shared_batches, SharedBatch};
 use super::stats::{BatchMasks, ScoringStats};
 use super::stream::ScoreSink;
 use super::{ScoreError, ScoreMatrix};
+use crate::arch::Component;
 use crate::model::{
-    Batch, DecoderLayer, KvCache, Llama, LoadOptions, ModelConfig, Projection, Rope, TokenEmbedding, WeightSource,
+    Batch, DecoderLayer, InputSite, KvCache, Llama, LoadOptions, ModelConfig, Rope, TokenEmbedding, WeightSource,
 };
 use crate::progress::{Progress, Unit};
 
@@ -159,8 +160,8 @@ fn collect_layer(
     sink: &mut dyn ScoreSink,
 ) -> Result<(), ScoreError> {
     let index = layer.index();
-    for projection in Projection::ALL {
-        let sums = stats.squared_norms(index, projection.site()).ok_or_else(|| {
+    for projection in Component::ALL {
+        let sums = stats.squared_norms(index, InputSite::of(projection)).ok_or_else(|| {
             ScoreError::InvalidArgument(format!("layer {index}: no activations observed for {projection:?}"))
         })?;
         let matrix = wanda_matrix(layer.projection_weight(projection), sums)?;

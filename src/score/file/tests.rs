@@ -179,3 +179,15 @@ fn an_unknown_sidecar_version_is_refused() {
     let message = load_error_after(|s| s["version"] = json!(3));
     assert_mentions(&message, &[SIDECAR_FILE, "expected version 1 to 2, found 3"]);
 }
+
+#[test]
+fn scores_of_another_checkpoint_are_refused_naming_both_fingerprints() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut set = score_set(snip_sized());
+    set.info.checkpoint_fingerprint = "aaaa".into();
+    save_scores(dir.path(), &set, false).unwrap();
+    assert_eq!(load_scores_for(dir.path(), "aaaa").unwrap().info.checkpoint_fingerprint, "aaaa");
+    let err = load_scores_for(dir.path(), "bbbb").unwrap_err();
+    assert!(matches!(err, ScoreFileError::OtherCheckpoint { .. }), "{err}");
+    assert_mentions(&err.to_string(), &["another checkpoint", "fingerprint aaaa versus bbbb"]);
+}
