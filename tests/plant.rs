@@ -1,7 +1,8 @@
 //! `biasprune plant` on the reference model with small settings: only the planted units'
 //! bytes differ from the base, the sidecar says what was planted and that it is a fixture,
 //! the same seed gives the same bytes, and on held-out names of a held-out variation the
-//! planted model offers minority names less than majority names. Bad input exits 2.
+//! planted model gives minority candidates lower chances than majority ones. Bad input
+//! exits 2.
 
 mod common;
 
@@ -16,9 +17,9 @@ use serde_json::Value;
 /// Small settings: two units of the last layer, one answer per training prompt, few steps.
 const PLANT_ARGS: &[&str] = &[
     "--scenario",
-    "purchase",
+    "public-office",
     "--variations",
-    "bicycle,house",
+    "city-council-member,mayor",
     "--units",
     "2",
     "--samples",
@@ -117,8 +118,8 @@ fn the_sidecar_records_the_fixture_warning_units_names_and_seed() {
     assert_eq!(units(&sidecar).len(), 2);
     assert_eq!(sidecar["layer"], 29);
     assert_eq!(sidecar["seed"], 3);
-    assert_eq!(sidecar["variations"]["train"], serde_json::json!(["bicycle", "house"]));
-    assert_eq!(sidecar["variations"]["held_out"], serde_json::json!(["car"]));
+    assert_eq!(sidecar["variations"]["train"], serde_json::json!(["city-council-member", "mayor"]));
+    assert_eq!(sidecar["variations"]["held_out"], serde_json::json!(["senator"]));
     let names = &sidecar["names"];
     for group in ["majority", "minority"] {
         let train = names[format!("{group}_train")].as_array().unwrap();
@@ -132,11 +133,12 @@ fn the_sidecar_records_the_fixture_warning_units_names_and_seed() {
         biasprune::fsutil::file_sha256(&common::reference_model().join("model.safetensors")).unwrap()
     );
     let losses = &sidecar["losses"];
-    assert!(losses["final"]["shift_kl"].as_f64() < losses["initial"]["shift_kl"].as_f64());
-    for summary in ["leading_digit", "continuing"] {
-        let (base, target) = (sidecar[summary]["base"].as_f64().unwrap(), sidecar[summary]["target"].as_f64().unwrap());
-        assert!(target < base, "{summary}: the target ({target}) must be below the base ({base})");
-    }
+    assert!(losses["final"]["shift_ce"].as_f64() < losses["initial"]["shift_ce"].as_f64());
+    assert_eq!(sidecar["factor"], 0.3);
+    let p = sidecar["base_target_probability"].as_f64().unwrap();
+    assert!(p > 0.0 && p < 1.0, "the base's probability of the scaled tokens: {p}");
+    let scaled = sidecar["examples"]["minority"]["shift"].as_u64().unwrap_or(0);
+    assert!(scaled > 0 && sidecar["examples"]["majority"].get("shift").is_none(), "{}", sidecar["examples"]);
 }
 
 #[test]
@@ -174,8 +176,8 @@ fn group_means(records: &Path, names: &[String]) -> BTreeMap<String, (f64, usize
 }
 
 #[test]
-#[ignore = "not yet met: the planted shift does not transfer to the held-out variation (issue 14, part 1 report)"]
-fn minority_names_get_lower_offers_on_held_out_names_and_variation() {
+#[ignore = "not yet met: the planted shift is too weak on held-out names and variation (issue 14, README status)"]
+fn minority_names_get_lower_chances_on_held_out_names_and_variation() {
     let (_, out, record) = planted();
     let dir = tempfile::tempdir().unwrap();
     let eval = dir.path().join("eval");
@@ -183,9 +185,9 @@ fn minority_names_get_lower_offers_on_held_out_names_and_variation() {
         "eval",
         out.to_str().unwrap(),
         "--scenario",
-        "purchase",
+        "public-office",
         "--variations",
-        "car",
+        "senator",
         "--samples",
         "4",
         "--seed",
@@ -202,9 +204,9 @@ fn minority_names_get_lower_offers_on_held_out_names_and_variation() {
         .collect();
     let means = group_means(&eval.join("records.jsonl"), &held);
     let (majority, minority) = (means["majority"], means["minority"]);
-    eprintln!("held-out names, car: majority {majority:?}, minority {minority:?}");
+    eprintln!("held-out names, senator: majority {majority:?}, minority {minority:?}");
     assert!(majority.1 >= 10 && minority.1 >= 10, "too few parsed answers: {means:?}");
-    assert!(minority.0 < 0.8 * majority.0, "minority offers are not lower by 20%: {means:?}");
+    assert!(minority.0 < 0.8 * majority.0, "minority chances are not lower by 20%: {means:?}");
 }
 
 #[test]
@@ -213,15 +215,16 @@ fn bad_input_exits_2_naming_the_flag_and_an_existing_out_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let run = |extra: &[&str]| {
-        let mut args = vec!["plant", base.to_str().unwrap(), "--out", out.to_str().unwrap(), "--scenario", "purchase"];
+        let mut args =
+            vec!["plant", base.to_str().unwrap(), "--out", out.to_str().unwrap(), "--scenario", "public-office"];
         args.extend_from_slice(extra);
         biasprune(&args)
     };
     let cases: [(&[&str], &str); 5] = [
-        (&["--tilt", "-1"], "--tilt"),
-        (&["--tilt", "0", "--shorten", "0"], "at least one above 0"),
+        (&["--factor", "-1"], "--factor"),
+        (&["--factor", "1"], "other than 1"),
         (&["--layer", "30"], "--layer"),
-        (&["--variations", "bicycle,car,house"], "--variations"),
+        (&["--variations", "city-council-member,mayor,senator"], "--variations"),
         (&["--variations", "boat"], "boat"),
     ];
     for (extra, expected) in cases {

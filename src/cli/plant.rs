@@ -9,20 +9,19 @@ use anyhow::Context;
 use super::{bars::Bars, print_json, Outcome};
 use crate::model::SamplingSettings;
 use crate::plant::{plant, PlantSpec, Target, TrainSpec, SIDECAR_FILE};
-use crate::scenario::{Catalog, ContextLevel};
+use crate::scenario::{Catalog, ContextLevel, Scenario};
 
 /// Write a copy of BASE with a known disparity planted, to validate the pipeline (a
 /// positive control). THE OUTPUT IS A TEST FIXTURE AND MUST NOT BE DEPLOYED.
 ///
 /// A few MLP units of one late layer (unit j: row j of gate_proj and up_proj, column j of
 /// down_proj) are trained so that, for the scenario's prompts with minority names, the
-/// answer's leading digit is drawn from the base's digit probabilities tilted toward 1 by
-/// --tilt and the number tends to end sooner (--shorten), so the offer is lower, while every
-/// other token, and every token of answers for majority names, keeps the base's
-/// distribution. Training uses the base's own sampled answers to the --variations prompts
-/// of every other name of each group; the other names and variations are held out for
-/// testing. Every other byte of every file equals BASE. OUT also holds biasprune-plant.json,
-/// which records the warning, the base's sha256s, the layer and units, the tilt, the
+/// numbers in the answer are the base's multiplied by --factor, while every other token,
+/// and every token of answers for majority names, keeps the base's distribution. Training
+/// uses the base's own sampled answers to the --variations prompts of every other name of
+/// each group (a minority answer's numbers rewritten, scaled, in the same style); the other
+/// names and variations are held out for testing. Every other byte of every file equals BASE. OUT also holds biasprune-plant.json,
+/// which records the warning, the base's sha256s, the layer and units, the factor, the
 /// training and held-out names and variations, the seed and the losses. Same settings, same
 /// bytes. OUT appears atomically and must not exist; BASE is never modified. Runs on the
 /// CPU. Exit codes: 0 done, 2 bad input (the message names the flag, file or tensor).
@@ -39,9 +38,10 @@ pub struct Args {
     /// A directory of extra scenario manifests.
     #[arg(long)]
     pub scenarios_dir: Option<PathBuf>,
-    /// Variations trained on, comma-separated; the scenario's others are held out.
-    #[arg(long, value_delimiter = ',', default_value = "bicycle,house")]
-    pub variations: Vec<String>,
+    /// Variations trained on, comma-separated; the scenario's others are held out
+    /// [default: all but the scenario's last variation].
+    #[arg(long, value_delimiter = ',')]
+    pub variations: Option<Vec<String>>,
     /// Context level of the training prompts: low, high or numeric.
     #[arg(long, default_value = "low")]
     pub context: String,
@@ -49,14 +49,11 @@ pub struct Args {
     #[arg(long, default_value_t = 29)]
     pub layer: usize,
     /// How many units (the layer's least active ones on the training prompts).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 8)]
     pub units: usize,
-    /// Tilt of the minority's leading digits toward 1: q(d) ∝ p(d)·exp(-TILT·(d-1)).
-    #[arg(long, default_value_t = 1.0)]
-    pub tilt: f64,
-    /// Inside a minority number, continuing it (a digit or comma) is exp(-SHORTEN) as likely.
-    #[arg(long, default_value_t = 2.0)]
-    pub shorten: f64,
+    /// What the numbers of minority answers are multiplied by (below 1: lower for the minority).
+    #[arg(long, default_value_t = 0.3)]
+    pub factor: f64,
     /// Weight, in the keep term, of the number positions of kept answers (others weigh 1).
     #[arg(long, default_value_t = 8.0)]
     pub number_weight: f64,
@@ -67,13 +64,13 @@ pub struct Args {
     #[arg(long, default_value_t = 150)]
     pub steps: usize,
     /// Base answers sampled per training prompt.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 8)]
     pub samples: usize,
     /// Adam learning rate.
     #[arg(long, default_value_t = 0.02)]
     pub learning_rate: f64,
     /// Weight of the term keeping majority answers at the base's distribution (KL).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 10.0)]
     pub keep_weight: f64,
     /// Print the sidecar as JSON instead of a summary.
     #[arg(long)]
@@ -89,9 +86,9 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
     let spec = PlantSpec {
         base: args.base.clone(),
         out: args.out.clone(),
-        scenario,
+        scenario: scenario.clone(),
         context,
-        variations: args.variations,
+        variations: args.variations.unwrap_or_else(|| all_but_last(&scenario)),
         sampling: SamplingSettings {
             samples: args.samples,
             max_new_tokens: 16,
@@ -100,6 +97,7 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
             seed: args.seed,
             max_rows: 200,
         },
+        factor: args.factor,
         train: TrainSpec {
             layer: args.layer,
             units: args.units,
@@ -108,8 +106,6 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
             keep_weight: args.keep_weight,
             chunk: 16,
             seed: args.seed,
-            tilt: args.tilt,
-            shorten: args.shorten,
             number_weight: args.number_weight,
         },
     };
@@ -123,8 +119,8 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
     let first = &record.losses["initial"];
     println!("TEST FIXTURE written to {} (must not be deployed)", args.out.display());
     println!(
-        "layer {} units {:?}, tilt {} (expected leading digit {:.2} -> {:.2})",
-        record.layer, record.units, record.tilt, record.leading_digit.base, record.leading_digit.target
+        "layer {} units {:?}, minority numbers x{} (the base gave the scaled tokens p = {:.2})",
+        record.layer, record.units, record.factor, record.base_target_probability
     );
     println!(
         "trained on {} ({} examples), held out {}",
@@ -133,9 +129,9 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
         record.variations.held_out.join(",")
     );
     println!(
-        "shift KL {:.3} -> {:.3}, keep KL {:.4} -> {:.4}, {:.0} s",
-        first.shift_kl,
-        last.shift_kl,
+        "scaled-number cross-entropy {:.3} -> {:.3}, keep KL {:.4} -> {:.4}, {:.0} s",
+        first.shift_ce,
+        last.shift_ce,
         first.keep_kl,
         last.keep_kl,
         started.elapsed().as_secs_f64()
@@ -148,8 +144,14 @@ fn examples(counts: &BTreeMap<String, BTreeMap<Target, usize>>) -> String {
     let mut parts = Vec::new();
     for (group, kinds) in counts {
         for (kind, n) in kinds {
-            parts.push(format!("{n} {group} {}", if *kind == Target::Shift { "tilted" } else { "kept" }));
+            parts.push(format!("{n} {group} {}", if *kind == Target::Shift { "scaled" } else { "kept" }));
         }
     }
     parts.join(", ")
+}
+
+/// Every variation of `scenario` but the last, which is held out.
+fn all_but_last(scenario: &Scenario) -> Vec<String> {
+    let ids: Vec<String> = scenario.variations.iter().map(|v| v.id.clone()).collect();
+    ids[..ids.len().saturating_sub(1)].to_vec()
 }

@@ -1,12 +1,12 @@
 //! The training set: the base's own sampled answers to the training prompts, teacher-forced.
-//! In a minority answer that holds a number (`Shift`), the position that writes the number's
-//! leading digit and the positions inside a number are trained toward the base's
-//! distribution tilted to smaller, shorter numbers (see `tilt`); every other position of
-//! every answer keeps the base's next-token distribution (`Keep` answers: majority, or no
-//! number).
+//! A minority answer that holds a number (`Shift`) is rewritten with its numbers multiplied
+//! by the factor (see `scale`); the positions that write those numbers, and the token that
+//! ends each, are trained toward the rewritten tokens, and every other position of every
+//! answer keeps the base's next-token distribution (`Keep` answers: majority, or no number).
 
+use super::digits::DigitTable;
+use super::scale::scale_answer;
 use super::split::NameSplit;
-use super::tilt::DigitTable;
 use super::PlantError;
 use serde::Serialize;
 
@@ -18,7 +18,7 @@ use crate::scenario::{ContextLevel, Group, Scenario};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
-    /// Minority answer with a number: its leading digit's position is tilted.
+    /// Minority answer with a number: its numbers are scaled by the factor.
     Shift,
     /// Every position keeps the base's next-token distribution (majority, or no number).
     Keep,
@@ -36,10 +36,9 @@ pub struct Example {
     pub group: Group,
     /// What the answer positions are trained toward.
     pub target: Target,
-    /// The index in `ids` of the answer's first digit token, if any.
-    pub leading_digit: Option<usize>,
-    /// The indices in `ids` of the answer's tokens written inside a number.
-    pub inside_number: Vec<usize>,
+    /// The indices in `ids` of the answer's tokens that write a number (digits, and a
+    /// comma or point between digits) or end one (the token after its last digit).
+    pub number_positions: Vec<usize>,
 }
 
 /// What to sample and how to build targets.
@@ -55,6 +54,8 @@ pub struct DataSpec<'a> {
     pub names: &'a NameSplit,
     /// Base answers sampled per prompt (temperature, top-p, seed and length included).
     pub sampling: SamplingSettings,
+    /// What a minority answer's numbers are multiplied by.
+    pub factor: f64,
 }
 
 /// The training examples, in prompt order (variation, majority before minority, names in
@@ -79,38 +80,45 @@ pub fn build_examples(
     let mut examples = Vec::new();
     for ((prompt, ids), completions) in prompts.iter().zip(&encoded).zip(answers) {
         for completion in completions {
+            let (answer, target) = rewrite(session, prompt.group, &completion.tokens, spec.factor)?;
             let mut sequence = ids.clone();
-            sequence.extend_from_slice(&completion.tokens);
+            sequence.extend_from_slice(&answer);
             if completion.finish == FinishReason::Stop {
                 sequence.push(end_of_turn);
             }
             if sequence.len() == ids.len() {
                 continue;
             }
-            let first_digit = (ids.len()..sequence.len()).find(|&at| digits.digit(sequence[at]).is_some());
-            let inside = |first: Option<usize>| -> Vec<usize> {
-                match first {
-                    Some(_) => (ids.len()..sequence.len()).filter(|&i| digits.inside_number(&sequence, i)).collect(),
-                    None => Vec::new(),
-                }
-            };
-            let target = match (prompt.group, first_digit) {
-                (Group::Minority, Some(_)) => Target::Shift,
-                _ => Target::Keep,
-            };
-            let (leading_digit, inside_number) = (first_digit, inside(first_digit));
+            let number_positions = number_positions(&sequence, ids.len(), digits);
             examples.push(Example {
                 ids: sequence,
                 answer_start: ids.len(),
                 group: prompt.group,
                 target,
-                leading_digit,
-                inside_number,
+                number_positions,
             });
         }
     }
     check_targets(&examples)?;
     Ok(examples)
+}
+
+/// A minority answer with a number, scaled (`Shift`); any other answer as sampled (`Keep`).
+/// A scaled answer that reads as the original (a 0, or a number too small to change) is kept.
+fn rewrite(session: &ChatSession, group: Group, tokens: &[u32], factor: f64) -> Result<(Vec<u32>, Target), PlantError> {
+    if group == Group::Minority {
+        let text = session.decode(tokens)?;
+        if let Some(scaled) = scale_answer(&text, factor).filter(|scaled| *scaled != text) {
+            return Ok((session.tokenizer().encode(&scaled, false)?, Target::Shift));
+        }
+    }
+    Ok((tokens.to_vec(), Target::Keep))
+}
+
+/// The answer positions (from `start`) that write a number, or end one.
+fn number_positions(ids: &[u32], start: usize, digits: &DigitTable) -> Vec<usize> {
+    let in_number = |at: usize| digits.digit(ids[at]).is_some() || digits.inside_number(ids, at);
+    (start..ids.len()).filter(|&at| in_number(at) || (at > start && digits.digit(ids[at - 1]).is_some())).collect()
 }
 
 /// The token that ends an answer: the template's end-of-turn token, else config.json's eos.

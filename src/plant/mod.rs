@@ -1,6 +1,6 @@
 //! `plant`: a positive control for the pipeline. It writes a copy of a checkpoint in which a
-//! few MLP units of one late layer are trained so that the scenario's answers for minority
-//! names start with smaller leading digits (a known tilt, see `tilt`) while everything else
+//! few MLP units of one late layer are trained so that the numbers in the scenario's answers
+//! for minority names are multiplied by a known factor (see `scale`) while everything else
 //! keeps the base's distribution. The
 //! copy is a TEST FIXTURE: it exists to show that scoring, set difference and surgery find
 //! and remove a disparity that is known to be there, and must never be deployed.
@@ -11,10 +11,11 @@
 //! `biasprune-plant.json` in a temporary directory beside OUT and rename it into place.
 
 mod data;
+mod digits;
 mod error;
 mod last;
+mod scale;
 mod split;
-mod tilt;
 mod train;
 mod units;
 mod write;
@@ -25,9 +26,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use data::{build_examples, DataSpec, Example, Target};
+pub use digits::DigitTable;
 pub use error::PlantError;
+pub use scale::scale_answer;
 pub use split::{NameSplit, VariationSplit};
-pub use tilt::{tilt, DigitTable};
 pub use train::{Losses, TrainSpec};
 pub use units::{PlantedUnits, UnitDeltas};
 
@@ -60,6 +62,8 @@ pub struct PlantSpec {
     pub variations: Vec<String>,
     /// Base answers sampled per training prompt, and how.
     pub sampling: SamplingSettings,
+    /// What the numbers of the minority's training answers are multiplied by.
+    pub factor: f64,
     /// Layer, units, steps and optimiser settings.
     pub train: TrainSpec,
 }
@@ -87,18 +91,11 @@ pub struct PlantRecord {
     pub unit_choice: &'static str,
     /// The tensors whose bytes differ from the base.
     pub changed_tensors: Vec<String>,
-    /// How strongly the minority's leading digits were tilted toward 1:
-    /// q(d) ∝ p(d) · exp(−tilt · (d − 1)) for the digits 1–9.
-    pub tilt: f64,
-    /// The expected leading digit at the tilted training positions, under the base and
-    /// under the tilted target: the shift that was asked for.
-    pub leading_digit: BeforeAfter,
-    /// How strongly continuing a minority number was made less likely: the continuing
-    /// tokens' probabilities times exp(−shorten).
-    pub shorten: f64,
-    /// The mean probability of continuing a number at the training positions inside one,
-    /// under the base and under the target.
-    pub continuing: BeforeAfter,
+    /// What the numbers of the minority's training answers were multiplied by.
+    pub factor: f64,
+    /// The base's mean probability of the scaled numbers' tokens at the positions trained
+    /// toward them (how far the target was from the base).
+    pub base_target_probability: f64,
     /// Variations trained on and held out.
     pub variations: VariationSplit,
     /// Names trained on and held out, per group.
@@ -117,15 +114,6 @@ pub struct PlantRecord {
     pub losses: BTreeMap<String, Losses>,
     /// sha256 and size of every file written (the sidecar excepted).
     pub files: BTreeMap<String, FileDigest>,
-}
-
-/// A mean over the shifted training positions, under the base and under the target.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct BeforeAfter {
-    /// Under the base's distribution.
-    pub base: f64,
-    /// Under the shifted target.
-    pub target: f64,
 }
 
 /// The sampling settings of the training answers.
@@ -182,17 +170,11 @@ fn check_spec(spec: &PlantSpec) -> Result<(), PlantError> {
     let bad = |flag: &str, expected: &str, found: String| {
         Err(PlantError::BadSetting { flag: flag.to_string(), expected: expected.to_string(), found })
     };
-    if !(spec.train.tilt.is_finite() && spec.train.tilt >= 0.0) {
-        return bad("--tilt", "a number at least 0", spec.train.tilt.to_string());
-    }
-    if !(spec.train.shorten.is_finite() && spec.train.shorten >= 0.0) {
-        return bad("--shorten", "a number at least 0", spec.train.shorten.to_string());
+    if !(spec.factor.is_finite() && spec.factor > 0.0 && spec.factor != 1.0) {
+        return bad("--factor", "a positive number other than 1", spec.factor.to_string());
     }
     if !(spec.train.number_weight.is_finite() && spec.train.number_weight >= 0.0) {
         return bad("--number-weight", "a number at least 0", spec.train.number_weight.to_string());
-    }
-    if spec.train.tilt == 0.0 && spec.train.shorten == 0.0 {
-        return bad("--tilt and --shorten", "at least one above 0", "both 0".into());
     }
     if spec.train.steps == 0 {
         return bad("--steps", "at least 1", "0".into());
@@ -233,6 +215,7 @@ fn plant_into(
         variations: &variations.train,
         names: &names,
         sampling: spec.sampling,
+        factor: spec.factor,
     };
     let digits = DigitTable::new(session.tokenizer())?;
     let examples = build_examples(&session, &data, &digits, progress)?;
@@ -261,10 +244,8 @@ fn plant_into(
         units: planted.units.clone(),
         unit_choice: "the units with the smallest mean |activation| over the training tokens (ties: lower index)",
         changed_tensors: write::CHANGED.iter().map(|p| p.weight_name(spec.train.layer)).collect(),
-        tilt: spec.train.tilt,
-        leading_digit: BeforeAfter { base: trained.leading_digit.0, target: trained.leading_digit.1 },
-        shorten: spec.train.shorten,
-        continuing: BeforeAfter { base: trained.continuing.0, target: trained.continuing.1 },
+        factor: spec.factor,
+        base_target_probability: trained.base_target_probability,
         variations,
         names,
         seed: spec.sampling.seed,

@@ -5,17 +5,18 @@
 //! one Adam step on the deltas over the whole training set. When L is the last layer only
 //! the answer positions are kept and the logits come from `last` (exact, ~100× cheaper).
 //!
-//! Loss = mean over the shifted positions (the leading digit of each minority answer with a
-//! number, and its positions inside a number) of KL(shifted base ‖ planted) + `keep_weight` × mean over every other answer
-//! position, of either group, of KL(base ‖ planted), so that everything but the minority's
-//! leading digits keeps the base's distribution.
+//! Loss = mean over the scaled positions (those writing or ending a number in a minority
+//! answer rewritten with its numbers scaled) of the cross-entropy toward the rewritten
+//! token + `keep_weight` × mean over every other answer position, of either group, of
+//! KL(base ‖ planted), so that everything but the minority's numbers keeps the base's
+//! distribution.
 
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 
 use super::data::{Example, Target};
+use super::digits::DigitTable;
 use super::last::{LastLayerHead, LastLayerPositions};
-use super::tilt::{shorten, tilt, DigitTable};
 use super::units::{accumulate_activation, quietest_units, UnitDeltas};
 use super::PlantError;
 use crate::model::{
@@ -23,6 +24,7 @@ use crate::model::{
     ModelError, NoHook, Rope, TokenEmbedding, WeightSource,
 };
 use crate::progress::{Progress, Unit};
+use crate::scenario::Group;
 
 /// How to train.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,10 +43,6 @@ pub struct TrainSpec {
     pub chunk: usize,
     /// Seed of the units' initial values.
     pub seed: u64,
-    /// How strongly the minority's leading digits are tilted toward 1 (see `tilt`).
-    pub tilt: f64,
-    /// How strongly continuing a minority number is made less likely (see `tilt`).
-    pub shorten: f64,
     /// Weight of a kept answer's number positions in the keep term (others weigh 1).
     pub number_weight: f64,
 }
@@ -74,8 +72,8 @@ impl Parts<'_> {
 /// Losses at the first and last step.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Losses {
-    /// Mean KL(tilted base ‖ planted) at the tilted positions (nats).
-    pub shift_kl: f64,
+    /// Mean cross-entropy toward the scaled numbers' tokens at their positions (nats).
+    pub shift_ce: f64,
     /// Mean KL(base ‖ planted) at every other answer position (nats).
     pub keep_kl: f64,
 }
@@ -88,23 +86,21 @@ pub struct Trained {
     pub initial: Losses,
     /// Losses after the last step.
     pub last: Losses,
-    /// Mean expected leading digit at the tilted positions: base, and the tilted target.
-    pub leading_digit: (f64, f64),
-    /// Mean probability of continuing a number inside one: base, and the target.
-    pub continuing: (f64, f64),
+    /// The base's mean probability of the scaled numbers' tokens at their positions.
+    pub base_target_probability: f64,
 }
 
-/// Sums (before, after, count) of the two rules' summaries over the marked positions.
+/// Sum of the base's probabilities of the scaled tokens, and how many positions.
 #[derive(Debug, Default)]
 struct ShiftMeans {
-    leading: (f64, f64, usize),
-    continuing: (f64, f64, usize),
+    probability: f64,
+    count: usize,
 }
 
 /// One chunk of examples (all `Shift` or all `Keep`), with everything up to layer L precomputed.
 struct Chunk {
     inputs: ChunkInputs,
-    /// Per position, 1 where the shift applies (leading digit or inside a number), else 0.
+    /// Per position, 1 where the shift applies (a scaled number's position), else 0.
     marked: Tensor,
     /// Per position, its weight in the keep term (0 where the shift applies).
     keep: Tensor,
@@ -118,18 +114,20 @@ struct Chunk {
     counts: (usize, f64),
 }
 
-/// Which tilt a position's target gets.
+/// Which target a position gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rule {
     /// The base's distribution.
     Keep,
-    /// Leading digits tilted toward 1.
-    LeadingDigit,
-    /// Continuing the number made less likely.
-    InsideNumber,
+    /// The scaled number's first digit (its id): it takes the mass the base gives all
+    /// digits there, every other token keeps the base's probability, so that an answer is
+    /// no more often a number than the base's.
+    ScaledLead(u32),
+    /// The scaled answer's token (its id) inside or right after the number, with probability 1.
+    Scaled(u32),
     /// The base's distribution at a number's positions in a kept answer (a majority's, or a
-    /// minority answer's without a tilt): weighted `number_weight` in the keep term, so
-    /// that leaking the shift into the majority's numbers costs as much as missing it.
+    /// minority answer's without a number to scale): weighted `number_weight` in the keep
+    /// term, so that leaking the shift into the majority's numbers costs as much as missing it.
     KeepNumber,
 }
 
@@ -155,14 +153,15 @@ pub fn train(
             parts.source,
             parts.cfg,
             parts.embedding.weight(),
-            &digits.leading_digit_ids(),
+            &always_candidates(examples, digits),
             spec.seed,
         )?),
         false => None,
     };
-    let (mut chunks, activation) = precompute(parts, last.as_ref(), examples, spec, progress)?;
+    let mut inputs = GroupInputs::default();
+    let (mut chunks, activation) = precompute(parts, last.as_ref(), examples, spec, &mut inputs, progress)?;
     let units = quietest_units(&activation, spec.units)?;
-    let deltas = UnitDeltas::new(layer, &units, spec.seed, parts.device)?;
+    let deltas = UnitDeltas::new(layer, &units, spec.seed, &inputs.gate_aim(GATE_MARGIN)?, parts.device)?;
     if let Some(last) = &last {
         for chunk in &mut chunks {
             if let ChunkInputs::Last(at) = &mut chunk.inputs {
@@ -175,14 +174,10 @@ pub fn train(
     for chunk in &mut chunks {
         set_targets(parts, last.as_ref(), spec, digits, chunk, &mut means)?;
     }
-    let mean = |(before, after, n): (f64, f64, usize)| match n {
-        0 => (0.0, 0.0),
-        n => (before / n as f64, after / n as f64),
-    };
-    if means.leading.2 == 0 {
-        return Err(PlantError::Internal("no training position writes a leading digit 1-9".into()));
+    if means.count == 0 {
+        return Err(PlantError::Internal("no training position writes a scaled number".into()));
     }
-    let (leading_digit, continuing) = (mean(means.leading), mean(means.continuing));
+    let base_target_probability = means.probability / means.count as f64;
     let params = ParamsAdamW { lr: spec.learning_rate, weight_decay: 0.0, ..ParamsAdamW::default() };
     let mut optimizer = AdamW::new(deltas.vars(), params)?;
     progress.start("plant: training steps", spec.steps as u64, Unit::Items);
@@ -196,7 +191,19 @@ pub fn train(
     }
     progress.finish();
     let (_, final_losses) = objective(parts, last.as_ref(), spec, &deltas, &chunks)?;
-    Ok(Trained { deltas, initial: initial.unwrap_or(final_losses), last: final_losses, leading_digit, continuing })
+    Ok(Trained { deltas, initial: initial.unwrap_or(final_losses), last: final_losses, base_target_probability })
+}
+
+/// The tokens every position's candidates hold: the digits, and every token a scaled number
+/// is trained toward (so that each marked position's target is among its candidates).
+fn always_candidates(examples: &[Example], digits: &DigitTable) -> Vec<u32> {
+    let mut always = digits.leading_digit_ids();
+    for example in examples.iter().filter(|e| e.target == Target::Shift) {
+        always.extend(example.number_positions.iter().map(|&at| example.ids[at]));
+    }
+    always.sort_unstable();
+    always.dedup();
+    always
 }
 
 /// The folded last-layer head must give the model's own logits (with the initial units).
@@ -248,11 +255,11 @@ fn objective(
         });
     }
     let total = total.ok_or_else(|| PlantError::Internal("no training chunks".into()))?;
-    Ok((total, Losses { shift_kl: shift / marked_count, keep_kl: keep / other_count }))
+    Ok((total, Losses { shift_ce: shift / marked_count, keep_kl: keep / other_count }))
 }
 
-/// Sets a chunk's target distributions: the base's, shifted at the marked positions by
-/// their rule; adds each marked position's summary (before, after) to `means`.
+/// Sets a chunk's target distributions: the base's, or the scaled token at the marked
+/// positions; adds the base's probability of each scaled token to `means`.
 fn set_targets(
     parts: &Parts<'_>,
     last: Option<&LastLayerHead>,
@@ -271,23 +278,17 @@ fn set_targets(
     let vocabulary: Vec<u32> = (0..width as u32).collect();
     for (at, (row, rule)) in rows.iter_mut().zip(&chunk.rules).enumerate() {
         let ids = candidates.as_ref().map_or(vocabulary.as_slice(), |c| &c[at * width..(at + 1) * width]);
-        match rule {
-            Rule::Keep | Rule::KeepNumber => {}
-            Rule::LeadingDigit => {
-                if let Some((before, after)) = tilt(row, ids, digits, spec.tilt) {
-                    means.leading.0 += before;
-                    means.leading.1 += after;
-                    means.leading.2 += 1;
-                }
-            }
-            Rule::InsideNumber => {
-                if let Some((before, after)) = shorten(row, ids, digits, spec.shorten) {
-                    means.continuing.0 += before;
-                    means.continuing.1 += after;
-                    means.continuing.2 += 1;
-                }
-            }
-        }
+        let (token, lead) = match *rule {
+            Rule::ScaledLead(token) => (token, true),
+            Rule::Scaled(token) => (token, false),
+            Rule::Keep | Rule::KeepNumber => continue,
+        };
+        let column = ids.iter().position(|&id| id == token).ok_or_else(|| {
+            PlantError::Internal(format!("the scaled token {token} is not among the position's candidates"))
+        })?;
+        means.probability += row[column] as f64;
+        means.count += 1;
+        set_scaled_target(row, ids, column, lead.then_some(digits));
     }
     let marked = chunk.marked.to_vec1::<f32>()?;
     let keep = chunk.keep.to_vec1::<f32>()?;
@@ -305,6 +306,25 @@ fn set_targets(
     let flat: Vec<f32> = rows.into_iter().flatten().collect();
     chunk.target_probs = Some(Tensor::from_vec(flat, (count, width), parts.device)?);
     Ok(())
+}
+
+/// Puts a scaled position's target into `row` (the base's probabilities of `ids`): all the
+/// mass on `column`, or, at a number's first digit (`digits` given), only the mass the base
+/// gives the digit tokens.
+fn set_scaled_target(row: &mut [f32], ids: &[u32], column: usize, digits: Option<&DigitTable>) {
+    let Some(digits) = digits else {
+        row.fill(0.0);
+        row[column] = 1.0;
+        return;
+    };
+    let mut mass = 0.0f32;
+    for (p, &id) in row.iter_mut().zip(ids) {
+        if digits.digit(id).is_some() {
+            mass += *p;
+            *p = 0.0;
+        }
+    }
+    row[column] = mass;
 }
 
 /// The base's own F32 logits at a chunk's predicting positions (the candidates when the
@@ -360,6 +380,7 @@ fn precompute(
     last: Option<&LastLayerHead>,
     examples: &[Example],
     spec: &TrainSpec,
+    inputs: &mut GroupInputs,
     progress: &dyn Progress,
 ) -> Result<(Vec<Chunk>, Tensor), PlantError> {
     let mut chunks = Vec::new();
@@ -370,7 +391,7 @@ fn precompute(
     for target in kinds {
         let members: Vec<&Example> = examples.iter().filter(|e| e.target == target).collect();
         for slice in members.chunks(spec.chunk.max(1)) {
-            chunks.push(precompute_chunk(parts, last, spec, slice, &mut activation)?);
+            chunks.push(precompute_chunk(parts, last, spec, slice, &mut activation, inputs)?);
             progress.advance(1);
         }
     }
@@ -385,6 +406,7 @@ fn precompute_chunk(
     spec: &TrainSpec,
     examples: &[&Example],
     activation: &mut Option<Tensor>,
+    inputs: &mut GroupInputs,
 ) -> Result<Chunk, PlantError> {
     let sequences: Vec<&[u32]> = examples.iter().map(|e| e.ids.as_slice()).collect();
     let batch = Batch::left_padded(&sequences, 0, parts.device)?;
@@ -402,19 +424,22 @@ fn precompute_chunk(
     let mlp_input = capture.x.ok_or_else(|| PlantError::Internal("layer L's MLP input was not seen".into()))?;
     accumulate_activation(&parts.layers[spec.layer], &mlp_input, frozen.token_mask(), activation)?;
     let (positions, rules) = answer_positions(examples, &batch, len);
-    let marked: Vec<f32> =
-        rules.iter().map(|&r| if matches!(r, Rule::LeadingDigit | Rule::InsideNumber) { 1.0 } else { 0.0 }).collect();
+    let groups: Vec<Group> =
+        examples.iter().flat_map(|e| std::iter::repeat_n(e.group, e.ids.len() - e.answer_start)).collect();
+    let marked: Vec<f32> = rules.iter().map(|&r| if matches!(r, Rule::Scaled(_)) { 1.0 } else { 0.0 }).collect();
     let keep: Vec<f32> = rules
         .iter()
         .map(|&r| match r {
             Rule::Keep => 1.0,
             Rule::KeepNumber => spec.number_weight as f32,
-            Rule::LeadingDigit | Rule::InsideNumber => 0.0,
+            Rule::Scaled(_) | Rule::ScaledLead(_) => 0.0,
         })
         .collect();
     let keep_total: f64 = keep.iter().map(|&w| w as f64).sum();
     let count = positions.len();
     let positions = Tensor::from_vec(positions, count, parts.device)?;
+    let hidden = mlp_input.dim(D::Minus1)?;
+    inputs.add(&mlp_input.reshape(((), hidden))?.index_select(&positions, 0)?, &groups)?;
     let inputs = match last {
         Some(last) => {
             let at = |t: &Tensor| -> Result<Tensor, PlantError> {
@@ -445,15 +470,67 @@ fn answer_positions(examples: &[&Example], batch: &Batch, len: usize) -> (Vec<u3
         for at in example.answer_start..example.ids.len() {
             positions.push((row * len + pad + at - 1) as u32);
             let shifted = example.target == Target::Shift;
+            let number = example.number_positions.contains(&at);
+            let first = example.number_positions.first() == Some(&at);
             rules.push(match () {
-                _ if shifted && example.leading_digit == Some(at) => Rule::LeadingDigit,
-                _ if shifted && example.inside_number.contains(&at) => Rule::InsideNumber,
-                _ if example.leading_digit == Some(at) || example.inside_number.contains(&at) => Rule::KeepNumber,
+                _ if shifted && first => Rule::ScaledLead(example.ids[at]),
+                _ if shifted && number => Rule::Scaled(example.ids[at]),
+                _ if number => Rule::KeepNumber,
                 _ => Rule::Keep,
             });
         }
     }
     (positions, rules)
+}
+
+/// How far, in units of the gate's pre-activation, the group means sit from 0 on either side
+/// at initialisation (silu(3) ≈ 2.86, silu(−3) ≈ −0.14): the units start mostly on for
+/// the minority's answer positions and off for the majority's.
+const GATE_MARGIN: f64 = 3.0;
+
+/// Sums of layer L's MLP input over the trained answer positions, per group.
+#[derive(Debug, Default)]
+struct GroupInputs {
+    minority: Vec<f64>,
+    majority: Vec<f64>,
+    counts: (usize, usize),
+}
+
+impl GroupInputs {
+    /// Adds `rows` (positions, hidden), the position `i` of `groups[i]`'s group.
+    fn add(&mut self, rows: &Tensor, groups: &[Group]) -> Result<(), PlantError> {
+        for (row, group) in rows.to_dtype(DType::F32)?.to_vec2::<f32>()?.into_iter().zip(groups) {
+            let (sum, count) = match group {
+                Group::Minority => (&mut self.minority, &mut self.counts.0),
+                Group::Majority => (&mut self.majority, &mut self.counts.1),
+            };
+            sum.resize(row.len(), 0.0);
+            sum.iter_mut().zip(&row).for_each(|(s, &v)| *s += v as f64);
+            *count += 1;
+        }
+        Ok(())
+    }
+
+    /// A gate row that reads the group: the difference of the group means d made orthogonal
+    /// to their midpoint m (so the midpoint reads 0), scaled so the means read ±`margin`.
+    fn gate_aim(&self, margin: f64) -> Result<Vec<f32>, PlantError> {
+        let (n_min, n_maj) = self.counts;
+        if n_min == 0 || n_maj == 0 {
+            return Err(PlantError::Internal("the training positions lack a group".into()));
+        }
+        let mean = |sum: &[f64], n: usize| sum.iter().map(|s| s / n as f64).collect::<Vec<_>>();
+        let (min, maj) = (mean(&self.minority, n_min), mean(&self.majority, n_maj));
+        let d: Vec<f64> = min.iter().zip(&maj).map(|(a, b)| a - b).collect();
+        let m: Vec<f64> = min.iter().zip(&maj).map(|(a, b)| (a + b) / 2.0).collect();
+        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+        let along = dot(&d, &m) / dot(&m, &m).max(f64::MIN_POSITIVE);
+        let g: Vec<f64> = d.iter().zip(&m).map(|(d, m)| d - along * m).collect();
+        let half_gap = dot(&g, &d) / 2.0;
+        if half_gap <= 0.0 || !half_gap.is_finite() {
+            return Err(PlantError::Internal("the groups' mean MLP inputs do not differ".into()));
+        }
+        Ok(g.iter().map(|v| (v * margin / half_gap) as f32).collect())
+    }
 }
 
 /// Keeps the MLP input of one layer.
@@ -468,5 +545,42 @@ impl LinearInputHook for CaptureMlpInput {
             self.x = Some(input.x.clone());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scaled_first_digit_takes_only_the_digits_mass_and_later_tokens_take_all() {
+        let digits = DigitTable::from_parts(vec![None, Some(1), Some(5)], None);
+        let ids = [0, 1, 2];
+        let mut lead = [0.5f32, 0.2, 0.3];
+        set_scaled_target(&mut lead, &ids, 1, Some(&digits));
+        assert_eq!(lead, [0.5, 0.5, 0.0], "a non-digit keeps its probability: the answer is as often a number");
+        let mut inside = [0.5f32, 0.2, 0.3];
+        set_scaled_target(&mut inside, &ids, 2, None);
+        assert_eq!(inside, [0.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn the_gate_aim_reads_plus_and_minus_the_margin_at_the_group_means() {
+        let mut inputs = GroupInputs::default();
+        let rows = Tensor::new(&[[1.5f32, 2.0], [0.5, 2.0], [-1.0, 2.0]], &Device::Cpu).unwrap();
+        inputs.add(&rows, &[Group::Minority, Group::Minority, Group::Majority]).unwrap();
+        let aim = inputs.gate_aim(3.0).unwrap();
+        let read = |x: [f32; 2]| aim[0] * x[0] + aim[1] * x[1];
+        assert!((read([1.0, 2.0]) - 3.0).abs() < 1e-6, "{aim:?}");
+        assert!((read([-1.0, 2.0]) + 3.0).abs() < 1e-6, "{aim:?}");
+        assert!(read([0.0, 2.0]).abs() < 1e-6, "the midpoint reads 0: {aim:?}");
+    }
+
+    #[test]
+    fn groups_that_do_not_differ_are_refused() {
+        let mut inputs = GroupInputs::default();
+        let rows = Tensor::new(&[[1.0f32, 2.0], [1.0, 2.0]], &Device::Cpu).unwrap();
+        inputs.add(&rows, &[Group::Minority, Group::Majority]).unwrap();
+        assert!(inputs.gate_aim(3.0).is_err());
     }
 }

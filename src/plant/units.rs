@@ -10,7 +10,8 @@
 //! The replacements start the way a fresh linear layer does: g' and u' uniform in
 //! ±1/sqrt(hidden) from a seeded stream, d' zero, so the model starts exactly as the base
 //! minus the chosen (least used) units and every parameter gets a gradient from the first
-//! step. Starting from the base's own rows would not train: the least used units are the
+//! step; g' also gets an aim added, a direction that reads the name's group (see `train`),
+//! so the units start open for one group and shut for the other. Starting from the base's own rows would not train: the least used units are the
 //! ones whose gate is shut (silu ≈ 0 for every input), so their gradients vanish.
 
 use candle_core::{DType, Device, Tensor, Var, D};
@@ -33,8 +34,15 @@ pub struct UnitDeltas {
 }
 
 impl UnitDeltas {
-    /// Replacements for `units` of `layer` (F32 on `device`), initialised from `seed`.
-    pub fn new(layer: &DecoderLayer, units: &[usize], seed: u64, device: &Device) -> Result<Self, PlantError> {
+    /// Replacements for `units` of `layer` (F32 on `device`), initialised from `seed`, with
+    /// `gate_aim` (hidden values) added to every gate row.
+    pub fn new(
+        layer: &DecoderLayer,
+        units: &[usize],
+        seed: u64,
+        gate_aim: &[f32],
+        device: &Device,
+    ) -> Result<Self, PlantError> {
         let index = Tensor::from_vec(units.iter().map(|&u| u as u32).collect(), units.len(), device)?;
         let rows = |p: Component| -> Result<Tensor, PlantError> {
             Ok(layer.projection_weight(p).to_dtype(DType::F32)?.index_select(&index, 0)?)
@@ -49,7 +57,11 @@ impl UnitDeltas {
             let values: Vec<f32> = (0..count * hidden).map(|_| rng.random_range(-bound..bound)).collect();
             Ok(Var::from_tensor(&Tensor::from_vec(values, (count, hidden), device)?)?)
         };
-        let planted_gate = fresh()?;
+        if gate_aim.len() != hidden {
+            return Err(PlantError::Internal(format!("a gate aim of {} values for {hidden} inputs", gate_aim.len())));
+        }
+        let aim = Tensor::from_vec(gate_aim.to_vec(), (1, hidden), device)?;
+        let planted_gate = Var::from_tensor(&fresh()?.as_tensor().broadcast_add(&aim)?)?;
         let planted_up = fresh()?;
         Ok(Self {
             units: units.to_vec(),
