@@ -1,11 +1,11 @@
 //! Mask files: `mask.json` (what is pruned, in user units) plus `pruning-mask.safetensors`
 //! (packed U8 bitmasks of weight-level masks), written atomically and checked on load.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
 use safetensors::Dtype;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 
 use super::{BitMask, BitmaskFile, BitmaskFileError, BitmaskTensorError, HeadMode, PruneMask};
 

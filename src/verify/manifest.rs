@@ -2,10 +2,10 @@
 //! it, every entry it declares pruned is zero in the checkpoint, and the card and evidence
 //! files have the digests it records.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use memmap2::Mmap;
 use safetensors::Dtype;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use super::names::{MANIFEST_BITMASK, MANIFEST_CARD, MANIFEST_EVIDENCE, MANIFEST_PARSE, MANIFEST_PRUNED_ZERO};
 use super::Check;
