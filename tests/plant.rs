@@ -221,7 +221,7 @@ fn bad_input_exits_2_naming_the_flag_and_an_existing_out_is_refused() {
         biasprune(&args)
     };
     let cases: [(&[&str], &str); 5] = [
-        (&["--factor", "-1"], "--factor"),
+        (&["--factor=-1"], "--factor"),
         (&["--factor", "1"], "other than 1"),
         (&["--layer", "30"], "--layer"),
         (&["--variations", "city-council-member,mayor,senator"], "--variations"),
