@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates <repo>/.venv/workflow with Snakemake and its Slurm executor plugin, pinned, for
 # workflows/ and its test (tests/workflow.rs). Idempotent: returns at once when the pinned
-# versions are already installed.
+# versions are installed and snakemake runs; a venv that no longer runs (moved or copied from
+# another checkout: its scripts name the old interpreter path) is recreated.
 set -euo pipefail
 
 SNAKEMAKE_VERSION="9.27.1"
@@ -11,7 +12,7 @@ venv="${repo_root}/.venv/workflow"
 python="${PYTHON:-python3}"
 
 installed() {
-    [ -x "${venv}/bin/snakemake" ] &&
+    "${venv}/bin/snakemake" --version >/dev/null 2>&1 &&
         "${venv}/bin/python" - "$SNAKEMAKE_VERSION" "$SLURM_PLUGIN_VERSION" <<'PY' 2>/dev/null
 import sys
 from importlib.metadata import version
@@ -25,9 +26,7 @@ if installed; then
     exit 0
 fi
 
-if [ ! -x "${venv}/bin/python" ]; then
-    "${python}" -m venv "${venv}"
-fi
+"${python}" -m venv --clear "${venv}"
 "${venv}/bin/python" -m pip install --quiet --disable-pip-version-check \
     "snakemake==${SNAKEMAKE_VERSION}" "snakemake-executor-plugin-slurm==${SLURM_PLUGIN_VERSION}"
 
