@@ -83,12 +83,13 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
     let scenario = catalog.get(&args.scenario)?.clone();
     let context = ContextLevel::parse(&args.context)
         .with_context(|| format!("--context {:?}: expected low, high or numeric", args.context))?;
+    let variations = args.variations.unwrap_or_else(|| all_but_last(&scenario));
     let spec = PlantSpec {
         base: args.base.clone(),
         out: args.out.clone(),
-        scenario: scenario.clone(),
+        scenario,
         context,
-        variations: args.variations.unwrap_or_else(|| all_but_last(&scenario)),
+        variations,
         sampling: SamplingSettings {
             samples: args.samples,
             max_new_tokens: 16,

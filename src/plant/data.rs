@@ -115,10 +115,10 @@ fn rewrite(session: &ChatSession, group: Group, tokens: &[u32], factor: f64) -> 
     Ok((tokens.to_vec(), Target::Keep))
 }
 
-/// The answer positions (from `start`) that write a number, or end one.
+/// The answer positions (from `start`) that write a number, or end one: a digit, or any
+/// token `DigitTable::inside_number` places after a digit (or after a comma after one).
 fn number_positions(ids: &[u32], start: usize, digits: &DigitTable) -> Vec<usize> {
-    let in_number = |at: usize| digits.digit(ids[at]).is_some() || digits.inside_number(ids, at);
-    (start..ids.len()).filter(|&at| in_number(at) || (at > start && digits.digit(ids[at - 1]).is_some())).collect()
+    (start..ids.len()).filter(|&at| digits.digit(ids[at]).is_some() || digits.inside_number(ids, at)).collect()
 }
 
 /// The token that ends an answer: the template's end-of-turn token, else config.json's eos.
