@@ -13,7 +13,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use biasprune::fixture::{FixtureDtype, FixtureSpec};
 use biasprune::mask::{save_mask, BitMask, PruneMask};
@@ -95,14 +95,30 @@ fn write_mask(dir: &Path) {
     save_mask(dir, &mask).unwrap();
 }
 
+/// Runs the binary pinned to one CPU, so `available_parallelism()` is 1 and apply writes its
+/// shards one after another: which file the disk fills on is then fixed by the size alone.
+fn biasprune_on_one_core(args: &[&str]) -> Output {
+    Command::new("taskset")
+        .args(["--cpu-list", "0"])
+        .arg(env!("CARGO_BIN_EXE_biasprune"))
+        .args(args)
+        .output()
+        .expect("taskset runs (util-linux)")
+}
+
 /// Runs `args` (with OUT on the tmpfs) at growing tmpfs sizes until it succeeds; checks every
 /// failure and returns the files the failures named.
 fn fill_at_every_size(tmpfs: &Tmpfs, args: &[&str], input: &Path) -> BTreeSet<String> {
+    fill_at_every_size_with(biasprune, tmpfs, args, input)
+}
+
+/// [`fill_at_every_size`], running the binary through `run`.
+fn fill_at_every_size_with(run: fn(&[&str]) -> Output, tmpfs: &Tmpfs, args: &[&str], input: &Path) -> BTreeSet<String> {
     let before = hash_tree(input);
     let mut failed_on = BTreeSet::new();
     for step in 1..=MAX_STEPS {
         tmpfs.resize(step * PAGE);
-        let output = biasprune(args);
+        let output = run(args);
         assert_eq!(hash_tree(input), before, "{args:?} at {} pages changed its input", step);
         if output.status.success() {
             assert!(step > 1, "{args:?} fitted into a single page: the test no longer fills the disk");
@@ -129,7 +145,12 @@ fn apply_on_a_full_disk_fails_cleanly_at_every_point_and_leaves_nothing() {
     write_mask(&mask);
     let out = tmpfs.dir.join("out");
     let args = ["apply", input.to_str().unwrap(), "--mask", mask.to_str().unwrap(), "--out", out.to_str().unwrap()];
-    let failed_on = fill_at_every_size(&tmpfs, &args, &input);
+    // With every core, the shards are written at once and whichever worker asks for the last
+    // free page fails: each size must still fail cleanly, but the file named is a race.
+    fill_at_every_size(&tmpfs, &args, &input);
+    std::fs::remove_dir_all(&out).unwrap();
+    // On one core the shards are written in turn, so some size fills the disk in each.
+    let failed_on = fill_at_every_size_with(biasprune_on_one_core, &tmpfs, &args, &input);
     for file in ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "config.json"] {
         assert!(failed_on.contains(file), "the disk never filled while writing {file}: {failed_on:?}");
     }
