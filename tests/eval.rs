@@ -1,8 +1,10 @@
 //! `biasprune eval` on the reference model: the audit prompt through the chat template,
-//! all three outputs, reproducibility across runs, and resumption after SIGKILL.
+//! all three outputs, reproducibility across runs, resumption after SIGKILL, and
+//! `--holdout-names`.
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -127,4 +129,58 @@ fn eval_writes_reproducible_outputs_and_resumes_after_sigkill() {
     assert_eq!(other.status.code(), Some(2));
     let err = String::from_utf8_lossy(&other.stderr);
     assert!(err.contains("different settings") && err.contains("samples") && err.contains("variations"), "{err}");
+}
+
+#[test]
+fn holdout_names_auto_asks_about_the_24_names_audit40_lacks_and_a_bad_list_exits_2() {
+    let model = common::reference_model();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("held");
+    let (model, out_str) = (model.to_str().unwrap(), out.to_str().unwrap());
+    let args = [
+        "eval",
+        model,
+        "--scenario",
+        "purchase",
+        "--variations",
+        "bicycle",
+        "--samples",
+        "1",
+        "--max-new-tokens",
+        "4",
+        "--holdout-names",
+        "auto",
+        "--out",
+        out_str,
+        "--quiet",
+        "--json",
+    ];
+    run(&args);
+    let audit =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/names/audit40.toml")).unwrap();
+    let extended =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/names/extended64.toml")).unwrap();
+    let names_in = |text: &str| -> BTreeSet<String> {
+        text.lines().filter_map(|l| l.split("name = \"").nth(1)?.split('"').next().map(str::to_string)).collect()
+    };
+    let expected: BTreeSet<String> = names_in(&extended).difference(&names_in(&audit)).cloned().collect();
+    assert_eq!(expected.len(), 24);
+    let asked: BTreeSet<String> = std::fs::read_to_string(out.join("records.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(asked, expected);
+    let run_json: serde_json::Value = serde_json::from_slice(&read(&out, "run.json")).unwrap();
+    assert_eq!(run_json["names"]["list"], "extended64");
+
+    let bad = dir.path().join("bad");
+    let mut bad_args = args.to_vec();
+    bad_args[11] = "no-such-list";
+    bad_args[13] = bad.to_str().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_biasprune")).args(&bad_args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--holdout-names \"no-such-list\"") && stderr.contains("no-such-list"), "{stderr}");
+    assert!(!bad.exists(), "nothing written for a bad flag");
 }

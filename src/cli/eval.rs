@@ -59,6 +59,11 @@ pub struct EvalOptions {
     /// Context level: low, high or numeric.
     #[arg(long, default_value = "low")]
     pub context: String,
+    /// Ask about held-out names instead of the scenario's own: auto (the same groups' names
+    /// in the scenario's extension list that its own list lacks: for audit40, extended64's
+    /// other 24, the names prune's confirmation uses), none, or a built-in name-list id.
+    #[arg(long, default_value = "none")]
+    pub holdout_names: String,
     /// Answers per prompt.
     #[arg(long, default_value_t = 10)]
     pub samples: usize,
@@ -100,6 +105,10 @@ impl EvalOptions {
     pub fn spec(&self) -> anyhow::Result<(EvalSpec, Option<Baseline>)> {
         let catalog = Catalog::load(self.scenarios_dir.as_deref())?;
         let scenario = catalog.get(&self.scenario)?.clone();
+        let names = scenario
+            .holdout_split(&self.holdout_names)
+            .with_context(|| format!("--holdout-names {:?}", self.holdout_names))?;
+        let scenario = names.as_ref().map_or(scenario.clone(), |split| scenario.with_names(split));
         let context = ContextLevel::parse(&self.context)
             .with_context(|| format!("--context {:?}: expected low, high or numeric", self.context))?;
         if self.samples == 0 {
@@ -119,7 +128,7 @@ impl EvalOptions {
             },
             inlier_rule: InlierRule::parse(&self.inlier_rule)?,
             summary: SummarySettings::with_bootstrap(self.bootstrap, self.seed),
-            names: None,
+            names,
         };
         let baseline = self.baseline.as_deref().map(|arg| load_baseline(&EVAL_OUTPUT.file(arg)?)).transpose()?;
         Ok((spec, baseline))

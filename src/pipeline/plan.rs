@@ -12,7 +12,7 @@ use crate::mask::{
 };
 use crate::metrics::{BootstrapSettings, InlierRule, SummarySettings};
 use crate::model::{LoadOptions, SamplingSettings};
-use crate::scenario::{installed_names, Catalog, ContextLevel, NameSplit, Scenario};
+use crate::scenario::{Catalog, ContextLevel, NameSplit, Scenario};
 use crate::score::{Method, TokenCount};
 use sha2::Digest;
 
@@ -137,7 +137,7 @@ impl Plan {
             load: load_options(&spec.compute.device, spec.compute.compute_dtype)?,
             sign_key_pem: read_sign_key(spec)?,
             seeds: SplitSeeds::of(evaluation)?,
-            holdout: holdout_names(&scenario, &spec.use_case.holdout_names)?,
+            holdout: scenario.holdout_split(&spec.use_case.holdout_names)?,
             scenario,
         })
     }
@@ -282,29 +282,6 @@ fn training(
             Ok((Vec::new(), scenarios))
         }
     }
-}
-
-/// The confirmation names `choice` gives: `auto` (the scenario's built-in extension list,
-/// if it has one), `none`, or a built-in name-list id.
-fn holdout_names(scenario: &Scenario, choice: &str) -> Result<Option<NameSplit>, PipelineError> {
-    let list_id = match choice {
-        "none" => return Ok(None),
-        "auto" => match scenario.auto_holdout_list() {
-            Some(id) => id,
-            None => {
-                log::info!(
-                    "no held-out names for name list {:?}: the confirmation data uses the scenario's names with fresh seeds",
-                    scenario.names
-                );
-                return Ok(None);
-            }
-        },
-        other => other,
-    };
-    let list = installed_names(list_id).ok_or_else(|| {
-        PipelineError::Spec(format!("holdout_names {list_id:?}: expected auto, none or a built-in name list id"))
-    })??;
-    Ok(Some(scenario.held_out_names(&list)?))
 }
 
 fn parse_method(text: &str) -> Result<Method, PipelineError> {

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::catalog::installed_names;
 use super::error::{Result, ScenarioError};
 use super::names::{NameList, Person};
 use super::Scenario;
@@ -33,7 +34,33 @@ impl NameSplit {
     }
 }
 
+/// How a command chooses held-out names: `none`, `auto` (the scenario's built-in extension
+/// list, see [`Scenario::auto_holdout_list`]) or the id of a built-in name list.
+pub const HOLDOUT_CHOICES: &str = "auto, none or a built-in name list id";
+
 impl Scenario {
+    /// The held-out names `choice` ([`HOLDOUT_CHOICES`]) gives this scenario; None for
+    /// `none`, and for `auto` when the scenario's list has no built-in extension.
+    pub fn holdout_split(&self, choice: &str) -> Result<Option<NameSplit>> {
+        let list_id = match choice {
+            "none" => return Ok(None),
+            "auto" => match self.auto_holdout_list() {
+                Some(id) => id,
+                None => {
+                    log::info!("no held-out names for name list {:?}: using the scenario's own names", self.names);
+                    return Ok(None);
+                }
+            },
+            other => other,
+        };
+        let list = installed_names(list_id).ok_or_else(|| ScenarioError::Holdout {
+            scenario: self.id.clone(),
+            list: list_id.to_string(),
+            reason: format!("no built-in name list has that id (expected {HOLDOUT_CHOICES})"),
+        })??;
+        Ok(Some(self.held_out_names(&list)?))
+    }
+
     /// The list `auto` draws held-out names from for this scenario, if any.
     pub fn auto_holdout_list(&self) -> Option<&'static str> {
         AUTO_HOLDOUT.iter().find(|(own, _)| *own == self.names).map(|(_, other)| *other)
