@@ -104,6 +104,14 @@ pub enum GgufError {
         /// Why.
         reason: String,
     },
+    /// A q/k projection cannot be un-permuted from llama.cpp's row order.
+    #[error("GGUF tensor `{name}` is not supported: {source}")]
+    Unpermute {
+        /// The GGUF tensor name.
+        name: String,
+        /// Why its rows cannot be un-permuted.
+        source: tensors::UnpermuteError,
+    },
     /// A tensor's shape disagrees with the metadata.
     #[error("GGUF tensor `{name}`: expected shape {expected:?} from the metadata, found {found:?}")]
     ShapeMismatch {
