@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::arch::{classify_tensor, Architecture, Component};
 use crate::mask::{BitMask, TensorZeroing, ZeroPlan};
+use crate::plot::{draw_error, PlotError};
 
 /// How a mask's pruned entries spread over layers and components.
 #[derive(Debug, Clone, Serialize)]
@@ -115,16 +116,17 @@ fn heat_color(value: f64, max: f64) -> RGBColor {
     RGBColor(lerp(247.0, 165.0), lerp(251.0, 15.0), lerp(255.0, 21.0))
 }
 
-/// SVG of the pruned-fraction heatmap (layers x components) beside the per-layer share.
-pub fn heatmap_svg(dist: &Distribution, title: &str) -> Result<String, String> {
+/// SVG of the pruned-fraction heatmap (layers x components) beside the per-layer share;
+/// [`PlotError::Draw`] when plotters fails.
+pub fn heatmap_svg(dist: &Distribution, title: &str) -> Result<String, PlotError> {
     let layers = dist.fractions.len();
     let height = (120 + 14 * layers).max(320) as u32;
     let max = dist.fractions.iter().flatten().copied().fold(0.0, f64::max);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (760, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let root = root.titled(title, ("sans-serif", 18)).map_err(|e| e.to_string())?;
+        root.fill(&WHITE).map_err(draw_error)?;
+        let root = root.titled(title, ("sans-serif", 18)).map_err(draw_error)?;
         let (left, right) = root.split_horizontally(480);
         let mut chart = ChartBuilder::on(&left)
             .caption(format!("pruned fraction per matrix (max {:.3}%)", max * 100.0), ("sans-serif", 13))
@@ -132,7 +134,7 @@ pub fn heatmap_svg(dist: &Distribution, title: &str) -> Result<String, String> {
             .x_label_area_size(28)
             .y_label_area_size(40)
             .build_cartesian_2d(segments(7), segments(layers))
-            .map_err(|e| e.to_string())?;
+            .map_err(draw_error)?;
         chart
             .configure_mesh()
             .disable_mesh()
@@ -142,12 +144,12 @@ pub fn heatmap_svg(dist: &Distribution, title: &str) -> Result<String, String> {
             .y_labels(layers.min(16))
             .y_label_formatter(&|y| segment_label(y, |i| Some(i.to_string())))
             .draw()
-            .map_err(|e| e.to_string())?;
+            .map_err(draw_error)?;
         chart
             .draw_series(dist.fractions.iter().enumerate().flat_map(|(layer, row)| {
                 row.iter().enumerate().map(move |(c, &f)| Rectangle::new(cell(c, layer), heat_color(f, max).filled()))
             }))
-            .map_err(|e| e.to_string())?;
+            .map_err(draw_error)?;
         let share_max = dist.layer_share.iter().copied().fold(0.0, f64::max).max(1e-9);
         let mut bars = ChartBuilder::on(&right)
             .caption("share of pruned entries per layer", ("sans-serif", 13))
@@ -155,7 +157,7 @@ pub fn heatmap_svg(dist: &Distribution, title: &str) -> Result<String, String> {
             .x_label_area_size(28)
             .y_label_area_size(40)
             .build_cartesian_2d(0.0..share_max * 1.1, segments(layers))
-            .map_err(|e| e.to_string())?;
+            .map_err(draw_error)?;
         bars.configure_mesh()
             .disable_mesh()
             .x_labels(4)
@@ -163,34 +165,35 @@ pub fn heatmap_svg(dist: &Distribution, title: &str) -> Result<String, String> {
             .y_labels(layers.min(16))
             .y_label_formatter(&|y| segment_label(y, |i| Some(i.to_string())))
             .draw()
-            .map_err(|e| e.to_string())?;
+            .map_err(draw_error)?;
         bars.draw_series(dist.layer_share.iter().enumerate().map(|(layer, &s)| {
             Rectangle::new(
                 [(0.0, SegmentValue::Exact(layer)), (s, SegmentValue::Exact(layer + 1))],
                 RGBColor(70, 110, 170).filled(),
             )
         }))
-        .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
+        .map_err(draw_error)?;
+        root.present().map_err(draw_error)?;
     }
     Ok(svg)
 }
 
-/// SVG of an overlap matrix, each cell labelled with its value.
-pub fn overlap_svg(names: &[String], matrix: &[Vec<f64>]) -> Result<String, String> {
+/// SVG of an overlap matrix, each cell labelled with its value; [`PlotError::Draw`] when
+/// plotters fails.
+pub fn overlap_svg(names: &[String], matrix: &[Vec<f64>]) -> Result<String, PlotError> {
     let n = names.len();
     let size = (160 + 60 * n).max(300) as u32;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (size + 100, size)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        root.fill(&WHITE).map_err(draw_error)?;
         let mut chart = ChartBuilder::on(&root)
             .caption("overlap |A ∩ B| / |A| (row A, column B)", ("sans-serif", 15))
             .margin(10)
             .x_label_area_size(60)
             .y_label_area_size(140)
             .build_cartesian_2d(segments(n), segments(n))
-            .map_err(|e| e.to_string())?;
+            .map_err(draw_error)?;
         let label = |i: &SegmentValue<usize>| segment_label(i, |i| names.get(i).cloned());
         chart
             .configure_mesh()
@@ -200,12 +203,12 @@ pub fn overlap_svg(names: &[String], matrix: &[Vec<f64>]) -> Result<String, Stri
             .x_label_formatter(&label)
             .y_label_formatter(&label)
             .draw()
-            .map_err(|e| e.to_string())?;
+            .map_err(draw_error)?;
         chart
             .draw_series(matrix.iter().enumerate().flat_map(|(a, row)| {
                 row.iter().enumerate().map(move |(b, &v)| Rectangle::new(cell(b, a), heat_color(v, 1.0).filled()))
             }))
-            .map_err(|e| e.to_string())?;
+            .map_err(draw_error)?;
         chart
             .draw_series(matrix.iter().enumerate().flat_map(|(a, row)| {
                 row.iter().enumerate().map(move |(b, &v)| {
@@ -214,8 +217,8 @@ pub fn overlap_svg(names: &[String], matrix: &[Vec<f64>]) -> Result<String, Stri
                     Text::new(format!("{v:.2}"), (SegmentValue::CenterOf(b), SegmentValue::CenterOf(a)), centred)
                 })
             }))
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
+            .map_err(draw_error)?;
+        root.present().map_err(draw_error)?;
     }
     Ok(svg)
 }

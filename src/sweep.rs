@@ -13,6 +13,7 @@ use crate::eval::{run_eval, CheckpointIdentity, EvalError, EvalSpec};
 use crate::mask::{build_regime_mask, load_masked, save_mask, DifferenceParams, MaskedLoadError, Regime, RegimeError};
 use crate::metrics::AnswerRecord;
 use crate::model::LoadOptions;
+use crate::plot::{draw_error, PlotError};
 use crate::progress::Progress;
 use crate::score::ScoreSet;
 
@@ -141,8 +142,9 @@ pub fn sweep_table(points: &[SweepPoint]) -> String {
     text
 }
 
-/// SVG of mean |SMD| and inlier ratio over the (p, q) grid, one annotated cell per point.
-pub fn sweep_svg(points: &[SweepPoint], p_grid: &[f64], q_grid: &[f64]) -> Result<String, String> {
+/// SVG of mean |SMD| and inlier ratio over the (p, q) grid, one annotated cell per point;
+/// [`PlotError::Draw`] when plotters fails.
+pub fn sweep_svg(points: &[SweepPoint], p_grid: &[f64], q_grid: &[f64]) -> Result<String, PlotError> {
     sweep_marked_svg(points, p_grid, q_grid, None)
 }
 
@@ -152,12 +154,12 @@ pub fn sweep_marked_svg(
     p_grid: &[f64],
     q_grid: &[f64],
     chosen: Option<(f64, f64)>,
-) -> Result<String, String> {
+) -> Result<String, PlotError> {
     let mut svg = String::new();
     let (w, h) = (420 + 90 * p_grid.len() as u32, 160 + 60 * q_grid.len() as u32);
     {
         let root = SVGBackend::with_string(&mut svg, (w * 2, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        root.fill(&WHITE).map_err(draw_error)?;
         let (left, right) = root.split_horizontally(w);
         let max_smd = points.iter().filter_map(|p| p.mean_abs_smd).fold(0.0, f64::max).max(1e-9);
         let grid = Grid { points, p_grid, q_grid, chosen };
@@ -167,7 +169,7 @@ pub fn sweep_marked_svg(
         draw_grid(&right, "inlier ratio (higher is less damage)", &grid, |pt| {
             Some((1.0 - pt.inlier_ratio, format!("{:.1}%", pt.inlier_ratio * 100.0)))
         })?;
-        root.present().map_err(|e| e.to_string())?;
+        root.present().map_err(draw_error)?;
     }
     Ok(svg)
 }
@@ -187,7 +189,7 @@ fn draw_grid<DB: DrawingBackend>(
     title: &str,
     grid: &Grid,
     cell: impl Fn(&SweepPoint) -> Cell,
-) -> Result<(), String> {
+) -> Result<(), PlotError> {
     let Grid { points, p_grid, q_grid, chosen } = *grid;
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 15))
@@ -195,7 +197,7 @@ fn draw_grid<DB: DrawingBackend>(
         .x_label_area_size(40)
         .y_label_area_size(50)
         .build_cartesian_2d(0f64..p_grid.len() as f64, 0f64..q_grid.len() as f64)
-        .map_err(|e| e.to_string())?;
+        .map_err(draw_error)?;
     chart
         .configure_mesh()
         .disable_mesh()
@@ -206,24 +208,24 @@ fn draw_grid<DB: DrawingBackend>(
         .x_label_formatter(&|x| label_at(*x, p_grid))
         .y_label_formatter(&|y| label_at(*y, q_grid))
         .draw()
-        .map_err(|e| e.to_string())?;
+        .map_err(draw_error)?;
     for pt in points {
         let (Some(i), Some(j)) = (position(p_grid, pt.p), position(q_grid, pt.q)) else { continue };
         let (shade, text) = cell(pt).unwrap_or((0.0, "n/a".into()));
         let t = shade.clamp(0.0, 1.0);
         let color = RGBColor((247.0 - 82.0 * t) as u8, (251.0 - 236.0 * t) as u8, (255.0 - 234.0 * t) as u8);
         let (x, y) = (i as f64, j as f64);
-        chart.draw_series([Rectangle::new([(x, y), (x + 1.0, y + 1.0)], color.filled())]).map_err(|e| e.to_string())?;
+        chart.draw_series([Rectangle::new([(x, y), (x + 1.0, y + 1.0)], color.filled())]).map_err(draw_error)?;
         let style = TextStyle::from(("sans-serif", 14))
             .pos(text_anchor::Pos::new(text_anchor::HPos::Center, text_anchor::VPos::Center));
-        chart.draw_series([Text::new(text, (x + 0.5, y + 0.5), style)]).map_err(|e| e.to_string())?;
+        chart.draw_series([Text::new(text, (x + 0.5, y + 0.5), style)]).map_err(draw_error)?;
     }
     if let Some((Some(i), Some(j))) = chosen.map(|(p, q)| (position(p_grid, p), position(q_grid, q))) {
         let (x, y) = (i as f64, j as f64);
         let (x0, y0, x1, y1) = (x + 0.03, y + 0.03, x + 0.97, y + 0.97);
         let corners = vec![(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)];
         let frame = PathElement::new(corners, BLACK.stroke_width(3));
-        chart.draw_series([frame]).map_err(|e| e.to_string())?;
+        chart.draw_series([frame]).map_err(draw_error)?;
     }
     Ok(())
 }

@@ -10,8 +10,8 @@ use biasprune::fixture::FixtureSpec;
 use biasprune::hub::HubModel;
 use biasprune::manifest::{
     from_bytes, model_card, pruned_section, to_bytes, BaseIdentity, DataSplits, DeltaEvidence, EvaluationEvidence,
-    Evidence, FileRef, Manifest, Outcome, SplitEvidence, Tool, UseCase, UtilityEvidence, VariationEvidence, Verdict,
-    FORMAT_VERSION,
+    Evidence, FileRef, Manifest, ManifestError, Outcome, SplitEvidence, Tool, UseCase, UtilityEvidence,
+    VariationEvidence, Verdict, FORMAT_VERSION,
 };
 use biasprune::mask::{resolve, BitMask, PruneMask};
 use common::fixture;
@@ -178,7 +178,9 @@ fn schema_rejects_what_the_manifest_must_not_say() {
     let mut version = serde_json::to_vec(&manifest(false)).unwrap();
     let text = String::from_utf8(version.clone()).unwrap().replacen("\"format_version\":2", "\"format_version\":3", 1);
     version = text.into_bytes();
-    assert!(from_bytes(&version).unwrap_err().contains("format_version 3"));
+    let err = from_bytes(&version).unwrap_err();
+    assert!(matches!(err, ManifestError::UnsupportedVersion { found: 3, .. }), "{err}");
+    assert!(err.to_string().contains("format_version 3"), "{err}");
     let mut bad_outcome = serde_json::to_value(manifest(true)).unwrap();
     bad_outcome["evidence"]["outcome"] = serde_json::json!("improved");
     assert!(!schema_errors(&bad_outcome).is_empty(), "only reduced, not-reduced and harmed are outcomes");

@@ -68,14 +68,20 @@ impl fmt::Display for Component {
     }
 }
 
+/// A component name that is none of `q`, `k`, `v`, `o`, `gate`, `up`, `down`
+/// (`Component`'s `FromStr`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown component {found:?}: expected one of q, k, v, o, gate, up, down")]
+pub struct UnknownComponent {
+    /// The name given.
+    pub found: String,
+}
+
 impl FromStr for Component {
-    type Err = String;
+    type Err = UnknownComponent;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Component::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| format!("unknown component {s:?}: expected one of q, k, v, o, gate, up, down"))
+        Component::ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| UnknownComponent { found: s.to_string() })
     }
 }
 
@@ -106,5 +112,13 @@ mod tests {
         }
         assert_eq!(classify_tensor("model.layers.3.input_layernorm.weight"), None);
         assert_eq!(classify_tensor("model.embed_tokens.weight"), None);
+    }
+
+    #[test]
+    fn component_names_parse_and_unknown_ones_are_named() {
+        assert_eq!("gate".parse::<Component>(), Ok(Component::Gate));
+        let err = "Q".parse::<Component>().unwrap_err();
+        assert_eq!(err, UnknownComponent { found: "Q".to_string() });
+        assert_eq!(err.to_string(), "unknown component \"Q\": expected one of q, k, v, o, gate, up, down");
     }
 }

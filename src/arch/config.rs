@@ -1,8 +1,10 @@
 //! config.json of a Llama-family checkpoint: the one serde mirror of its keys (optional
-//! keys take the Hugging Face `LlamaConfig` defaults), its resolution into an
-//! `Architecture`, and every check of its values.
+//! keys take the Hugging Face `LlamaConfig` defaults), read from every checkpoint and
+//! written by the GGUF import, its resolution into an `Architecture`, and every check of
+//! its values.
 
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::{ArchError, Architecture, SUPPORTED_ARCHITECTURES};
 
@@ -22,12 +24,19 @@ pub struct RopeScaling {
     pub original_max_position_embeddings: Option<usize>,
 }
 
-/// config.json of a Llama-family model, as written by Hugging Face.
+/// config.json of a Llama-family model, as Hugging Face writes it. Serialized, it is the
+/// config.json the GGUF import writes: keys in field order (so the bytes are
+/// deterministic), `bos_token_id` and `eos_token_id` always present (`null` when unknown),
+/// other absent options left out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LlamaConfig {
     /// Model classes, e.g. `["LlamaForCausalLM"]`.
     #[serde(default)]
     pub architectures: Vec<String>,
+    /// The Hugging Face model type, e.g. `"llama"`. Written, never read (biasprune does not
+    /// use it, so any value stays readable).
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub model_type: Option<String>,
     /// Residual stream width.
     pub hidden_size: usize,
     /// MLP width.
@@ -42,38 +51,69 @@ pub struct LlamaConfig {
     /// Per-head width; defaults to hidden_size / num_attention_heads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_dim: Option<usize>,
-    /// Vocabulary size.
-    pub vocab_size: usize,
+    /// Activation of the MLP (default `silu`); the forward supports only `silu`.
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
     /// RMS norm epsilon (Hugging Face default 1e-6).
     #[serde(default = "default_rms_eps")]
     pub rms_norm_eps: f64,
     /// Rope base frequency (default 10000).
     #[serde(default = "default_rope_theta")]
     pub rope_theta: f64,
-    /// Rope scaling, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rope_scaling: Option<RopeScaling>,
     /// Longest supported context (Hugging Face default 2048).
     #[serde(default = "default_max_positions")]
     pub max_position_embeddings: usize,
+    /// Vocabulary size.
+    pub vocab_size: usize,
     /// Whether lm_head shares the embedding matrix.
     #[serde(default)]
     pub tie_word_embeddings: bool,
-    /// Activation of the MLP (default `silu`); the forward supports only `silu`.
-    #[serde(default = "default_act")]
-    pub hidden_act: String,
+    /// Beginning-of-sequence token id.
+    #[serde(default)]
+    pub bos_token_id: Option<TokenIds>,
+    /// End-of-sequence token id(s).
+    #[serde(default)]
+    pub eos_token_id: Option<TokenIds>,
+    /// Padding token id. Written, never read (biasprune does not use it, so any value stays
+    /// readable).
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub pad_token_id: Option<TokenIds>,
     /// Whether q/k/v/o carry biases; the forward supports only `false`.
     #[serde(default)]
     pub attention_bias: bool,
     /// Whether the MLP projections carry biases; the forward supports only `false`.
     #[serde(default)]
     pub mlp_bias: bool,
-    /// Beginning-of-sequence token id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bos_token_id: Option<TokenIds>,
-    /// End-of-sequence token id(s).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eos_token_id: Option<TokenIds>,
+    /// Storage dtype of the weights, e.g. `"float32"`. Written, never read (biasprune reads
+    /// each tensor's dtype from its file).
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub torch_dtype: Option<String>,
+    /// Rope scaling, if any; written with the keys that have a value, in sorted order.
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "write_rope_scaling")]
+    pub rope_scaling: Option<RopeScaling>,
+}
+
+/// config.json's `rope_scaling` as biasprune writes it: the keys that have a value, sorted.
+/// (`Architecture`'s JSON keeps `RopeScaling`'s own field order and nulls.)
+fn write_rope_scaling<S: Serializer>(value: &Option<RopeScaling>, serializer: S) -> Result<S::Ok, S::Error> {
+    let Some(scaling) = value else {
+        return serializer.serialize_none();
+    };
+    let mut map = serializer.serialize_map(None)?;
+    if let Some(factor) = scaling.factor {
+        map.serialize_entry("factor", &factor)?;
+    }
+    if let Some(factor) = scaling.high_freq_factor {
+        map.serialize_entry("high_freq_factor", &factor)?;
+    }
+    if let Some(factor) = scaling.low_freq_factor {
+        map.serialize_entry("low_freq_factor", &factor)?;
+    }
+    if let Some(positions) = scaling.original_max_position_embeddings {
+        map.serialize_entry("original_max_position_embeddings", &positions)?;
+    }
+    map.serialize_entry("rope_type", &scaling.rope_type)?;
+    map.end()
 }
 
 /// A token id field that config.json writes as a number or a list of numbers.
@@ -246,6 +286,54 @@ mod tests {
         assert_eq!((arch.rms_norm_eps, arch.rope_theta, arch.max_position_embeddings), (1e-6, 10_000.0, 2048));
         assert_eq!(arch.hidden_act, "silu");
         arch.check_forward_support().unwrap();
+    }
+
+    /// The GGUF import writes config.json through this type: the bytes of the reference
+    /// model's config.json (and so every golden digest) depend on this order and these nulls.
+    #[test]
+    fn written_config_keeps_the_import_key_order_nulls_and_sorted_rope_scaling() {
+        let config = LlamaConfig {
+            architectures: vec!["LlamaForCausalLM".into()],
+            model_type: Some("llama".into()),
+            hidden_size: 32,
+            intermediate_size: 64,
+            num_hidden_layers: 1,
+            num_attention_heads: 2,
+            num_key_value_heads: Some(1),
+            head_dim: Some(16),
+            hidden_act: "silu".into(),
+            rms_norm_eps: 1e-5,
+            rope_theta: 500000.0,
+            max_position_embeddings: 2048,
+            vocab_size: 270,
+            tie_word_embeddings: true,
+            bos_token_id: None,
+            eos_token_id: Some(TokenIds::One(266)),
+            pad_token_id: Some(TokenIds::One(3)),
+            attention_bias: false,
+            mlp_bias: false,
+            torch_dtype: Some("float32".into()),
+            rope_scaling: Some(RopeScaling {
+                rope_type: "yarn".into(),
+                factor: Some(2.5),
+                low_freq_factor: None,
+                high_freq_factor: None,
+                original_max_position_embeddings: Some(4096),
+            }),
+        };
+        let text = serde_json::to_string(&config).unwrap();
+        let expected = concat!(
+            r#"{"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":32,"#,
+            r#""intermediate_size":64,"num_hidden_layers":1,"num_attention_heads":2,"num_key_value_heads":1,"#,
+            r#""head_dim":16,"hidden_act":"silu","rms_norm_eps":0.00001,"rope_theta":500000.0,"#,
+            r#""max_position_embeddings":2048,"vocab_size":270,"tie_word_embeddings":true,"bos_token_id":null,"#,
+            r#""eos_token_id":266,"pad_token_id":3,"attention_bias":false,"mlp_bias":false,"torch_dtype":"float32","#,
+            r#""rope_scaling":{"factor":2.5,"original_max_position_embeddings":4096,"rope_type":"yarn"}}"#
+        );
+        assert_eq!(text, expected);
+        let read: LlamaConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!((read.model_type, read.pad_token_id, read.torch_dtype), (None, None, None), "written, never read");
+        assert_eq!(read.rope_scaling, config.rope_scaling);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::checkpoint::Checkpoint;
 
-pub use component::{classify_tensor, linear_weight_name, Component};
+pub use component::{classify_tensor, linear_weight_name, Component, UnknownComponent};
 pub use config::{LlamaConfig, RopeScaling, TokenIds};
 
 /// The config.json `architectures` entries biasprune understands.

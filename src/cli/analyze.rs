@@ -49,10 +49,10 @@ pub fn run(mut args: Args) -> anyhow::Result<Outcome> {
     if let Some(dir) = &args.svg_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
         for (i, (dist, name)) in dists.iter().zip(&names).enumerate() {
-            let svg = heatmap_svg(dist, &format!("pruned weights: {name}")).map_err(anyhow::Error::msg)?;
+            let svg = heatmap_svg(dist, &format!("pruned weights: {name}"))?;
             crate::fsutil::write_atomically(&dir.join(format!("heatmap-{}.svg", i + 1)), svg.as_bytes())?;
         }
-        let svg = overlap_svg(&names, &overlap).map_err(anyhow::Error::msg)?;
+        let svg = overlap_svg(&names, &overlap)?;
         crate::fsutil::write_atomically(&dir.join("overlap.svg"), svg.as_bytes())?;
     }
     if args.json {

@@ -79,7 +79,7 @@ pub fn run(mut args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
         baseline: baseline.as_ref().map(|(r, d)| (r.as_slice(), d.clone())),
     };
     let points = run_sweep(&inputs, &args.p_grid, &args.q_grid, &args.out, bars)?;
-    let svg = sweep_svg(&points, &args.p_grid, &args.q_grid).map_err(anyhow::Error::msg)?;
+    let svg = sweep_svg(&points, &args.p_grid, &args.q_grid)?;
     crate::fsutil::write_atomically(&args.out.join("sweep.svg"), svg.as_bytes())?;
     let mut json = serde_json::to_vec_pretty(&points)?;
     json.push(b'\n');

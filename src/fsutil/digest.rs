@@ -31,13 +31,20 @@ pub fn ignore_paths() -> Vec<String> {
     IGNORE_PATHS.iter().map(|p| p.to_string()).collect()
 }
 
-/// The sha256 of one file and the number of bytes it covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The sha256 of one file and the number of bytes it covers; serialized (in reports of
+/// written files) as `{"sha256": lowercase hex, "size": bytes}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct FileDigest {
+    /// Raw sha256 of the file's bytes.
+    #[serde(serialize_with = "serialize_hex")]
+    pub sha256: [u8; 32],
     /// File size in bytes (checked against the directory before a precomputed digest is used).
     pub size: u64,
-    /// Raw sha256 of the file's bytes.
-    pub sha256: [u8; 32],
+}
+
+/// A sha256 as the lowercase hex string reports show.
+fn serialize_hex<S: serde::Serializer>(sha256: &[u8; 32], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&hex::encode(sha256))
 }
 
 /// A regular file found in a directory.
@@ -256,6 +263,16 @@ mod tests {
 
     fn digest_directory(dir: &Path) -> Result<BTreeMap<String, FileDigest>, DigestError> {
         hash_files(dir, &list_files(dir, &ignore_paths())?, Links::Refuse, &NoProgress)
+    }
+
+    /// Apply, release and plant reports print every written file's digest in this form.
+    #[test]
+    fn file_digest_serializes_as_hex_sha256_then_size() {
+        let digest = FileDigest { sha256: Sha256::digest(b"abc").into(), size: 3 };
+        assert_eq!(
+            serde_json::to_string(&digest).unwrap(),
+            r#"{"sha256":"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad","size":3}"#
+        );
     }
 
     #[test]

@@ -1,11 +1,11 @@
-//! The Hugging Face `config.json` and `generation_config.json` of an imported GGUF Llama.
+//! The Hugging Face `config.json` (as `arch`'s `LlamaConfig`, its one mirror) and
+//! `generation_config.json` of an imported GGUF Llama, built from the GGUF metadata.
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use super::metadata::Metadata;
 use super::GgufError;
+use crate::arch::{LlamaConfig, RopeScaling, TokenIds};
 
 /// Architectures (`general.architecture`) whose tensors follow the Llama layout.
 pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama"];
@@ -29,56 +29,6 @@ impl OutputDtype {
     }
 }
 
-/// The config.json written for a `LlamaForCausalLM` (fields in a fixed order, so the bytes are
-/// deterministic); `crate::arch` reads it back.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ConfigJson {
-    /// Always `["LlamaForCausalLM"]`.
-    pub architectures: Vec<String>,
-    /// Always `"llama"`.
-    pub model_type: String,
-    /// Width of the residual stream (`{arch}.embedding_length`).
-    pub hidden_size: usize,
-    /// Width of the MLP (`{arch}.feed_forward_length`).
-    pub intermediate_size: usize,
-    /// Number of decoder layers (`{arch}.block_count`).
-    pub num_hidden_layers: usize,
-    /// Query heads (`{arch}.attention.head_count`).
-    pub num_attention_heads: usize,
-    /// Key/value heads (`{arch}.attention.head_count_kv`, default: query heads).
-    pub num_key_value_heads: usize,
-    /// Per-head width (`{arch}.attention.key_length`, default hidden / heads).
-    pub head_dim: usize,
-    /// Always `"silu"` for Llama.
-    pub hidden_act: String,
-    /// RMS norm epsilon (`{arch}.attention.layer_norm_rms_epsilon`).
-    pub rms_norm_eps: f64,
-    /// Rotary base (`{arch}.rope.freq_base`, default 10000).
-    pub rope_theta: f64,
-    /// Context length (`{arch}.context_length`).
-    pub max_position_embeddings: usize,
-    /// Rows of the embedding matrix.
-    pub vocab_size: usize,
-    /// True when the GGUF has no `output.weight` (lm_head shares the embedding).
-    pub tie_word_embeddings: bool,
-    /// `tokenizer.ggml.bos_token_id`.
-    pub bos_token_id: Option<u32>,
-    /// `tokenizer.ggml.eos_token_id`.
-    pub eos_token_id: Option<u32>,
-    /// `tokenizer.ggml.padding_token_id`, when present.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pad_token_id: Option<u32>,
-    /// False: Llama projections have no bias.
-    pub attention_bias: bool,
-    /// False: Llama MLPs have no bias.
-    pub mlp_bias: bool,
-    /// Storage dtype of model.safetensors.
-    pub torch_dtype: String,
-    /// Rope scaling from `{arch}.rope.scaling.*`, when the file has any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rope_scaling: Option<BTreeMap<String, serde_json::Value>>,
-}
-
 /// Facts about the tensors that config.json needs and metadata may lack.
 pub struct TensorFacts {
     /// Rows of token_embd.weight.
@@ -97,13 +47,15 @@ pub fn architecture(meta: &Metadata) -> Result<String, GgufError> {
     }
 }
 
-/// Builds config.json's content from the metadata of architecture `arch`.
+/// Builds config.json's content from the metadata of architecture `arch`: every key is
+/// given (`num_key_value_heads` and `head_dim` resolved), `model_type` and `torch_dtype`
+/// included.
 pub fn llama_config(
     meta: &Metadata,
     arch: &str,
     facts: &TensorFacts,
     dtype: OutputDtype,
-) -> Result<ConfigJson, GgufError> {
+) -> Result<LlamaConfig, GgufError> {
     let key = |suffix: &str| format!("{arch}.{suffix}");
     let hidden_size = meta.dim(&key("embedding_length"))?;
     let num_attention_heads = meta.dim(&key("attention.head_count"))?;
@@ -121,42 +73,42 @@ pub fn llama_config(
         });
     }
     check_vocab_size(meta, &key("vocab_size"), facts.embedding_rows)?;
-    Ok(ConfigJson {
+    Ok(LlamaConfig {
         architectures: vec!["LlamaForCausalLM".to_string()],
-        model_type: "llama".to_string(),
+        model_type: Some("llama".to_string()),
         hidden_size,
         intermediate_size: meta.dim(&key("feed_forward_length"))?,
         num_hidden_layers: meta.dim(&key("block_count"))?,
         num_attention_heads,
-        num_key_value_heads,
-        head_dim,
+        num_key_value_heads: Some(num_key_value_heads),
+        head_dim: Some(head_dim),
         hidden_act: "silu".to_string(),
         rms_norm_eps: meta.float(&key("attention.layer_norm_rms_epsilon"))?,
         rope_theta: meta.opt_float(&key("rope.freq_base"))?.unwrap_or(10_000.0),
         max_position_embeddings: meta.dim(&key("context_length"))?,
         vocab_size: facts.embedding_rows,
         tie_word_embeddings: !facts.has_output,
-        bos_token_id: meta.opt_token_id("tokenizer.ggml.bos_token_id")?,
-        eos_token_id: meta.opt_token_id("tokenizer.ggml.eos_token_id")?,
-        pad_token_id: meta.opt_token_id("tokenizer.ggml.padding_token_id")?,
+        bos_token_id: meta.opt_token_id("tokenizer.ggml.bos_token_id")?.map(TokenIds::One),
+        eos_token_id: meta.opt_token_id("tokenizer.ggml.eos_token_id")?.map(TokenIds::One),
+        pad_token_id: meta.opt_token_id("tokenizer.ggml.padding_token_id")?.map(TokenIds::One),
         attention_bias: false,
         mlp_bias: false,
-        torch_dtype: dtype.torch_name().to_string(),
+        torch_dtype: Some(dtype.torch_name().to_string()),
         rope_scaling: rope_scaling(meta, arch)?,
     })
 }
 
 /// generation_config.json: the token ids generation starts and stops with.
-pub fn generation_config(config: &ConfigJson) -> BTreeMap<String, serde_json::Value> {
+pub fn generation_config(config: &LlamaConfig) -> BTreeMap<String, serde_json::Value> {
     let mut out = BTreeMap::new();
     out.insert("_from_model_config".to_string(), serde_json::Value::Bool(true));
-    for (name, id) in [
-        ("bos_token_id", config.bos_token_id),
-        ("eos_token_id", config.eos_token_id),
-        ("pad_token_id", config.pad_token_id),
+    for (name, ids) in [
+        ("bos_token_id", &config.bos_token_id),
+        ("eos_token_id", &config.eos_token_id),
+        ("pad_token_id", &config.pad_token_id),
     ] {
-        if let Some(id) = id {
-            out.insert(name.to_string(), serde_json::Value::from(id));
+        if let Some(ids) = ids {
+            out.insert(name.to_string(), serde_json::json!(ids));
         }
     }
     out
@@ -183,7 +135,7 @@ fn check_vocab_size(meta: &Metadata, key: &str, embedding_rows: usize) -> Result
     }
 }
 
-fn rope_scaling(meta: &Metadata, arch: &str) -> Result<Option<BTreeMap<String, serde_json::Value>>, GgufError> {
+fn rope_scaling(meta: &Metadata, arch: &str) -> Result<Option<RopeScaling>, GgufError> {
     let type_key = format!("{arch}.rope.scaling.type");
     let kind = match meta.opt_string(&type_key)? {
         None | Some("none") => return Ok(None),
@@ -196,12 +148,21 @@ fn rope_scaling(meta: &Metadata, arch: &str) -> Result<Option<BTreeMap<String, s
         }
     };
     let factor = meta.float(&format!("{arch}.rope.scaling.factor"))?;
-    let mut out = BTreeMap::new();
-    out.insert("rope_type".to_string(), serde_json::Value::from(kind));
-    out.insert("factor".to_string(), serde_json::Value::from(factor));
-    if kind == "yarn" {
-        let original = meta.uint(&format!("{arch}.rope.scaling.original_context_length"))?;
-        out.insert("original_max_position_embeddings".to_string(), serde_json::Value::from(original));
-    }
-    Ok(Some(out))
+    let original_max_position_embeddings = if kind == "yarn" {
+        let key = format!("{arch}.rope.scaling.original_context_length");
+        let original = meta.uint(&key)?;
+        Some(usize::try_from(original).map_err(|_| GgufError::InvalidMetadata {
+            key,
+            reason: format!("{original} positions do not fit in this platform's usize"),
+        })?)
+    } else {
+        None
+    };
+    Ok(Some(RopeScaling {
+        rope_type: kind.to_string(),
+        factor: Some(factor),
+        low_freq_factor: None,
+        high_freq_factor: None,
+        original_max_position_embeddings,
+    }))
 }

@@ -17,8 +17,9 @@ use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 use serde::Serialize;
 
+use crate::arch::LlamaConfig;
 use crate::progress::{Progress, Unit};
-pub use config::{ConfigJson, OutputDtype};
+pub use config::OutputDtype;
 use metadata::Metadata;
 use output::StagingDir;
 use tensors::TensorPlan;
@@ -104,6 +105,14 @@ pub enum GgufError {
         /// Why.
         reason: String,
     },
+    /// A q/k projection cannot be un-permuted from llama.cpp's row order.
+    #[error("GGUF tensor `{name}` is not supported: {source}")]
+    Unpermute {
+        /// The GGUF tensor name.
+        name: String,
+        /// Why its rows cannot be un-permuted.
+        source: tensors::UnpermuteError,
+    },
     /// A tensor's shape disagrees with the metadata.
     #[error("GGUF tensor `{name}`: expected shape {expected:?} from the metadata, found {found:?}")]
     ShapeMismatch {
@@ -185,7 +194,8 @@ pub fn import_gguf(
     };
     let llama = config::llama_config(&meta, &arch, &facts, dtype)?;
     check_vocab_matches_embedding(vocab.tokens.len(), facts.embedding_rows)?;
-    let plans = tensors::plan(&content, llama.num_hidden_layers, llama.num_attention_heads, llama.num_key_value_heads)?;
+    let kv_heads = llama.num_key_value_heads.unwrap_or(llama.num_attention_heads);
+    let plans = tensors::plan(&content, llama.num_hidden_layers, llama.num_attention_heads, kv_heads)?;
     check_shapes(&content, &plans, &llama)?;
 
     let staging = StagingDir::create(out)?;
@@ -226,7 +236,7 @@ fn check_vocab_matches_embedding(tokens: usize, rows: usize) -> Result<(), GgufE
     }
 }
 
-fn check_shapes(content: &Content, plans: &[TensorPlan], llama: &ConfigJson) -> Result<(), GgufError> {
+fn check_shapes(content: &Content, plans: &[TensorPlan], llama: &LlamaConfig) -> Result<(), GgufError> {
     let value = serde_json::to_value(llama)
         .map_err(|e| GgufError::InvalidMetadata { key: "config.json".to_string(), reason: e.to_string() })?;
     let arch = crate::arch::Architecture::from_config(&value)?;

@@ -193,19 +193,38 @@ pub fn load_dense<R: std::io::Read + std::io::Seek>(
     let values = match plan.unpermute_heads {
         None => values,
         Some(heads) => unpermute_rows(&values, &shape, heads)
-            .map_err(|reason| GgufError::UnsupportedTensor { name: plan.gguf_name.clone(), reason })?,
+            .map_err(|source| GgufError::Unpermute { name: plan.gguf_name.clone(), source })?,
     };
     Ok(DenseTensor { shape, values })
 }
 
+/// Why a q/k projection cannot be un-permuted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnpermuteError {
+    /// The tensor is not a matrix.
+    #[error("expected a 2-d projection to un-permute, found shape {shape:?}")]
+    NotMatrix {
+        /// The shape found.
+        shape: Vec<usize>,
+    },
+    /// The rows do not split into `heads` heads of even width.
+    #[error("{rows} rows cannot be split into {heads} heads of even width")]
+    HeadSplit {
+        /// Rows of the projection.
+        rows: usize,
+        /// Heads the metadata states.
+        heads: usize,
+    },
+}
+
 /// Inverts llama.cpp's q/k permutation: rows viewed as (heads, head_dim/2, 2) have their
 /// last two axes swapped back to Hugging Face's (heads, 2, head_dim/2).
-pub fn unpermute_rows(values: &[f32], shape: &[usize], heads: usize) -> Result<Vec<f32>, String> {
+pub fn unpermute_rows(values: &[f32], shape: &[usize], heads: usize) -> Result<Vec<f32>, UnpermuteError> {
     let [rows, cols] = *shape else {
-        return Err(format!("expected a 2-d projection to un-permute, found shape {shape:?}"));
+        return Err(UnpermuteError::NotMatrix { shape: shape.to_vec() });
     };
     if heads == 0 || rows % heads != 0 || (rows / heads) % 2 != 0 {
-        return Err(format!("{rows} rows cannot be split into {heads} heads of even width"));
+        return Err(UnpermuteError::HeadSplit { rows, heads });
     }
     let half = rows / heads / 2;
     let mut out = vec![0.0f32; values.len()];
@@ -263,7 +282,11 @@ mod tests {
 
     #[test]
     fn unpermute_rejects_odd_head_width() {
-        assert!(unpermute_rows(&[0.0; 6], &[6, 1], 2).unwrap_err().contains("6 rows"));
+        let err = unpermute_rows(&[0.0; 6], &[6, 1], 2).unwrap_err();
+        assert_eq!(err, UnpermuteError::HeadSplit { rows: 6, heads: 2 });
+        assert_eq!(err.to_string(), "6 rows cannot be split into 2 heads of even width");
+        let err = unpermute_rows(&[0.0; 6], &[6], 2).unwrap_err();
+        assert_eq!(err, UnpermuteError::NotMatrix { shape: vec![6] });
     }
 
     #[test]

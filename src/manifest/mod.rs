@@ -4,6 +4,7 @@
 //! an explicit input, does.
 
 mod card;
+mod error;
 mod front_matter;
 mod layout;
 mod verdict;
@@ -18,6 +19,7 @@ use crate::mask::{HeadMode, PruneMask, ZeroPlan};
 use crate::metrics::Summary;
 
 pub use card::model_card;
+pub use error::ManifestError;
 pub use front_matter::{card_license, license_id};
 pub use layout::{
     BASELINE_EVIDENCE, BASE_CARD_FILE, CALIBRATION_EVIDENCE, CARD_FILE, EVIDENCE_DIR, MANIFEST_FILE, PRUNED_EVIDENCE,
@@ -374,13 +376,10 @@ pub fn to_bytes(manifest: &Manifest) -> Vec<u8> {
 }
 
 /// Parses a manifest, refusing unknown fields and format versions this build cannot read.
-pub fn from_bytes(bytes: &[u8]) -> Result<Manifest, String> {
-    let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+pub fn from_bytes(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+    let manifest: Manifest = serde_json::from_slice(bytes).map_err(ManifestError::Json)?;
     if !READABLE_VERSIONS.contains(&manifest.format_version) {
-        return Err(format!(
-            "format_version {} is not supported (this build reads {:?})",
-            manifest.format_version, READABLE_VERSIONS
-        ));
+        return Err(ManifestError::UnsupportedVersion { found: manifest.format_version, readable: &READABLE_VERSIONS });
     }
     Ok(manifest)
 }

@@ -10,6 +10,39 @@ use std::sync::Arc;
 
 use memmap2::Mmap;
 
+/// Bytes that are not a packed bitmask of the stated shape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BitMaskError {
+    /// The slice given to `BitMask::from_mapped` does not lie inside the map.
+    #[error("{len} bytes that do not lie inside the {map_len}-byte map")]
+    OutsideMap {
+        /// Length of the slice.
+        len: usize,
+        /// Length of the map.
+        map_len: usize,
+    },
+    /// The byte count is not rows x ceil(cols / 8).
+    #[error("expected {expected} bytes for a {rows}x{cols} bitmask, found {found}")]
+    Length {
+        /// Rows of the mask.
+        rows: usize,
+        /// Columns of the mask.
+        cols: usize,
+        /// Bytes a `rows` x `cols` mask takes.
+        expected: usize,
+        /// Bytes given.
+        found: usize,
+    },
+    /// A bit past the last column of a row is set.
+    #[error("padding bits past column {cols} are set in row {row}")]
+    Padding {
+        /// Columns of the mask.
+        cols: usize,
+        /// The first row with a padding bit set.
+        row: usize,
+    },
+}
+
 /// Set bits mark entries to zero; bit `c % 8` (least significant first) of byte `c / 8` of a
 /// row's bytes stands for column `c`. Each row starts on a byte boundary.
 #[derive(Debug, Clone)]
@@ -42,32 +75,32 @@ impl BitMask {
     }
 
     /// Wraps packed bytes; fails when the length or the padding bits are wrong.
-    pub fn from_bytes(rows: usize, cols: usize, bytes: Vec<u8>) -> Result<Self, String> {
+    pub fn from_bytes(rows: usize, cols: usize, bytes: Vec<u8>) -> Result<Self, BitMaskError> {
         BitMask { rows, cols, bytes: Bits::Owned(bytes) }.validated()
     }
 
     /// Wraps `bytes`, a slice of the read-only `map` (a tensor's data in a mapped safetensors
     /// file), without copying them; fails when the slice is not inside the map or when the
     /// length or the padding bits are wrong.
-    pub fn from_mapped(rows: usize, cols: usize, map: &Arc<Mmap>, bytes: &[u8]) -> Result<Self, String> {
+    pub fn from_mapped(rows: usize, cols: usize, map: &Arc<Mmap>, bytes: &[u8]) -> Result<Self, BitMaskError> {
         let start = (bytes.as_ptr() as usize).wrapping_sub(map.as_ptr() as usize);
         if start > map.len() || bytes.len() > map.len() - start {
-            return Err(format!("{} bytes that do not lie inside the {}-byte map", bytes.len(), map.len()));
+            return Err(BitMaskError::OutsideMap { len: bytes.len(), map_len: map.len() });
         }
         BitMask { rows, cols, bytes: Bits::Mapped(map.clone(), start..start + bytes.len()) }.validated()
     }
 
-    fn validated(self) -> Result<Self, String> {
+    fn validated(self) -> Result<Self, BitMaskError> {
         let (rows, cols) = (self.rows, self.cols);
         let row_bytes = cols.div_ceil(8);
         let len = self.as_bytes().len();
         if len != rows * row_bytes {
-            return Err(format!("expected {} bytes for a {rows}x{cols} bitmask, found {len}", rows * row_bytes));
+            return Err(BitMaskError::Length { rows, cols, expected: rows * row_bytes, found: len });
         }
         if cols % 8 != 0 {
             let padding = !((1u8 << (cols % 8)) - 1);
             if let Some(row) = (0..rows).find(|&r| self.row_bytes(r)[row_bytes - 1] & padding != 0) {
-                return Err(format!("padding bits past column {cols} are set in row {row}"));
+                return Err(BitMaskError::Padding { cols, row });
             }
         }
         Ok(self)
@@ -187,15 +220,20 @@ mod tests {
         assert_eq!(mapped.count(), 3);
         assert_eq!(std::fs::read(&path).unwrap(), file_bytes, "the file is never written");
         assert_eq!(&map[5..9], owned.as_bytes());
-        assert!(BitMask::from_mapped(2, 13, &map, &map[5..8]).unwrap_err().contains("expected 4 bytes"));
-        assert!(BitMask::from_mapped(2, 13, &map, owned.as_bytes()).unwrap_err().contains("inside"));
+        let short = BitMask::from_mapped(2, 13, &map, &map[5..8]).unwrap_err();
+        assert_eq!(short, BitMaskError::Length { rows: 2, cols: 13, expected: 4, found: 3 });
+        let outside = BitMask::from_mapped(2, 13, &map, owned.as_bytes()).unwrap_err();
+        assert!(matches!(outside, BitMaskError::OutsideMap { len: 4, map_len: 9 }), "{outside}");
+        assert!(outside.to_string().contains("do not lie inside the 9-byte map"), "{outside}");
     }
 
     #[test]
     fn rejects_wrong_length_and_set_padding() {
-        assert!(BitMask::from_bytes(2, 13, vec![0; 3]).unwrap_err().contains("expected 4 bytes"));
+        let short = BitMask::from_bytes(2, 13, vec![0; 3]).unwrap_err();
+        assert_eq!(short.to_string(), "expected 4 bytes for a 2x13 bitmask, found 3");
         let err = BitMask::from_bytes(1, 13, vec![0, 0b0010_0000]).unwrap_err();
-        assert!(err.contains("padding"), "{err}");
+        assert_eq!(err, BitMaskError::Padding { cols: 13, row: 0 });
+        assert_eq!(err.to_string(), "padding bits past column 13 are set in row 0");
         assert!(BitMask::from_bytes(1, 13, vec![0xff, 0b0001_1111]).is_ok());
     }
 }

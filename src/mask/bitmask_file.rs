@@ -11,7 +11,7 @@ use std::sync::Arc;
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
 
-use super::BitMask;
+use super::{BitMask, BitMaskError};
 use crate::checkpoint::CheckpointError;
 
 /// A bitmask file could not be opened.
@@ -72,12 +72,12 @@ pub enum BitmaskTensorError {
         shape: Vec<usize>,
     },
     /// The tensor's bytes are not a valid bitmask (length, padding bits).
-    #[error("tensor {tensor}: {reason}")]
+    #[error("tensor {tensor}: {source}")]
     Bits {
         /// The tensor.
         tensor: String,
         /// What is wrong.
-        reason: String,
+        source: BitMaskError,
     },
 }
 
@@ -165,6 +165,6 @@ impl BitmaskFile {
             });
         }
         BitMask::from_mapped(rows, cols, &self.map, &self.map[entry.bytes.clone()])
-            .map_err(|reason| BitmaskTensorError::Bits { tensor: name.to_string(), reason })
+            .map_err(|source| BitmaskTensorError::Bits { tensor: name.to_string(), source })
     }
 }

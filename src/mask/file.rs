@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use super::{BitMask, BitmaskFile, BitmaskFileError, BitmaskTensorError, HeadMode, PruneMask};
+use super::{BitMask, BitMaskError, BitmaskFile, BitmaskFileError, BitmaskTensorError, HeadMode, PruneMask};
 
 /// File name of the mask description inside a mask directory.
 pub const MASK_JSON: &str = "mask.json";
@@ -44,6 +44,16 @@ pub enum MaskFileError {
         tensor: String,
         /// What is wrong.
         reason: String,
+    },
+    /// A tensor of the bitmask file is not a valid bitmask of its shape (length, padding bits).
+    #[error("{}: tensor {tensor}: {source}", path.display())]
+    Bits {
+        /// The bitmask file.
+        path: PathBuf,
+        /// The tensor concerned.
+        tensor: String,
+        /// What is wrong with its bytes.
+        source: BitMaskError,
     },
     /// The bitmask file's sha256 differs from the one mask.json records.
     #[error("{}: sha256 {found} differs from {expected} recorded in mask.json", path.display())]
@@ -214,7 +224,9 @@ fn load_bitmasks(
             BitmaskTensorError::Shape { dtype, shape, .. } => {
                 bad(format!("expected U8 [{rows}, {}], found {dtype:?} {shape:?}", cols.div_ceil(8)))
             }
-            BitmaskTensorError::Bits { reason, .. } => bad(reason),
+            BitmaskTensorError::Bits { source, .. } => {
+                MaskFileError::Bits { path: path.clone(), tensor: name.clone(), source }
+            }
         })?;
         let count = bits.count();
         bits.release_pages();

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-pub use bitmask::BitMask;
+pub use bitmask::{BitMask, BitMaskError};
 pub use bitmask_file::{BitmaskFile, BitmaskFileError, BitmaskTensorError};
 pub use build::{
     build_mask, check_scores_fit, count_for, join_masks, parse_layer_range, set_difference, top_k, BuildError,

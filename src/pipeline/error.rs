@@ -59,6 +59,9 @@ pub enum PipelineError {
     /// Writing the release failed.
     #[error(transparent)]
     Release(Box<crate::release::ReleaseError>),
+    /// A chart (the sweep plot) could not be drawn.
+    #[error(transparent)]
+    Plot(#[from] crate::plot::PlotError),
     /// The report could not be drawn.
     #[error("report: {0}")]
     Report(#[source] crate::report::ReportError),

@@ -340,7 +340,7 @@ pub fn sweep(
         baseline: Some((run.baseline.records.as_slice(), run.baseline.records_sha256.clone())),
     };
     let points = run_sweep(&inputs, run.p_grid, run.q_grid, &dir, stages.progress())?;
-    let svg = sweep_svg(&points, run.p_grid, run.q_grid).map_err(PipelineError::Spec)?;
+    let svg = sweep_svg(&points, run.p_grid, run.q_grid)?;
     write_file(&dir.join("sweep.svg"), svg.as_bytes())?;
     let mut bytes = serde_json::to_vec_pretty(&points).expect("points serialise");
     bytes.push(b'\n');

@@ -34,11 +34,11 @@ pub use train::{Losses, TrainSpec};
 pub use units::{PlantedUnits, UnitDeltas};
 
 use crate::checkpoint::Checkpoint;
+use crate::fsutil::digest::FileDigest;
 use crate::manifest::BaseIdentity;
 use crate::model::{ChatSession, FinalHead, LoadOptions, ModelConfig, SamplingSettings, TokenEmbedding};
 use crate::progress::Progress;
 use crate::scenario::{ContextLevel, Scenario};
-use crate::surgery::FileDigest;
 
 /// The sidecar's file name inside OUT.
 pub const SIDECAR_FILE: &str = "biasprune-plant.json";

@@ -14,8 +14,9 @@ use super::units::PlantedUnits;
 use super::PlantError;
 use crate::arch::Component;
 use crate::checkpoint::{list_regular_files, Checkpoint, Shard};
+use crate::fsutil::digest::FileDigest;
 use crate::progress::NoProgress;
-use crate::surgery::{copy_file, FileDigest};
+use crate::surgery::copy_file;
 
 /// The projections whose planted rows (gate, up) or columns (down) take new values.
 pub const CHANGED: [Component; 3] = [Component::Gate, Component::Up, Component::Down];
@@ -127,5 +128,5 @@ fn write_patched(shard: &Shard, patches: &[Patch], dst: &Path) -> Result<FileDig
     }
     put(&source[at..])?;
     file.sync_all().map_err(io)?;
-    Ok(FileDigest::new(hasher.finalize().into(), source.len() as u64))
+    Ok(FileDigest { sha256: hasher.finalize().into(), size: source.len() as u64 })
 }

@@ -31,7 +31,7 @@ pub enum PlotError {
 }
 
 /// Converts any plotters drawing error into [`PlotError::Draw`].
-fn draw_error<E: std::fmt::Display>(err: E) -> PlotError {
+pub(crate) fn draw_error<E: std::fmt::Display>(err: E) -> PlotError {
     PlotError::Draw(err.to_string())
 }
 

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::arch::Architecture;
 use crate::checkpoint::Checkpoint;
+use crate::fsutil::digest::FileDigest;
 use crate::fsutil::digest::{ignore_paths, list_files, DigestError};
 use crate::fsutil::{read_capped_text, Links};
 use crate::hub::HubModel;
@@ -26,7 +27,7 @@ use crate::progress::{NoProgress, Progress};
 use crate::sign::{
     digest_checkpoint, list_checkpoint_files, root_digest, sign_directory_as, SignError, SignOutcome, SIGNATURE_FILE,
 };
-use crate::surgery::{sync_dir, write_pruned_then, ApplyOptions, ApplyReport, FileDigest, OutputTarget, SurgeryError};
+use crate::surgery::{sync_dir, write_pruned_then, ApplyOptions, ApplyReport, OutputTarget, SurgeryError};
 
 pub use use_case::{read_use_case, use_case_and_method, DIRECTIONS, REGIMES};
 
@@ -374,8 +375,8 @@ fn write_recorded(
         std::fs::create_dir_all(parent).map_err(|e| ReleaseError::io(parent, e))?;
     }
     write_durably(&path, bytes).map_err(|e| ReleaseError::io(&path, e))?;
-    let digest = FileDigest::new(Sha256::digest(bytes).into(), bytes.len() as u64);
-    let reference = FileRef { path: relative.to_string(), sha256: digest.sha256.clone() };
+    let digest = FileDigest { sha256: Sha256::digest(bytes).into(), size: bytes.len() as u64 };
+    let reference = FileRef { path: relative.to_string(), sha256: hex::encode(digest.sha256) };
     report.files.insert(relative.to_string(), digest);
     Ok(reference)
 }
@@ -411,17 +412,9 @@ fn sign_temp(
     report: &mut ApplyReport,
     progress: &dyn Progress,
 ) -> Result<SignOutcome, ReleaseError> {
-    let known: BTreeMap<String, crate::fsutil::digest::FileDigest> = report
-        .files
-        .iter()
-        .map(|(path, d)| {
-            let mut sha256 = [0u8; 32];
-            hex::decode_to_slice(&d.sha256, &mut sha256).expect("digests recorded here are 64 hex digits");
-            (path.clone(), crate::fsutil::digest::FileDigest { size: d.size, sha256 })
-        })
-        .collect();
-    let outcome = sign_directory_as(temp, out_name, pem, Some(&known), progress)?;
+    let outcome = sign_directory_as(temp, out_name, pem, Some(&report.files), progress)?;
     let bytes = std::fs::read(&outcome.signature).map_err(|e| ReleaseError::io(&outcome.signature, e))?;
-    report.files.insert(SIGNATURE_FILE.to_string(), FileDigest::new(Sha256::digest(&bytes).into(), bytes.len() as u64));
+    let signature = FileDigest { sha256: Sha256::digest(&bytes).into(), size: bytes.len() as u64 };
+    report.files.insert(SIGNATURE_FILE.to_string(), signature);
     Ok(outcome)
 }

@@ -390,9 +390,7 @@ fn heatmap(input: &ReportInput) -> Result<Figure, ReportError> {
     if input.distribution.fractions.is_empty() {
         return Ok(Figure { svg: None, note: "No heatmap: the mask's distribution has no layers.".into() });
     }
-    let svg = crate::analyze::heatmap_svg(input.distribution, "pruned weights: layers x components")
-        .map_err(|reason| ReportError::Plot { plot: "heatmap".into(), reason })?;
-    Ok(Figure { svg: Some(svg), note: String::new() })
+    figure("heatmap", crate::analyze::heatmap_svg(input.distribution, "pruned weights: layers x components"))
 }
 
 fn pruned_text(pruned: u64, total: u64) -> String {
@@ -420,9 +418,8 @@ fn sweep_section(sweep: &SweepView) -> Result<SweepSection, ReportError> {
     let figure = if sweep.points.is_empty() {
         Figure { svg: None, note: "No sweep plot: the sweep has no points.".into() }
     } else {
-        let svg = crate::sweep::sweep_marked_svg(sweep.points, sweep.p_grid, sweep.q_grid, Some(sweep.chosen))
-            .map_err(|reason| ReportError::Plot { plot: "sweep plot".into(), reason })?;
-        Figure { svg: Some(svg), note: String::new() }
+        let svg = crate::sweep::sweep_marked_svg(sweep.points, sweep.p_grid, sweep.q_grid, Some(sweep.chosen));
+        figure("sweep plot", svg)?
     };
     let rows = sweep
         .points

@@ -36,6 +36,16 @@ pub enum ScenarioError {
         /// What the file holds.
         found: String,
     },
+    /// A template (or a context sentence) has unbalanced braces or a malformed placeholder.
+    #[error("{path}: key `{key}`: expected a template with well-formed `{{placeholder}}`s, found {source}")]
+    Template {
+        /// File that failed.
+        path: PathBuf,
+        /// Dotted key of the template.
+        key: String,
+        /// What is wrong with it.
+        source: super::template::TemplateError,
+    },
     /// A placeholder of the template (or a context sentence) has no value in a variation.
     #[error("{path}: key `{key}`: template slot `{{{slot}}}` has no value (add `{slot} = \"...\"` to the variation's slots)")]
     MissingSlot {

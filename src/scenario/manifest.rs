@@ -67,8 +67,11 @@ impl Checker<'_> {
     }
 
     fn template(&self, key: &str, text: &str) -> Result<Template> {
-        Template::parse(text)
-            .map_err(|problem| self.invalid(key, "a template with well-formed `{placeholder}`s", problem))
+        Template::parse(text).map_err(|source| ScenarioError::Template {
+            path: self.path.to_path_buf(),
+            key: key.to_string(),
+            source,
+        })
     }
 
     fn id(&self, key: &str, id: &str) -> Result<()> {

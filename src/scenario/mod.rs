@@ -23,7 +23,7 @@ pub use catalog::{installed_names, Catalog, Origin};
 pub use error::{Result, ScenarioError};
 pub use names::{NameGroup, NameList, Person};
 pub use split::NameSplit;
-pub use template::Template;
+pub use template::{Template, TemplateError, UnfilledSlot};
 
 /// How much the prompt tells about the object of the question (the audit's three levels).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -201,7 +201,11 @@ impl Scenario {
     /// it is still reported rather than papered over.
     fn render(&self, variation: &Variation, context: ContextLevel, name: &str) -> Result<String> {
         let missing = |key: String| {
-            move |slot: String| ScenarioError::MissingSlot { path: self.path.clone(), key: key.clone(), slot }
+            move |unfilled: UnfilledSlot| ScenarioError::MissingSlot {
+                path: self.path.clone(),
+                key: key.clone(),
+                slot: unfilled.slot,
+            }
         };
         let mut values: BTreeMap<&str, &str> = variation.slots.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         values.insert(template::NAME, name);

@@ -13,7 +13,7 @@ use p256::elliptic_curve::zeroize::Zeroizing;
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use sha2::{Digest, Sha256};
 
-use super::error::SignError;
+use super::error::{SignError, SignatureError, UnknownCurve};
 
 /// An elliptic curve the reference verifier accepts, each with its fixed hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -37,13 +37,13 @@ impl fmt::Display for Curve {
 }
 
 impl FromStr for Curve {
-    type Err = String;
+    type Err = UnknownCurve;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "p256" | "p-256" | "prime256v1" => Ok(Curve::P256),
             "p384" | "p-384" | "secp384r1" => Ok(Curve::P384),
             "p521" | "p-521" | "secp521r1" => Ok(Curve::P521),
-            other => Err(format!("unknown curve {other:?}; expected p256, p384 or p521")),
+            other => Err(UnknownCurve { found: other.to_string() }),
         }
     }
 }
@@ -261,11 +261,11 @@ impl PublicKey {
         public_key_hint(&self.to_pem())
     }
 
-    /// Checks a DER-encoded ECDSA signature of `message`; the reason on failure.
-    pub fn verify_der(&self, message: &[u8], der: &[u8]) -> Result<(), String> {
-        let bad_der =
-            |e: p256::ecdsa::Error| format!("signature is not a DER ECDSA signature for {}: {e}", self.curve());
-        let mismatch = |_| "ECDSA signature does not verify with the given public key".to_string();
+    /// Checks a DER-encoded ECDSA signature of `message`; on failure, whether the bytes were
+    /// no signature or a signature that does not verify.
+    pub fn verify_der(&self, message: &[u8], der: &[u8]) -> Result<(), SignatureError> {
+        let bad_der = |source| SignatureError::NotDer { curve: self.curve(), source };
+        let mismatch = |_| SignatureError::Mismatch;
         match self {
             PublicKey::P256(key) => {
                 let sig = p256::ecdsa::Signature::from_der(der).map_err(bad_der)?;
@@ -309,9 +309,19 @@ mod tests {
             assert_eq!(public.curve(), curve);
             assert_eq!(private.public_key().to_pem(), pair.public_pem);
             let sig = private.sign_der(b"message").unwrap();
-            assert_eq!(public.verify_der(b"message", &sig), Ok(()));
-            assert!(public.verify_der(b"messagE", &sig).is_err());
+            public.verify_der(b"message", &sig).unwrap();
+            assert!(matches!(public.verify_der(b"messagE", &sig), Err(SignatureError::Mismatch)));
+            let not_der = public.verify_der(b"message", b"\x30\x00").unwrap_err();
+            assert!(matches!(not_der, SignatureError::NotDer { curve: c, .. } if c == curve), "{not_der}");
         }
+    }
+
+    #[test]
+    fn curve_names_parse_case_insensitively_and_unknown_ones_are_named() {
+        assert_eq!("P-384".parse::<Curve>(), Ok(Curve::P384));
+        let err = "Ed25519".parse::<Curve>().unwrap_err();
+        assert_eq!(err, UnknownCurve { found: "ed25519".to_string() });
+        assert_eq!(err.to_string(), "unknown curve \"ed25519\"; expected p256, p384 or p521");
     }
 
     #[test]

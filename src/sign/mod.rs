@@ -22,7 +22,7 @@ pub use bundle::{
     PAYLOAD_TYPE,
 };
 pub use digest::{digest_checkpoint, digest_directory, list_checkpoint_files};
-pub use error::SignError;
+pub use error::{SignError, SignatureError, UnknownCurve};
 pub use keys::{keygen, public_key_hint, Curve, KeyPair, PrivateKey, PublicKey};
 pub use statement::{
     pae, root_digest, Predicate, Resource, Serialization, Statement, Subject, PREDICATE_TYPE, STATEMENT_TYPE,

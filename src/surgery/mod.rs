@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::arch::{ArchError, Architecture};
 use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::fsutil::digest::FileDigest;
 use crate::mask::{resolve, PlanError, PruneMask, ZeroPlan};
 use crate::progress::{Progress, Unit};
 
@@ -94,22 +95,6 @@ impl SurgeryError {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         SurgeryError::Io { path: path.to_path_buf(), source }
-    }
-}
-
-/// The sha256 and size of one output file, computed while it was written.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FileDigest {
-    /// Lowercase hex sha256 of the file's bytes.
-    pub sha256: String,
-    /// Size in bytes.
-    pub size: u64,
-}
-
-impl FileDigest {
-    /// Builds a digest record from raw sha256 bytes.
-    pub fn new(digest: [u8; 32], size: u64) -> Self {
-        FileDigest { sha256: hex::encode(digest), size }
     }
 }
 

@@ -20,8 +20,9 @@ use memmap2::Mmap;
 use sha2::{Digest, Sha256};
 
 use super::direct::{AlignedBuffer, OutputFile};
-use super::{FileDigest, SurgeryError};
+use super::SurgeryError;
 use crate::checkpoint::{Shard, TensorInfo};
+use crate::fsutil::digest::FileDigest;
 use crate::fsutil::release_pages;
 use crate::mask::{TensorZeroing, ZeroPlan};
 use crate::progress::Progress;
@@ -98,7 +99,7 @@ pub fn write_shard(
     })?;
     log::debug!("{}: {} of {} bytes written with direct I/O", dst.display(), file.direct_bytes(), bytes.len());
     file.sync()?;
-    Ok((FileDigest::new(digest, bytes.len() as u64), zeroed))
+    Ok((FileDigest { sha256: digest, size: bytes.len() as u64 }, zeroed))
 }
 
 /// Copies a regular file, hashing it in the same pass; returns its digest.
@@ -122,7 +123,7 @@ pub fn copy_file(src: &Path, dst: &Path, progress: &dyn Progress) -> Result<File
         progress.advance(n as u64);
     }
     output.sync_all().map_err(|source| SurgeryError::io(dst, source))?;
-    Ok(FileDigest::new(hasher.finalize().into(), size))
+    Ok(FileDigest { sha256: hasher.finalize().into(), size })
 }
 
 /// Turns windows of the input map into chunks: the map's own bytes where the plan touches

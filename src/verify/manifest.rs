@@ -143,7 +143,7 @@ fn read_bitmasks(
             BitmaskTensorError::Shape { dtype, shape, .. } => {
                 format!("{name}: expected a U8 [{rows}, {}] bitmask, found {dtype:?} {shape:?}", cols.div_ceil(8))
             }
-            BitmaskTensorError::Bits { reason, .. } => format!("{name}: {reason}"),
+            BitmaskTensorError::Bits { source, .. } => format!("{name}: {source}"),
             absent @ BitmaskTensorError::Absent { .. } => absent.to_string(),
         })?;
         let count = bits.count();

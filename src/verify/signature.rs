@@ -199,8 +199,8 @@ fn check_dsse(envelope: &Envelope, key: &PublicKey, checks: &mut Vec<Check>) -> 
             ));
             true
         }
-        Err(reason) => {
-            checks.push(Check::fail(DSSE_SIGNATURE, reason).with_file(SIGNATURE_FILE));
+        Err(err) => {
+            checks.push(Check::fail(DSSE_SIGNATURE, err.to_string()).with_file(SIGNATURE_FILE));
             false
         }
     }
