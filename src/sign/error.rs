@@ -3,8 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use super::keys::Curve;
-
 /// Why signing (or reading the inputs of verification) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
@@ -84,28 +82,4 @@ impl SignError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         SignError::Io { path: path.to_path_buf(), source }
     }
-}
-
-/// Why a DER-encoded ECDSA signature was refused by a public key.
-#[derive(Debug, thiserror::Error)]
-pub enum SignatureError {
-    /// The bytes are not a DER ECDSA signature on the key's curve.
-    #[error("signature is not a DER ECDSA signature for {curve}: {source}")]
-    NotDer {
-        /// The curve of the public key.
-        curve: Curve,
-        /// The ECDSA implementation's parse error.
-        source: p256::ecdsa::Error,
-    },
-    /// The signature is well formed but was not made over the message by this key's pair.
-    #[error("ECDSA signature does not verify with the given public key")]
-    Mismatch,
-}
-
-/// A curve name that is none of P-256, P-384 and P-521 (`Curve`'s `FromStr`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown curve {found:?}; expected p256, p384 or p521")]
-pub struct UnknownCurve {
-    /// The name given, lowercased.
-    pub found: String,
 }

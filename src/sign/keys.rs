@@ -13,7 +13,7 @@ use p256::elliptic_curve::zeroize::Zeroizing;
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use sha2::{Digest, Sha256};
 
-use super::error::{SignError, SignatureError, UnknownCurve};
+use super::error::SignError;
 
 /// An elliptic curve the reference verifier accepts, each with its fixed hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -293,6 +293,30 @@ fn pem_label(pem: &str) -> Option<&str> {
     let start = pem.find("-----BEGIN ")? + "-----BEGIN ".len();
     let rest = &pem[start..];
     rest.find("-----").map(|end| &rest[..end])
+}
+
+/// Why a DER-encoded ECDSA signature was refused by a public key.
+#[derive(Debug, thiserror::Error)]
+pub enum SignatureError {
+    /// The bytes are not a DER ECDSA signature on the key's curve.
+    #[error("signature is not a DER ECDSA signature for {curve}: {source}")]
+    NotDer {
+        /// The curve of the public key.
+        curve: Curve,
+        /// The ECDSA implementation's parse error.
+        source: p256::ecdsa::Error,
+    },
+    /// The signature is well formed but was not made over the message by this key's pair.
+    #[error("ECDSA signature does not verify with the given public key")]
+    Mismatch,
+}
+
+/// A curve name that is none of P-256, P-384 and P-521 (`Curve`'s `FromStr`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown curve {found:?}; expected p256, p384 or p521")]
+pub struct UnknownCurve {
+    /// The name given, lowercased.
+    pub found: String,
 }
 
 #[cfg(test)]

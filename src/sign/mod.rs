@@ -22,8 +22,8 @@ pub use bundle::{
     PAYLOAD_TYPE,
 };
 pub use digest::{digest_checkpoint, digest_directory, list_checkpoint_files};
-pub use error::{SignError, SignatureError, UnknownCurve};
-pub use keys::{keygen, public_key_hint, Curve, KeyPair, PrivateKey, PublicKey};
+pub use error::SignError;
+pub use keys::{keygen, public_key_hint, Curve, KeyPair, PrivateKey, PublicKey, SignatureError, UnknownCurve};
 pub use statement::{
     pae, root_digest, Predicate, Resource, Serialization, Statement, Subject, PREDICATE_TYPE, STATEMENT_TYPE,
 };
