@@ -19,12 +19,16 @@ use crate::arch::Architecture;
 
 /// Element types the generator writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum FixtureDtype {
     /// 32-bit floats.
+    #[cfg_attr(feature = "cli", value(help = "32-bit float"))]
     F32,
     /// bfloat16.
+    #[cfg_attr(feature = "cli", value(name = "bf16", help = "bfloat16"))]
     BF16,
     /// IEEE half precision.
+    #[cfg_attr(feature = "cli", value(help = "float16"))]
     F16,
 }
 

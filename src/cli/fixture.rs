@@ -16,8 +16,8 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Storage dtype.
-    #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
-    pub dtype: DtypeArg,
+    #[arg(long, value_enum, default_value_t = FixtureDtype::F32)]
+    pub dtype: FixtureDtype,
     /// Number of safetensors shards.
     #[arg(long, default_value_t = 2)]
     pub shards: usize,
@@ -47,24 +47,9 @@ pub struct Args {
     pub tied: bool,
 }
 
-/// Storage dtypes on the command line.
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-pub enum DtypeArg {
-    /// 32-bit float.
-    F32,
-    /// bfloat16.
-    Bf16,
-    /// float16.
-    F16,
-}
-
 /// Runs `fixture`.
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let dtype = match args.dtype {
-        DtypeArg::F32 => FixtureDtype::F32,
-        DtypeArg::Bf16 => FixtureDtype::BF16,
-        DtypeArg::F16 => FixtureDtype::F16,
-    };
+    let dtype = args.dtype;
     let base = match args.size_mib {
         Some(mib) => FixtureSpec::with_total_bytes(mib << 20, dtype, args.shards),
         None => FixtureSpec { dtype, num_shards: args.shards, ..FixtureSpec::default() },

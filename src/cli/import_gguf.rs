@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use super::Outcome;
 use crate::gguf::{import_gguf, OutputDtype};
@@ -18,27 +18,16 @@ pub struct ImportGgufArgs {
     #[arg(long)]
     out: PathBuf,
     /// Storage dtype of model.safetensors (f32 keeps every dequantized value exactly).
-    #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
-    dtype: DtypeArg,
+    #[arg(long, value_enum, default_value_t = OutputDtype::F32)]
+    dtype: OutputDtype,
     /// Print a JSON summary on stdout.
     #[arg(long)]
     json: bool,
 }
 
-/// `--dtype` choices.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum DtypeArg {
-    F32,
-    Bf16,
-}
-
 /// Runs the import and prints a summary.
 pub fn run(args: ImportGgufArgs, progress: &dyn Progress) -> anyhow::Result<Outcome> {
-    let dtype = match args.dtype {
-        DtypeArg::F32 => OutputDtype::F32,
-        DtypeArg::Bf16 => OutputDtype::Bf16,
-    };
-    let summary = import_gguf(&args.file, &args.out, dtype, progress)
+    let summary = import_gguf(&args.file, &args.out, args.dtype, progress)
         .with_context(|| format!("importing {}", args.file.display()))?;
     if args.json {
         super::print_json(&summary)?;

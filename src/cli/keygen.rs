@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use super::Outcome;
 use crate::sign::{keygen, Curve};
@@ -15,34 +15,16 @@ pub struct KeygenArgs {
     #[arg(long, value_name = "PREFIX")]
     out: PathBuf,
     /// Elliptic curve (each is verified with its own hash: SHA-256, SHA-384, SHA-512).
-    #[arg(long, value_enum, default_value_t = CurveArg::P256)]
-    curve: CurveArg,
+    #[arg(long, value_enum, default_value_t = Curve::P256)]
+    curve: Curve,
     /// Print the written paths and key hint as JSON.
     #[arg(long)]
     json: bool,
 }
 
-/// Curves accepted by the OpenSSF model-signing verifier.
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum CurveArg {
-    P256,
-    P384,
-    P521,
-}
-
-impl From<CurveArg> for Curve {
-    fn from(arg: CurveArg) -> Self {
-        match arg {
-            CurveArg::P256 => Curve::P256,
-            CurveArg::P384 => Curve::P384,
-            CurveArg::P521 => Curve::P521,
-        }
-    }
-}
-
 /// Generates the pair and writes both files, refusing to overwrite either.
 pub fn run(args: KeygenArgs) -> anyhow::Result<Outcome> {
-    let pair = keygen(args.curve.into()).context("generating the key pair")?;
+    let pair = keygen(args.curve).context("generating the key pair")?;
     let (private, public) =
         pair.write(&args.out).with_context(|| format!("writing the key pair {}.priv/.pub", args.out.display()))?;
     let hint = crate::sign::public_key_hint(&pair.public_pem);

@@ -11,7 +11,7 @@ use crate::arch::{Architecture, Component};
 use crate::checkpoint::Checkpoint;
 use crate::mask::{
     build_regime_mask, parse_layer_range, resolve, save_mask, DifferenceParams, Direction, Granularity, HeadMode,
-    HeadRanking, HeadScore, Regime, Selection,
+    HeadRanking, HeadScore, Regime, RegimeChoice, Selection,
 };
 use crate::score::{checkpoint_fingerprint, load_scores_for};
 
@@ -63,11 +63,11 @@ pub struct Args {
 pub struct MaskOptions {
     /// Unit selected: single weights, output rows, MLP units (row j of gate_proj and up_proj
     /// with column j of down_proj, per layer) or attention heads.
-    #[arg(long, value_enum, default_value_t = GranularityArg::Weight)]
-    pub granularity: GranularityArg,
+    #[arg(long, value_enum, default_value_t = Granularity::Weight)]
+    pub granularity: Granularity,
     /// Prune minority-important weights (the paper) or, reversed, majority-important ones.
-    #[arg(long, value_enum, default_value_t = DirectionArg::Minority)]
-    pub direction: DirectionArg,
+    #[arg(long, value_enum, default_value_t = Direction::MinorityMinusMajority)]
+    pub direction: Direction,
     /// Components considered, comma-separated (q,k,v,o,gate,up,down; default all).
     #[arg(long, value_delimiter = ',')]
     pub components: Vec<Component>,
@@ -75,16 +75,16 @@ pub struct MaskOptions {
     #[arg(long)]
     pub layers: Option<String>,
     /// How heads are zeroed at head granularity.
-    #[arg(long, value_enum, default_value_t = HeadModeArg::OProjColumns)]
-    pub head_mode: HeadModeArg,
+    #[arg(long, value_enum, default_value_t = HeadMode::OProjColumns)]
+    pub head_mode: HeadMode,
     /// Head scores at head granularity: the score files' attention to the name tokens, or
     /// sums of the head's weight scores (q rows, o columns, shared k/v rows).
-    #[arg(long, value_enum, default_value_t = HeadScoreArg::Attention)]
-    pub head_score: HeadScoreArg,
+    #[arg(long, value_enum, default_value_t = HeadScore::Attention)]
+    pub head_score: HeadScore,
     /// Head ranking at head granularity: the set difference within each layer, or over all
     /// heads of the considered layers together (the authors' code).
-    #[arg(long, value_enum, default_value_t = HeadRankingArg::PerLayer)]
-    pub head_ranking: HeadRankingArg,
+    #[arg(long, value_enum, default_value_t = HeadRanking::PerLayer)]
+    pub head_ranking: HeadRanking,
 }
 
 impl MaskOptions {
@@ -93,16 +93,8 @@ impl MaskOptions {
         Ok(DifferenceParams {
             q,
             p,
-            granularity: match self.granularity {
-                GranularityArg::Weight => Granularity::Weight,
-                GranularityArg::Row => Granularity::Row,
-                GranularityArg::Unit => Granularity::Unit,
-                GranularityArg::Head => Granularity::Head,
-            },
-            direction: match self.direction {
-                DirectionArg::Minority => Direction::MinorityMinusMajority,
-                DirectionArg::Majority => Direction::MajorityMinusMinority,
-            },
+            granularity: self.granularity,
+            direction: self.direction,
             selection: Selection {
                 components: if self.components.is_empty() {
                     Component::ALL.into_iter().collect()
@@ -111,18 +103,9 @@ impl MaskOptions {
                 },
                 layers: self.layers.as_deref().map(parse_layers).transpose()?,
             },
-            head_mode: match self.head_mode {
-                HeadModeArg::OProjColumns => HeadMode::OProjColumns,
-                HeadModeArg::QProjRows => HeadMode::QProjRows,
-            },
-            head_score: match self.head_score {
-                HeadScoreArg::Attention => HeadScore::Attention,
-                HeadScoreArg::Weights => HeadScore::Weights,
-            },
-            head_ranking: match self.head_ranking {
-                HeadRankingArg::PerLayer => HeadRanking::PerLayer,
-                HeadRankingArg::Global => HeadRanking::Global,
-            },
+            head_mode: self.head_mode,
+            head_score: self.head_score,
+            head_ranking: self.head_ranking,
         })
     }
 }
@@ -132,8 +115,8 @@ impl MaskOptions {
 pub struct RegimeOptions {
     /// prompt-specific (one pair), within-context (pairs of one scenario, --held-out names the
     /// target variation) or cross-context (pairs of other scenarios, --target-scenario).
-    #[arg(long, value_enum, default_value_t = RegimeArg::PromptSpecific)]
-    pub regime: RegimeArg,
+    #[arg(long, value_enum, default_value_t = RegimeChoice::PromptSpecific)]
+    pub regime: RegimeChoice,
     /// within-context: the variation the mask is for; no training pair may include it.
     #[arg(long)]
     pub held_out: Option<String>,
@@ -149,9 +132,9 @@ impl RegimeOptions {
     /// The library regime.
     pub fn regime(&self) -> anyhow::Result<Regime> {
         Ok(match self.regime {
-            RegimeArg::PromptSpecific => Regime::PromptSpecific,
-            RegimeArg::WithinContext => Regime::WithinContext { held_out: self.held_out.clone() },
-            RegimeArg::CrossContext => Regime::CrossContext {
+            RegimeChoice::PromptSpecific => Regime::PromptSpecific,
+            RegimeChoice::WithinContext => Regime::WithinContext { held_out: self.held_out.clone() },
+            RegimeChoice::CrossContext => Regime::CrossContext {
                 target_scenario: self
                     .target_scenario
                     .clone()
@@ -159,66 +142,6 @@ impl RegimeOptions {
             },
         })
     }
-}
-
-/// Granularity on the command line.
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-pub enum GranularityArg {
-    /// Single weight entries.
-    Weight,
-    /// Output rows.
-    Row,
-    /// MLP units.
-    Unit,
-    /// Attention heads.
-    Head,
-}
-
-/// Direction on the command line.
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-pub enum DirectionArg {
-    /// Prune weights important for minority prompts but not majority prompts.
-    Minority,
-    /// Prune weights important for majority prompts but not minority prompts.
-    Majority,
-}
-
-/// Regime on the command line.
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-pub enum RegimeArg {
-    /// One variation's scores.
-    PromptSpecific,
-    /// Other variations of the same scenario.
-    WithinContext,
-    /// Other scenarios.
-    CrossContext,
-}
-
-/// Head mode on the command line.
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-pub enum HeadModeArg {
-    /// Zero the head's o_proj columns (silences it exactly).
-    OProjColumns,
-    /// Zero the head's q_proj rows (uniform attention).
-    QProjRows,
-}
-
-/// Head score source on the command line.
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-pub enum HeadScoreArg {
-    /// The score files' head scores (attention paid to the name tokens).
-    Attention,
-    /// Sums of the head's weight scores.
-    Weights,
-}
-
-/// Head ranking on the command line.
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-pub enum HeadRankingArg {
-    /// Set difference within each layer.
-    PerLayer,
-    /// Set difference over all heads of the considered layers.
-    Global,
 }
 
 /// Runs `mask`.

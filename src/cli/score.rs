@@ -34,10 +34,10 @@ pub struct Args {
     pub scenarios_dir: Option<PathBuf>,
     /// Whose answers: minority or majority names.
     #[arg(long, value_enum)]
-    pub group: GroupArg,
+    pub group: Group,
     /// Scoring method.
-    #[arg(long, value_enum, default_value_t = MethodArg::Wanda)]
-    pub method: MethodArg,
+    #[arg(long, value_enum, default_value_t = Method::Wanda)]
+    pub method: Method,
     /// Variations used, comma-separated (default: all in the records).
     #[arg(long, value_delimiter = ',')]
     pub variations: Vec<String>,
@@ -45,7 +45,7 @@ pub struct Args {
     /// only (Wei et al.). SNIP's loss counts the answer tokens only, so SNIP records response
     /// and refuses `--tokens all` (exit 2).
     #[arg(long, value_enum)]
-    pub tokens: Option<TokensArg>,
+    pub tokens: Option<TokenCount>,
     /// Answers per forward batch (Wanda; answers to one prompt share its computation).
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
@@ -62,33 +62,6 @@ pub struct Args {
     /// Where the model runs.
     #[command(flatten)]
     pub device: DeviceArg,
-}
-
-/// Group on the command line.
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-pub enum GroupArg {
-    /// Minority-name prompts.
-    Minority,
-    /// Majority-name prompts.
-    Majority,
-}
-
-/// Method on the command line.
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-pub enum MethodArg {
-    /// |W| times input feature norms.
-    Wanda,
-    /// |W| times summed per-sample |gradient|.
-    Snip,
-}
-
-/// Token counting on the command line.
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-pub enum TokensArg {
-    /// Prompt and answer tokens.
-    All,
-    /// Answer tokens only.
-    Response,
 }
 
 #[derive(Serialize)]
@@ -110,18 +83,14 @@ pub fn run(mut args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
     let started = std::time::Instant::now();
     args.checkpoint = inputs::checkpoint(&args.checkpoint, true)?.dir;
     args.records = EVAL_OUTPUT.file(&args.records)?;
-    let method = match args.method {
-        MethodArg::Wanda => Method::Wanda,
-        MethodArg::Snip => Method::Snip,
-    };
+    let method = args.method;
     let tokens = match args.tokens {
         None => method.tokens_counted(TokenCount::All),
-        Some(TokensArg::All) if method == Method::Snip => anyhow::bail!(
+        Some(TokenCount::All) if method == Method::Snip => anyhow::bail!(
             "--tokens all with --method snip: SNIP's loss is the cross-entropy of the answer tokens only, so \
              its scores cannot count all tokens; omit --tokens or pass --tokens response"
         ),
-        Some(TokensArg::All) => TokenCount::All,
-        Some(TokensArg::Response) => TokenCount::Response,
+        Some(requested) => requested,
     };
     let request = ScoreRequest {
         checkpoint: args.checkpoint.clone(),
@@ -129,10 +98,7 @@ pub fn run(mut args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
         scenario: args.scenario.clone(),
         scenario_dir: args.scenarios_dir.clone(),
         calibration: CalibrationSpec {
-            group: match args.group {
-                GroupArg::Minority => Group::Minority,
-                GroupArg::Majority => Group::Majority,
-            },
+            group: args.group,
             variations: (!args.variations.is_empty()).then(|| args.variations.clone()),
             tokens,
         },

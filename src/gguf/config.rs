@@ -12,10 +12,13 @@ pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama"];
 
 /// Storage type written to model.safetensors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum OutputDtype {
     /// 32-bit floats: every dequantized GGUF value is stored exactly.
+    #[cfg_attr(feature = "cli", value(help = None))]
     F32,
     /// bfloat16 (round to nearest even): half the size, 8 mantissa bits.
+    #[cfg_attr(feature = "cli", value(help = None))]
     Bf16,
 }
 

@@ -17,54 +17,74 @@ use crate::score::{ScoreMatrix, ScoreSet};
 
 /// Which group's important weights are removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Direction {
     /// top-q(minority) minus top-p(majority): the paper's direction.
     #[default]
+    #[cfg_attr(
+        feature = "cli",
+        value(name = "minority", help = "Prune weights important for minority prompts but not majority prompts")
+    )]
     MinorityMinusMajority,
     /// top-q(majority) minus top-p(minority): the reverse experiment.
+    #[cfg_attr(
+        feature = "cli",
+        value(name = "majority", help = "Prune weights important for majority prompts but not minority prompts")
+    )]
     MajorityMinusMinority,
 }
 
 /// The unit a mask selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Granularity {
     /// Single weight entries (the paper's "neurons").
     #[default]
+    #[cfg_attr(feature = "cli", value(help = "Single weight entries"))]
     Weight,
     /// Output rows of each linear layer, scored by the sum of their entries' scores (for
     /// down_proj and o_proj a row is a residual-stream channel).
+    #[cfg_attr(feature = "cli", value(help = "Output rows"))]
     Row,
     /// MLP units: unit j of a layer is row j of gate_proj and up_proj and column j of
     /// down_proj, scored by the sum of those three vectors' scores, selected per layer.
+    #[cfg_attr(feature = "cli", value(help = "MLP units"))]
     Unit,
     /// Attention heads, scored as [`HeadScore`] says and ranked as [`HeadRanking`] says.
+    #[cfg_attr(feature = "cli", value(help = "Attention heads"))]
     Head,
 }
 
 /// Where the per-head scores of head granularity come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum HeadScore {
     /// The score file's own head scores (attention paid to the name tokens, the authors'
     /// ranking); derived from the weight scores when a file has none.
     #[default]
+    #[cfg_attr(feature = "cli", value(help = "The score files' head scores (attention paid to the name tokens)"))]
     Attention,
     /// Derived from the weight scores: the head's q_proj rows and o_proj columns plus its
     /// key/value head's k_proj and v_proj rows divided by the heads sharing them.
+    #[cfg_attr(feature = "cli", value(help = "Sums of the head's weight scores"))]
     Weights,
 }
 
 /// Over which heads the set difference of head granularity is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum HeadRanking {
     /// Within each layer: floor(q x heads) and floor(p x heads) per layer.
     #[default]
+    #[cfg_attr(feature = "cli", value(help = "Set difference within each layer"))]
     PerLayer,
     /// All heads of all considered layers together (the authors' code): counts from the
     /// total number of heads, ties broken by the lower (layer, head).
+    #[cfg_attr(feature = "cli", value(help = "Set difference over all heads of the considered layers"))]
     Global,
 }
 

@@ -28,19 +28,22 @@ pub use build::{
 pub use file::{bitmask_source, load_mask, mask_json_path, save_mask, MaskFileError, BITMASK_FILE, MASK_JSON};
 pub use in_memory::{load_masked, MaskedLoadError, MaskedModel, MaskedWeights};
 pub use plan::{resolve, PlanError, TensorZeroing, ZeroPlan};
-pub use regime::{build_regime_mask, Regime, RegimeError};
+pub use regime::{build_regime_mask, Regime, RegimeChoice, RegimeError};
 pub use unit_scores::{head_scores, mlp_unit_scores, weight_head_scores, UnitScoreError};
 
 /// How a pruned attention head is zeroed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum HeadMode {
     /// Zero columns h*d..(h+1)*d of o_proj: the head's contribution to the residual stream
     /// is removed exactly.
     #[default]
+    #[cfg_attr(feature = "cli", value(help = "Zero the head's o_proj columns (silences it exactly)"))]
     OProjColumns,
     /// Zero rows h*d..(h+1)*d of q_proj: the head's attention becomes uniform (the authors'
     /// ablation); it is not silenced.
+    #[cfg_attr(feature = "cli", value(help = "Zero the head's q_proj rows (uniform attention)"))]
     QProjRows,
 }
 

@@ -30,6 +30,24 @@ pub enum Regime {
     },
 }
 
+/// Which of the paper's three regimes, without the target each one needs: job files and the
+/// command line name it, and [`Regime`] adds the held-out variation or target scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum RegimeChoice {
+    /// Scores from the target variations themselves.
+    #[default]
+    #[cfg_attr(feature = "cli", value(help = "One variation's scores"))]
+    PromptSpecific,
+    /// Scores from other variations of the same scenario, one mask each, joined.
+    #[cfg_attr(feature = "cli", value(help = "Other variations of the same scenario"))]
+    WithinContext,
+    /// Scores from other scenarios, one mask each, joined.
+    #[cfg_attr(feature = "cli", value(help = "Other scenarios"))]
+    CrossContext,
+}
+
 /// Score sets that cannot make a mask under the chosen regime.
 #[derive(Debug, thiserror::Error)]
 pub enum RegimeError {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::PipelineError;
 use crate::arch::Component;
 use crate::device::ComputeDtype;
+pub use crate::mask::RegimeChoice;
 
 /// A whole prune job: base checkpoint, use case, method, evaluation and outputs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,19 +86,6 @@ pub struct UseCaseSpec {
     /// seeds only), or a name-list id.
     #[serde(default = "default_holdout_names")]
     pub holdout_names: String,
-}
-
-/// The paper's three regimes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RegimeChoice {
-    /// Scores from the target variations themselves.
-    #[default]
-    PromptSpecific,
-    /// Scores from other variations of the same scenario, one mask each, joined.
-    WithinContext,
-    /// Scores from other scenarios, one mask each, joined.
-    CrossContext,
 }
 
 /// Which group's important weights are removed.

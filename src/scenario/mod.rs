@@ -68,6 +68,23 @@ pub enum Group {
     Minority,
 }
 
+/// Command-line spelling: `minority`, `majority`, listed minority first. Written by hand
+/// rather than derived because the derive lists variants in declaration order, and the
+/// declaration order is the serialized order (`Ord`), majority first.
+#[cfg(feature = "cli")]
+impl clap::ValueEnum for Group {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Group::Minority, Group::Majority]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(match self {
+            Group::Minority => clap::builder::PossibleValue::new("minority").help("Minority-name prompts"),
+            Group::Majority => clap::builder::PossibleValue::new("majority").help("Majority-name prompts"),
+        })
+    }
+}
+
 impl std::fmt::Display for Group {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

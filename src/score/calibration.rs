@@ -12,11 +12,14 @@ use crate::tokenizer::Tokenizer;
 
 /// Which tokens of a calibration sequence count for scoring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum TokenCount {
     /// Every token, prompt and answer (the authors' bias code; biasprune's default).
     #[default]
+    #[cfg_attr(feature = "cli", value(help = "Prompt and answer tokens"))]
     All,
     /// Only the answer's tokens (Wei et al.).
+    #[cfg_attr(feature = "cli", value(help = "Answer tokens only"))]
     Response,
 }
 

@@ -20,10 +20,13 @@ use crate::tokenizer::Tokenizer;
 
 /// The scoring method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Method {
     /// |W| times input feature norms (no gradient; layer by layer).
+    #[cfg_attr(feature = "cli", value(help = "|W| times input feature norms"))]
     Wanda,
     /// |W| times summed per-sample |gradient| of the answer loss.
+    #[cfg_attr(feature = "cli", value(help = "|W| times summed per-sample |gradient|"))]
     Snip,
 }
 

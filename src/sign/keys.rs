@@ -17,12 +17,16 @@ use super::error::SignError;
 
 /// An elliptic curve the reference verifier accepts, each with its fixed hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Curve {
     /// NIST P-256 (prime256v1) with SHA-256.
+    #[cfg_attr(feature = "cli", value(help = None))]
     P256,
     /// NIST P-384 (secp384r1) with SHA-384.
+    #[cfg_attr(feature = "cli", value(help = None))]
     P384,
     /// NIST P-521 (secp521r1) with SHA-512.
+    #[cfg_attr(feature = "cli", value(help = None))]
     P521,
 }
 
