@@ -108,7 +108,10 @@ impl EvalOptions {
         let names = scenario
             .holdout_split(&self.holdout_names)
             .with_context(|| format!("--holdout-names {:?}", self.holdout_names))?;
-        let scenario = names.as_ref().map_or(scenario.clone(), |split| scenario.with_names(split));
+        let scenario = match &names {
+            Some(split) => scenario.with_names(split),
+            None => scenario,
+        };
         let context = ContextLevel::parse(&self.context)
             .with_context(|| format!("--context {:?}: expected low, high or numeric", self.context))?;
         if self.samples == 0 {
