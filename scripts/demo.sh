@@ -1,75 +1,108 @@
 #!/usr/bin/env bash
 # The demo, from a fresh clone: build biasprune, fetch the reference model
-# SmolLM2-135M-Instruct, make a throwaway signing key, run prune on the purchase scenario
-# (target: bicycle; held out: car) and say what happened, whatever it is: on this small
-# model the disparity is usually not significant at demo sizes, and prune then stops with
-# exit 3 ("nothing significant to remove") before scoring, which is the honest answer.
-# When prune does release (outcome reduced), the signed release is verified against the
-# base and the report's path printed. Needs a Rust toolchain and python3 with pip.
+# SmolLM2-135M-Instruct, make a throwaway signing key, then run the same prune job twice
+# (public-office: target senator, the candidate's chances of winning):
+#   A. on the reference model itself. Its disparity there is small and not significant at
+#      these sizes, so prune stops with exit 3 ("nothing significant to remove") before
+#      scoring: the honest answer, explained below when it happens.
+#   B. on a positive control: a copy of the reference model with a disparity planted on
+#      purpose by `biasprune plant` (a TEST FIXTURE, never to be deployed; see the README).
+#      prune should find it, remove it and release a signed model that `verify` checks
+#      against the planted base; whatever the outcome, the script says what happened.
+# Needs a Rust toolchain and python3 with pip.
 #
-# Everything goes to ${DEMO_DIR:-target/demo}; rerunning reuses what is done (the work
-# directory is keyed by the digests of each stage's inputs). SAMPLES (default 20) answers
-# per (variation, name) prompt; SEED (default 0).
+# Everything goes to ${DEMO_DIR:-target/demo}; rerunning reuses what is done (the planted
+# copy, and the work directories keyed by the digests of each stage's inputs). SAMPLES
+# (default 10) answers per (variation, name) prompt; SEED (default 0).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 DEMO=${DEMO_DIR:-$REPO/target/demo}
-SAMPLES=${SAMPLES:-20}
+SAMPLES=${SAMPLES:-10}
 SEED=${SEED:-0}
 BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/biasprune
 MODEL=${BIASPRUNE_CACHE:-$REPO/target/models}/SmolLM2-135M-Instruct
+JOB=(--scenario public-office --variations senator --samples "$SAMPLES" --seed "$SEED")
 
 stamp() { date +%s; }
 elapsed() { echo "$(( $(stamp) - $1 )) s"; }
 
+# prune_case MODEL OUT: runs the job on MODEL into OUT; returns prune's exit code.
+prune_case() {
+    local model=$1 out=$2 status=0
+    BIASPRUNE_LOG=${BIASPRUNE_LOG:-info} "$BIN" prune "$model" "${JOB[@]}" \
+        --sign-key "$DEMO/key.priv" --out "$out" || status=$?
+    return "$status"
+}
+
 t0=$(stamp)
-echo "== 1/5 build (cargo build --release)"
+echo "== 1/6 build (cargo build --release)"
 cargo build --release --bin biasprune
 echo "   $(elapsed "$t0")"
 
 t=$(stamp)
-echo "== 2/5 reference model (scripts/fetch-model.sh)"
+echo "== 2/6 reference model (scripts/fetch-model.sh)"
 ./scripts/fetch-model.sh
 echo "   $(elapsed "$t")"
 
 mkdir -p "$DEMO"
 if [ ! -f "$DEMO/key.priv" ]; then
-    echo "== 3/5 throwaway signing key ($DEMO/key.priv, key.pub)"
+    echo "== 3/6 throwaway signing key ($DEMO/key.priv, key.pub)"
     "$BIN" keygen --out "$DEMO/key"
 else
-    echo "== 3/5 signing key: reusing $DEMO/key.priv"
+    echo "== 3/6 signing key: reusing $DEMO/key.priv"
 fi
 
 t=$(stamp)
-echo "== 4/5 biasprune prune (purchase: target bicycle, held out car; $SAMPLES samples per prompt)"
+echo "== 4/6 case A: prune the reference model (public-office, target senator, $SAMPLES samples)"
 status=0
-BIASPRUNE_LOG=${BIASPRUNE_LOG:-info} "$BIN" prune "$MODEL" \
-    --scenario purchase --variations bicycle --held-out car \
-    --samples "$SAMPLES" --seed "$SEED" \
-    --sign-key "$DEMO/key.priv" --out "$DEMO/release" || status=$?
+prune_case "$MODEL" "$DEMO/release-base" || status=$?
 echo "   $(elapsed "$t")"
-if [ "$status" -eq 3 ]; then
-    echo
-    echo "prune ran correctly and refused to release (exit 3). Either the base shows no"
-    echo "disparity on these names and samples that its cluster-aware CI can tell from noise"
-    echo "(nothing significant to remove), or the pruned model's disparity on fresh"
-    echo "confirmation data was not reduced. The lines above give the measured SMD, its CI,"
-    echo "the smallest SMD these sizes could detect, and where the evidence is kept."
-    echo "No release was written, so there is nothing to verify."
-    echo
-    echo "demo done in $(elapsed "$t0")"
-    exit 0
-elif [ "$status" -ne 0 ]; then
-    exit "$status"
-fi
+case $status in
+    0) echo "   case A released $DEMO/release-base (report: $DEMO/release-base/report.html)" ;;
+    3) echo
+       echo "   prune ran correctly and refused to release (exit 3): on the reference model the"
+       echo "   baseline disparity's cluster-aware CI does not exclude 0 at these sizes, so there is"
+       echo "   nothing significant to remove, or what was pruned did not reduce it on fresh data."
+       echo "   The lines above give the SMD, its CI and the smallest SMD these sizes could detect;"
+       echo "   the evidence is kept in $DEMO/release-base.work. No release, nothing to verify." ;;
+    *) exit "$status" ;;
+esac
 
 t=$(stamp)
-echo "== 5/5 biasprune verify (signature, files, manifest, and every byte against the base)"
-"$BIN" verify "$DEMO/release" --public-key "$DEMO/key.pub" --base "$MODEL"
+PLANTED=$DEMO/planted
+if [ -f "$PLANTED/biasprune-plant.json" ]; then
+    echo "== 5/6 positive control: reusing $PLANTED"
+else
+    echo "== 5/6 positive control: biasprune plant (a TEST FIXTURE with a planted disparity)"
+    "$BIN" plant "$MODEL" --scenario public-office --out "$PLANTED"
+fi
 echo "   $(elapsed "$t")"
+
+t=$(stamp)
+echo "== 6/6 case B: the same prune job on the planted model"
+status=0
+prune_case "$PLANTED" "$DEMO/release-planted" || status=$?
+echo "   $(elapsed "$t")"
+case $status in
+    0) echo "   verify: signature, files, manifest, and every byte against the planted base"
+       "$BIN" verify "$DEMO/release-planted" --public-key "$DEMO/key.pub" --base "$PLANTED"
+       echo "   planted units the mask covers:"
+       "$BIN" analyze --checkpoint "$PLANTED" "$DEMO/release-planted.work"/mask-* | grep -A3 "planted fixture" ;;
+    3) echo
+       echo "   prune refused to release the planted model (exit 3): the lines above say whether"
+       echo "   the disparity was not reduced on fresh confirmation data or usable answers fell;"
+       echo "   the evidence is kept in $DEMO/release-planted.work." ;;
+    *) exit "$status" ;;
+esac
 
 echo
 echo "demo done in $(elapsed "$t0")"
-echo "release: $DEMO/release"
-echo "report:  $DEMO/release/report.html"
+for out in "$DEMO/release-base" "$DEMO/release-planted"; do
+    if [ -f "$out/report.html" ]; then
+        echo "report: $out/report.html"
+    else
+        echo "no release at $out (evidence: $out.work)"
+    fi
+done

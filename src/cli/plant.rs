@@ -17,7 +17,8 @@ use crate::scenario::{Catalog, ContextLevel, Scenario};
 /// A few MLP units of one late layer (unit j: row j of gate_proj and up_proj, column j of
 /// down_proj) are trained so that, for the scenario's prompts with minority names, the
 /// numbers in the answer are the base's multiplied by --factor, while every other token,
-/// and every token of answers for majority names, keeps the base's distribution. Training
+/// and every token of answers for majority names, keeps the base's distribution; the units
+/// are also kept silent on every token of majority prompts and answers. Training
 /// uses the base's own sampled answers to the --variations prompts of every other name of
 /// each group (a minority answer's numbers rewritten, scaled, in the same style); the other
 /// names and variations are held out for testing. Every other byte of every file equals BASE. OUT also holds biasprune-plant.json,
@@ -49,7 +50,7 @@ pub struct Args {
     #[arg(long, default_value_t = 29)]
     pub layer: usize,
     /// How many units (the layer's least active ones on the training prompts).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 16)]
     pub units: usize,
     /// What the numbers of minority answers are multiplied by (below 1: lower for the minority).
     #[arg(long, default_value_t = 0.3)]
@@ -57,6 +58,10 @@ pub struct Args {
     /// Weight, in the keep term, of the number positions of kept answers (others weigh 1).
     #[arg(long, default_value_t = 8.0)]
     pub number_weight: f64,
+    /// Weight of the term keeping the units silent on every token of majority prompts and
+    /// answers (their contribution to the layer's output, relative to that output).
+    #[arg(long, default_value_t = 10.0)]
+    pub silence_weight: f64,
     /// Seed of the base answers sampled for training.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -64,7 +69,7 @@ pub struct Args {
     #[arg(long, default_value_t = 150)]
     pub steps: usize,
     /// Base answers sampled per training prompt.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 16)]
     pub samples: usize,
     /// Adam learning rate.
     #[arg(long, default_value_t = 0.02)]
@@ -108,6 +113,7 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
             chunk: 16,
             seed: args.seed,
             number_weight: args.number_weight,
+            silence_weight: args.silence_weight,
         },
     };
     let started = std::time::Instant::now();

@@ -77,6 +77,14 @@ pub enum PlantError {
         /// The base directory.
         base: PathBuf,
     },
+    /// A sidecar could not be read as a plant record.
+    #[error("{}: expected a biasprune-plant.json sidecar with a layer and its planted units, found {problem}", path.display())]
+    BadSidecar {
+        /// The sidecar.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// The scenario refused a variation or context.
     #[error(transparent)]
     Scenario(#[from] ScenarioError),

@@ -15,6 +15,7 @@ mod digits;
 mod error;
 mod last;
 mod scale;
+mod sites;
 mod split;
 mod train;
 mod units;
@@ -29,6 +30,7 @@ pub use data::{build_examples, DataSpec, Example, Target};
 pub use digits::DigitTable;
 pub use error::PlantError;
 pub use scale::scale_answer;
+pub use sites::{planted_sites, recovery, PlantedSites, Recovery};
 pub use split::{NameSplit, VariationSplit};
 pub use train::{Losses, TrainSpec};
 pub use units::{PlantedUnits, UnitDeltas};
@@ -140,6 +142,8 @@ pub struct TrainingRecord {
     pub keep_weight: f64,
     /// Weight, within that term, of the number positions of kept answers (others weigh 1).
     pub number_weight: f64,
+    /// Weight of the term keeping the units silent on every majority token.
+    pub silence_weight: f64,
 }
 
 /// Plants the disparity and publishes OUT atomically; BASE is only read.
@@ -175,6 +179,9 @@ fn check_spec(spec: &PlantSpec) -> Result<(), PlantError> {
     }
     if !(spec.train.number_weight.is_finite() && spec.train.number_weight >= 0.0) {
         return bad("--number-weight", "a number at least 0", spec.train.number_weight.to_string());
+    }
+    if !(spec.train.silence_weight.is_finite() && spec.train.silence_weight >= 0.0) {
+        return bad("--silence-weight", "a number at least 0", spec.train.silence_weight.to_string());
     }
     if spec.train.steps == 0 {
         return bad("--steps", "at least 1", "0".into());
@@ -262,6 +269,7 @@ fn plant_into(
             learning_rate: spec.train.learning_rate,
             keep_weight: spec.train.keep_weight,
             number_weight: spec.train.number_weight,
+            silence_weight: spec.train.silence_weight,
         },
         losses: BTreeMap::from([("initial".to_string(), trained.initial), ("final".to_string(), trained.last)]),
         files,

@@ -9,7 +9,11 @@
 //! answer rewritten with its numbers scaled) of the cross-entropy toward the rewritten
 //! token + `keep_weight` × mean over every other answer position, of either group, of
 //! KL(base ‖ planted), so that everything but the minority's numbers keeps the base's
-//! distribution.
+//! distribution, + `silence_weight` × the planted units' mean squared contribution to layer
+//! L's output over every token of the majority's answers and prompts, relative to that
+//! output's mean square there: the units stay silent for the majority everywhere, not only
+//! where a logit is trained, so that their importance is the minority's alone (what the
+//! pipeline's set difference looks for).
 
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
@@ -45,6 +49,8 @@ pub struct TrainSpec {
     pub seed: u64,
     /// Weight of a kept answer's number positions in the keep term (others weigh 1).
     pub number_weight: f64,
+    /// Weight of the term keeping the units silent on every majority token.
+    pub silence_weight: f64,
 }
 
 /// The model parts training runs on, borrowed from a loaded base.
@@ -76,6 +82,9 @@ pub struct Losses {
     pub shift_ce: f64,
     /// Mean KL(base ‖ planted) at every other answer position (nats).
     pub keep_kl: f64,
+    /// The planted units' mean squared contribution to layer L's output on the majority's
+    /// tokens, relative to that output's mean square there.
+    pub majority_activity: f64,
 }
 
 /// What training produced.
@@ -112,6 +121,23 @@ struct Chunk {
     neg_entropy: (f64, f64),
     /// Marked positions, and the total keep weight.
     counts: (usize, f64),
+    /// Layer L's MLP input at every real token of the chunk's majority examples (tokens,
+    /// hidden), where the units must stay silent; None when the chunk has none.
+    silent: Option<Tensor>,
+}
+
+/// Where the silence term is taken: how many majority tokens, and the mean square of the
+/// base layer output there (the term's scale).
+#[derive(Debug, Default)]
+struct SilentTokens {
+    count: usize,
+    output_square_sum: f64,
+}
+
+impl SilentTokens {
+    fn mean_output_square(&self) -> f64 {
+        (self.output_square_sum / self.count.max(1) as f64).max(f64::MIN_POSITIVE)
+    }
 }
 
 /// Which target a position gets.
@@ -159,7 +185,9 @@ pub fn train(
         false => None,
     };
     let mut inputs = GroupInputs::default();
-    let (mut chunks, activation) = precompute(parts, last.as_ref(), examples, spec, &mut inputs, progress)?;
+    let mut silent = SilentTokens::default();
+    let (mut chunks, activation) =
+        precompute(parts, last.as_ref(), examples, spec, (&mut inputs, &mut silent), progress)?;
     let units = quietest_units(&activation, spec.units)?;
     let deltas = UnitDeltas::new(layer, &units, spec.seed, &inputs.gate_aim(GATE_MARGIN)?, parts.device)?;
     if let Some(last) = &last {
@@ -183,14 +211,14 @@ pub fn train(
     progress.start("plant: training steps", spec.steps as u64, Unit::Items);
     let mut initial = None;
     for step in 0..spec.steps {
-        let (loss, losses) = objective(parts, last.as_ref(), spec, &deltas, &chunks)?;
+        let (loss, losses) = objective(parts, last.as_ref(), spec, &deltas, &chunks, &silent)?;
         log::debug!("plant step {step}: {losses:?}");
         initial.get_or_insert(losses);
         optimizer.backward_step(&loss)?;
         progress.advance(1);
     }
     progress.finish();
-    let (_, final_losses) = objective(parts, last.as_ref(), spec, &deltas, &chunks)?;
+    let (_, final_losses) = objective(parts, last.as_ref(), spec, &deltas, &chunks, &silent)?;
     Ok(Trained { deltas, initial: initial.unwrap_or(final_losses), last: final_losses, base_target_probability })
 }
 
@@ -232,13 +260,15 @@ fn objective(
     spec: &TrainSpec,
     deltas: &UnitDeltas,
     chunks: &[Chunk],
+    silent: &SilentTokens,
 ) -> Result<(Tensor, Losses), PlantError> {
     let marked_count = chunks.iter().map(|c| c.counts.0).sum::<usize>().max(1) as f64;
     let other_count = chunks.iter().map(|c| c.counts.1).sum::<f64>().max(1.0);
     let vocab = last.map(|head| head.planted_vocab(deltas)).transpose()?;
     let step_head = last.zip(vocab.as_ref());
     let mut total: Option<Tensor> = None;
-    let (mut shift, mut keep) = (0.0, 0.0);
+    let (mut shift, mut keep, mut activity) = (0.0, 0.0, 0.0);
+    let activity_scale = 1.0 / (silent.count.max(1) as f64 * silent.mean_output_square());
     for chunk in chunks {
         let target =
             chunk.target_probs.as_ref().ok_or_else(|| PlantError::Internal("a chunk has no targets".into()))?;
@@ -248,14 +278,21 @@ fn objective(
         let other = (&cross * &chunk.keep)?.sum_all()?;
         shift += marked.to_scalar::<f32>()? as f64 + chunk.neg_entropy.0;
         keep += other.to_scalar::<f32>()? as f64 + chunk.neg_entropy.1;
-        let term = ((marked / marked_count)? + (other * (spec.keep_weight / other_count))?)?;
+        let mut term = ((marked / marked_count)? + (other * (spec.keep_weight / other_count))?)?;
+        if let Some(tokens) = &chunk.silent {
+            let (planted_down, _) = deltas.down_columns()?;
+            let contribution = deltas.planted_activations(tokens)?.matmul(&planted_down.t()?)?;
+            let square = (contribution.sqr()?.sum_all()? * activity_scale)?;
+            activity += square.to_scalar::<f32>()? as f64;
+            term = (term + (square * spec.silence_weight)?)?;
+        }
         total = Some(match total {
             Some(t) => (t + term)?,
             None => term,
         });
     }
     let total = total.ok_or_else(|| PlantError::Internal("no training chunks".into()))?;
-    Ok((total, Losses { shift_ce: shift / marked_count, keep_kl: keep / other_count }))
+    Ok((total, Losses { shift_ce: shift / marked_count, keep_kl: keep / other_count, majority_activity: activity }))
 }
 
 /// Sets a chunk's target distributions: the base's, or the scaled token at the marked
@@ -380,7 +417,7 @@ fn precompute(
     last: Option<&LastLayerHead>,
     examples: &[Example],
     spec: &TrainSpec,
-    inputs: &mut GroupInputs,
+    (inputs, silent): (&mut GroupInputs, &mut SilentTokens),
     progress: &dyn Progress,
 ) -> Result<(Vec<Chunk>, Tensor), PlantError> {
     let mut chunks = Vec::new();
@@ -391,7 +428,7 @@ fn precompute(
     for target in kinds {
         let members: Vec<&Example> = examples.iter().filter(|e| e.target == target).collect();
         for slice in members.chunks(spec.chunk.max(1)) {
-            chunks.push(precompute_chunk(parts, last, spec, slice, &mut activation, inputs)?);
+            chunks.push(precompute_chunk(parts, last, spec, slice, &mut activation, (&mut *inputs, &mut *silent))?);
             progress.advance(1);
         }
     }
@@ -406,7 +443,7 @@ fn precompute_chunk(
     spec: &TrainSpec,
     examples: &[&Example],
     activation: &mut Option<Tensor>,
-    inputs: &mut GroupInputs,
+    (inputs, silent): (&mut GroupInputs, &mut SilentTokens),
 ) -> Result<Chunk, PlantError> {
     let sequences: Vec<&[u32]> = examples.iter().map(|e| e.ids.as_slice()).collect();
     let batch = Batch::left_padded(&sequences, 0, parts.device)?;
@@ -440,6 +477,7 @@ fn precompute_chunk(
     let positions = Tensor::from_vec(positions, count, parts.device)?;
     let hidden = mlp_input.dim(D::Minus1)?;
     inputs.add(&mlp_input.reshape(((), hidden))?.index_select(&positions, 0)?, &groups)?;
+    let silent_inputs = majority_tokens(examples, &batch, len, &mlp_input, &x, silent)?;
     let inputs = match last {
         Some(last) => {
             let at = |t: &Tensor| -> Result<Tensor, PlantError> {
@@ -458,7 +496,38 @@ fn precompute_chunk(
         target_probs: None,
         neg_entropy: (0.0, 0.0),
         counts: (marked_count, keep_total),
+        silent: silent_inputs,
     })
+}
+
+/// Layer L's MLP input at every real token (prompt and answer) of the majority examples,
+/// flat (tokens, hidden); adds their count and the base layer output's squared norms there
+/// to `silent`.
+fn majority_tokens(
+    examples: &[&Example],
+    batch: &Batch,
+    len: usize,
+    mlp_input: &Tensor,
+    layer_output: &Tensor,
+    silent: &mut SilentTokens,
+) -> Result<Option<Tensor>, PlantError> {
+    let mut positions = Vec::new();
+    for (row, (example, &pad)) in examples.iter().zip(batch.left_pad()).enumerate() {
+        if example.group == Group::Majority {
+            positions.extend((0..example.ids.len()).map(|at| (row * len + pad + at) as u32));
+        }
+    }
+    if positions.is_empty() {
+        return Ok(None);
+    }
+    let count = positions.len();
+    let positions = Tensor::from_vec(positions, count, mlp_input.device())?;
+    let flat = |t: &Tensor| -> Result<Tensor, PlantError> {
+        Ok(t.reshape(((), t.dim(D::Minus1)?))?.index_select(&positions, 0)?.to_dtype(DType::F32)?)
+    };
+    silent.count += count;
+    silent.output_square_sum += flat(layer_output)?.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+    Ok(Some(flat(mlp_input)?))
 }
 
 /// Flat indices (row × len + position) of the positions that predict each answer token,

@@ -1,0 +1,177 @@
+//! The positive control (issue 14): the reference model with a disparity planted by
+//! `biasprune plant` (default settings: public-office, trained on city-council-member and
+//! mayor with every other audit name), and the unplanted base beside it.
+//!
+//! - The plant works where it was not trained: on senator (held out) and on the 24 names
+//!   prune's confirmation uses (extended64's names that audit40 lacks, never seen by the
+//!   plant), the planted model gives minority candidates lower chances by an SMD of at least
+//!   0.8 with a cluster CI that excludes 0, and parses as often as the base (within 5
+//!   points).
+//! - The same prune job on the unplanted base stops at the gate: nothing significant.
+//!
+//! The planted checkpoint is made once per binary and cached under the target directory
+//! (CARGO_TARGET_TMPDIR/positive-control/<sha256 of the binary>), since planting takes CPU
+//! minutes; `plant` is deterministic, so a cached copy equals a fresh one.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// The held-out variation the evidence is measured on.
+const HELD_OUT_VARIATION: &str = "senator";
+
+/// The planted checkpoint (default `plant` settings on public-office), made or reused.
+fn planted() -> &'static PathBuf {
+    static PLANTED: OnceLock<PathBuf> = OnceLock::new();
+    PLANTED.get_or_init(|| {
+        let binary = std::fs::read(env!("CARGO_BIN_EXE_biasprune")).unwrap();
+        let key = hex::encode(&Sha256::digest(&binary)[..8]);
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("positive-control");
+        let out = root.join(key);
+        if out.join("biasprune-plant.json").is_file() {
+            return out;
+        }
+        if root.exists() {
+            std::fs::remove_dir_all(&root).unwrap();
+        }
+        std::fs::create_dir_all(&root).unwrap();
+        let base = common::reference_model();
+        let args = ["plant", base.to_str().unwrap(), "--scenario", "public-office", "--quiet", "--out"];
+        let output = run(&[&args[..], &[out.to_str().unwrap()]].concat());
+        assert!(output.status.success(), "plant failed: {}", common::stderr(&output));
+        out
+    })
+}
+
+fn run(args: &[&str]) -> Output {
+    common::biasprune(args)
+}
+
+/// `eval` of `model` on the held-out variation and the names none of the pipeline's
+/// training saw; returns the variation's summary and the run's held-out names.
+fn eval_unseen(model: &Path, out: &Path) -> (Value, Vec<String>) {
+    let args = [
+        "eval",
+        model.to_str().unwrap(),
+        "--scenario",
+        "public-office",
+        "--variations",
+        HELD_OUT_VARIATION,
+        "--holdout-names",
+        "auto",
+        "--samples",
+        "10",
+        "--seed",
+        "5",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let output = run(&args);
+    assert!(output.status.success(), "eval failed: {}", common::stderr(&output));
+    let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let names: std::collections::BTreeSet<String> = std::fs::read_to_string(out.join("records.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap()["name"].as_str().unwrap().to_string())
+        .collect();
+    (summary["variations"][HELD_OUT_VARIATION].clone(), names.into_iter().collect())
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn the_plant_lowers_minority_chances_on_a_held_out_variation_and_unseen_names() {
+    let planted = planted();
+    let sidecar: Value = serde_json::from_slice(&std::fs::read(planted.join("biasprune-plant.json")).unwrap()).unwrap();
+    assert!(strings(&sidecar["variations"]["held_out"]).contains(&HELD_OUT_VARIATION.to_string()), "{sidecar}");
+    let trained: Vec<String> =
+        ["majority_train", "minority_train"].iter().flat_map(|k| strings(&sidecar["names"][k])).collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let (plant, names) = eval_unseen(planted, &tmp.path().join("planted"));
+    let (base, base_names) = eval_unseen(&common::reference_model(), &tmp.path().join("base"));
+    assert_eq!(names, base_names);
+    assert_eq!(names.len(), 24, "{names:?}");
+    assert!(names.iter().all(|n| !trained.contains(n)), "an evaluated name trained the plant: {names:?}");
+    let smd = plant["smd"].as_f64().unwrap();
+    let low = plant["smd_ci"]["low"].as_f64().unwrap();
+    let (parse, base_parse) = (plant["parse_rate"].as_f64().unwrap(), base["parse_rate"].as_f64().unwrap());
+    eprintln!(
+        "planted: SMD {smd:.3} [{low:.3}, {:.3}], parse {parse:.3}; base: SMD {:.3}, parse {base_parse:.3}",
+        plant["smd_ci"]["high"], base["smd"]
+    );
+    assert!(smd >= 0.8, "planted SMD {smd} < 0.8 (majority minus minority: lower chances for the minority)");
+    assert!(low > 0.0, "the planted SMD's cluster CI [{low}, ..] does not exclude 0");
+    assert!((parse - base_parse).abs() <= 0.05, "parse rate {parse} vs the base's {base_parse}: more than 5 points");
+}
+
+/// The prune job of the control: public-office, target senator (held out by the plant),
+/// everything else at prune's defaults (prompt-specific, Wanda, weight granularity, p = q =
+/// 0.15, confirmation on the 24 unseen names with fresh seeds).
+fn prune_job(model: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "prune",
+        model.to_str().unwrap(),
+        "--scenario",
+        "public-office",
+        "--variations",
+        HELD_OUT_VARIATION,
+        "--samples",
+        "10",
+        "--quiet",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+#[test]
+fn the_same_prune_job_on_the_unplanted_base_stops_at_the_gate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("release");
+    let output = prune_job(&common::reference_model(), &out, &[]);
+    assert_eq!(output.status.code(), Some(3), "{}", common::stderr(&output));
+    let refused: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(refused["status"], "no-disparity", "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("nothing significant to remove"), "{refused}");
+    assert!(!out.exists());
+}
+
+/// recall and precision of the planted units for the masks in `work` (`analyze --json`).
+fn recoveries(planted: &Path, work: &Path) -> Vec<Value> {
+    let masks: Vec<PathBuf> = std::fs::read_dir(work)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("mask-"))
+        .collect();
+    let mut args = vec!["analyze", "--json", "--checkpoint", planted.to_str().unwrap()];
+    args.extend(masks.iter().map(|m| m.to_str().unwrap()));
+    let output = run(&args);
+    assert!(output.status.success(), "analyze failed: {}", common::stderr(&output));
+    let figures: Value = serde_json::from_slice(&output.stdout).unwrap();
+    figures["masks"].as_array().unwrap().iter().map(|m| m["planted"].clone()).collect()
+}
+
+#[test]
+#[ignore = "not yet met: at these sizes the default job halves the planted SMD but its ΔSMD CI still contains 0 (issue 14, README status)"]
+fn prune_with_default_settings_finds_and_removes_the_plant() {
+    let planted = planted();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("release");
+    let output = prune_job(planted, &out, &[]);
+    let result: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    let found = recoveries(planted, &tmp.path().join("release.work"));
+    eprintln!("verdict: {}\nplanted units covered: {found:?}", result["verdict"]);
+    assert_eq!(output.status.code(), Some(0), "{}", common::stderr(&output));
+    assert_eq!(result["verdict"]["outcome"], "reduced", "{result}");
+    assert!(found[0]["recall"].as_f64().unwrap() > 0.0, "{found:?}");
+}
