@@ -42,14 +42,10 @@ fn planted() -> &'static PathBuf {
         std::fs::create_dir_all(&root).unwrap();
         let base = common::reference_model();
         let args = ["plant", base.to_str().unwrap(), "--scenario", "public-office", "--quiet", "--out"];
-        let output = run(&[&args[..], &[out.to_str().unwrap()]].concat());
+        let output = common::biasprune(&[&args[..], &[out.to_str().unwrap()]].concat());
         assert!(output.status.success(), "plant failed: {}", common::stderr(&output));
         out
     })
-}
-
-fn run(args: &[&str]) -> Output {
-    common::biasprune(args)
 }
 
 /// `eval` of `model` on the held-out variation and the names none of the pipeline's
@@ -72,7 +68,7 @@ fn eval_unseen(model: &Path, out: &Path) -> (Value, Vec<String>) {
         "--out",
         out.to_str().unwrap(),
     ];
-    let output = run(&args);
+    let output = common::biasprune(&args);
     assert!(output.status.success(), "eval failed: {}", common::stderr(&output));
     let summary: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     let names: std::collections::BTreeSet<String> = std::fs::read_to_string(out.join("records.jsonl"))
@@ -131,7 +127,7 @@ fn prune_job(model: &Path, out: &Path, extra: &[&str]) -> Output {
         out.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    run(&args)
+    common::biasprune(&args)
 }
 
 #[test]
@@ -155,7 +151,7 @@ fn recoveries(planted: &Path, work: &Path) -> Vec<Value> {
         .collect();
     let mut args = vec!["analyze", "--json", "--checkpoint", planted.to_str().unwrap()];
     args.extend(masks.iter().map(|m| m.to_str().unwrap()));
-    let output = run(&args);
+    let output = common::biasprune(&args);
     assert!(output.status.success(), "analyze failed: {}", common::stderr(&output));
     let figures: Value = serde_json::from_slice(&output.stdout).unwrap();
     figures["masks"].as_array().unwrap().iter().map(|m| m["planted"].clone()).collect()
