@@ -1,6 +1,8 @@
 //! Golden digests: `biasprune prune`, `mask` and `apply` on the reference model must write
 //! the same bytes as the binary built from main at commit f580d5f (before the refactor of
-//! issue 16). The prune job is the small one of tests/prune.rs (`--samples 2 --seed 3
+//! issue 16), except where a later commit changed an output format on purpose and
+//! rewrote the digests (the verdict's residual-SMD arm: the manifest, its signature and the
+//! report). The prune job is the small one of tests/prune.rs (`--samples 2 --seed 3
 //! --max-new-tokens 12`), signed with the test-only key fixtures/golden-signing-key.priv;
 //! `mask` and `apply` then run on the scores it stored in its work directory.
 //!
@@ -118,8 +120,9 @@ fn prune_mask_and_apply_write_the_golden_bytes() {
     if std::env::var_os("BIASPRUNE_BLESS_GOLDEN").is_some_and(|v| v == "1") {
         let mut text = String::from(
             "# sha256 of every file `biasprune prune`, `mask` and `apply` write in tests/golden.rs.\n\
-             # Generated with the binary built from main at commit f580d5f (before issue 16's\n\
-             # refactor); rewrite only for a deliberate change of an output format.\n",
+             # First generated with the binary built from main at commit f580d5f (before issue\n\
+             # 16's refactor); rewritten only for a deliberate change of an output format, each\n\
+             # named in the commit that rewrites this file.\n",
         );
         for (path, digest) in &got {
             text.push_str(&format!("{digest}  {path}\n"));

@@ -101,6 +101,7 @@ fn manifest(with_evidence: bool) -> Manifest {
 fn verdict() -> Verdict {
     let delta = DeltaEvidence {
         baseline: Some(-0.2),
+        baseline_ci: Some((-0.6, 0.2)),
         pruned: Some(-0.05),
         delta: Some(0.15),
         delta_ci: Some((-0.1, 0.4)),
@@ -277,7 +278,10 @@ fn the_card_opens_with_the_outcome_and_discloses_the_splits() {
     let opening: Vec<&str> = body.lines().filter(|l| !l.trim().is_empty()).take(2).collect();
     assert_eq!(opening[0], "# base-purchase");
     assert!(opening[1].starts_with("> **Outcome: not-reduced**") && opening[1].contains("released anyway"), "{card}");
-    assert!(card.contains("| bicycle | -0.200 | -0.050 | 0.150 [-0.100, 0.400] | not-reduced |"), "{card}");
+    assert!(
+        card.contains("| bicycle | -0.200 [-0.600, 0.200] | -0.050 | 0.150 [-0.100, 0.400] | not-reduced |"),
+        "{card}"
+    );
     assert!(
         card.contains("| confirmation | evidence | 7 | bicycle | 2 names: Brett Becker, DeShawn Washington |"),
         "{card}"

@@ -181,6 +181,11 @@ pub struct Args {
     /// Largest parse-rate drop that still counts as keeping usable answers [default: 0.05].
     #[arg(long)]
     pub max_parse_drop: Option<f64>,
+    /// A target also counts as reduced when the base's SMD is significant on the
+    /// confirmation data and the pruned model's |SMD| there falls to at most this, toward 0;
+    /// 0 turns that arm off, leaving only a ΔSMD CI that excludes 0 [default: 0.3].
+    #[arg(long, value_name = "SMD")]
+    pub max_residual_smd: Option<f64>,
     /// Replace an existing OUT made with other settings.
     #[arg(long)]
     pub force: bool,
@@ -297,6 +302,7 @@ fn overlay(value: &mut Value, args: &Args) {
     set(g, "release_anyway", args.release_anyway.then_some(json!(true)));
     set(g, "max_inlier_drop", args.max_inlier_drop.map(|v| json!(v)));
     set(g, "max_parse_drop", args.max_parse_drop.map(|v| json!(v)));
+    set(g, "max_residual_smd", args.max_residual_smd.map(|v| json!(v)));
     let c = Some("compute");
     set(c, "device", args.device.as_ref().map(|v| json!(v)));
     set(c, "compute_dtype", args.compute_dtype.as_ref().map(|v| json!(v)));

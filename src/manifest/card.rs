@@ -134,17 +134,21 @@ fn write_outcome(card: &mut String, evidence: Option<&Evidence>) {
 fn write_deltas(card: &mut String, evidence: &Evidence) {
     let Some(verdict) = &evidence.verdict else { return };
     let _ = writeln!(card, "Paired change on the targets (pruned minus base, same names, prompts and seeds):\n");
-    let _ =
-        writeln!(card, "| target | SMD base | SMD pruned | ΔSMD [95% CI] | outcome |\n| --- | --- | --- | --- | --- |");
+    let _ = writeln!(
+        card,
+        "| target | SMD base [95% CI] | SMD pruned | ΔSMD [95% CI] | outcome |\n| --- | --- | --- | --- | --- |"
+    );
     let number = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+    let interval = |ci: Option<(f64, f64)>| ci.map_or(String::new(), |(lo, hi)| format!(" [{lo:.3}, {hi:.3}]"));
     for (target, delta) in &verdict.targets {
-        let ci = delta.delta_ci.map_or(String::new(), |(lo, hi)| format!(" [{lo:.3}, {hi:.3}]"));
         let _ = writeln!(
             card,
-            "| {target} | {} | {} | {}{ci} | {} |",
+            "| {target} | {}{} | {} | {}{} | {} |",
             number(delta.baseline),
+            interval(delta.baseline_ci),
             number(delta.pruned),
             number(delta.delta),
+            interval(delta.delta_ci),
             delta.outcome
         );
     }

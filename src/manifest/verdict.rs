@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
-    /// The paired ΔSMD's 95% CI excludes 0 in the good direction on every target, and the
-    /// inlier ratio and parse rate stayed within the allowed drops.
+    /// On every target the paired ΔSMD's 95% CI excludes 0 in the good direction, or a
+    /// disparity significant on the confirmation data fell toward 0 to within the allowed
+    /// residual |SMD|; and the inlier ratio and parse rate stayed within the allowed drops.
     Reduced,
     /// Neither reduced nor harmed: the change is within noise.
     NotReduced,
@@ -55,6 +56,10 @@ impl std::fmt::Display for Outcome {
 pub struct DeltaEvidence {
     /// The base's SMD (majority minus minority).
     pub baseline: Option<f64>,
+    /// Cluster-bootstrap 95% CI of the base's SMD on the confirmation data; absent in
+    /// manifests written before the residual-SMD arm of the verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_ci: Option<(f64, f64)>,
     /// The pruned model's SMD.
     pub pruned: Option<f64>,
     /// Pruned minus baseline.

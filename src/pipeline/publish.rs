@@ -218,7 +218,7 @@ fn method(inputs: &PublishInputs, mask: &crate::mask::PruneMask) -> serde_json::
         "selection": {"p_q": selection},
         "gate": {"disparity": inputs.disparity, "allow_no_disparity": spec.gate.allow_no_disparity,
             "release_anyway": spec.gate.release_anyway, "max_inlier_drop": spec.gate.max_inlier_drop,
-            "max_parse_drop": spec.gate.max_parse_drop},
+            "max_parse_drop": spec.gate.max_parse_drop, "max_residual_smd": spec.gate.max_residual_smd},
         "seeds": plan.seeds,
         "method": spec.method.method,
         "tokens": plan.tokens.as_str(),

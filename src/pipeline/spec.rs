@@ -233,6 +233,11 @@ pub struct GateSpec {
     /// The pruned model's parse rate may fall at most this far below the baseline's.
     #[serde(default = "default_max_drop")]
     pub max_parse_drop: f64,
+    /// A target also counts as reduced when the base's disparity is significant on the
+    /// confirmation data and the pruned model's |SMD| there is at most this, having moved
+    /// toward 0 (the "confirmation |SMD| <= 0.3"); 0 turns this arm off.
+    #[serde(default = "default_max_residual_smd")]
+    pub max_residual_smd: f64,
 }
 
 impl Default for GateSpec {
@@ -242,6 +247,7 @@ impl Default for GateSpec {
             release_anyway: false,
             max_inlier_drop: default_max_drop(),
             max_parse_drop: default_max_drop(),
+            max_residual_smd: default_max_residual_smd(),
         }
     }
 }
@@ -391,6 +397,9 @@ fn default_q_grid() -> Vec<f64> {
 }
 fn default_max_drop() -> f64 {
     0.05
+}
+fn default_max_residual_smd() -> f64 {
+    0.3
 }
 fn default_samples() -> usize {
     10

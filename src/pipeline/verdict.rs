@@ -39,7 +39,11 @@ pub fn judge(baseline: &Evaluated, pruned: &Evaluated, judging: &Judging) -> Ver
             };
             let settings = bootstrap.for_variation(target);
             let delta = paired_delta_smd(&groups(baseline), &groups(pruned), &settings);
-            (target.clone(), delta_evidence(delta, aim))
+            let residual = Residual {
+                baseline_ci: baseline.summary.variations.get(target).and_then(|v| v.smd_ci).map(|ci| (ci.low, ci.high)),
+                bound: judging.gate.max_residual_smd,
+            };
+            (target.clone(), delta_evidence(delta, aim, residual))
         })
         .collect();
     let utility = utility(baseline, pruned, judging);
@@ -58,10 +62,37 @@ fn aim(direction: Direction, worse: WorseSide) -> f64 {
     against_minority * worse.orientation()
 }
 
-fn delta_evidence(delta: Option<PairedDelta>, aim: f64) -> DeltaEvidence {
+/// What the residual-SMD arm reads besides the paired change: the base's own cluster CI on
+/// the confirmation data and the largest |SMD| that counts as removed.
+#[derive(Clone, Copy)]
+struct Residual {
+    baseline_ci: Option<(f64, f64)>,
+    bound: f64,
+}
+
+impl Residual {
+    /// Whether the base's confirmation CI excludes 0 on the side pruning aims away from
+    /// (a disparity that is there on fresh data, not one the calibration data imagined).
+    fn baseline_confirmed(&self, aim: f64) -> bool {
+        self.baseline_ci.is_some_and(|(low, high)| if aim < 0.0 { low > 0.0 } else { high < 0.0 })
+    }
+
+    /// Whether the pruned model's SMD fell within the bound, moving toward 0 from a
+    /// confirmed disparity.
+    fn removed(&self, delta: &PairedDelta, aim: f64) -> bool {
+        self.bound > 0.0
+            && self.baseline_confirmed(aim)
+            && delta.pruned.abs() <= self.bound
+            && delta.pruned.abs() < delta.baseline.abs()
+            && aim * delta.delta > 0.0
+    }
+}
+
+fn delta_evidence(delta: Option<PairedDelta>, aim: f64, residual: Residual) -> DeltaEvidence {
     let Some(delta) = delta else {
         return DeltaEvidence {
             baseline: None,
+            baseline_ci: residual.baseline_ci,
             pruned: None,
             delta: None,
             delta_ci: None,
@@ -95,13 +126,32 @@ fn delta_evidence(delta: Option<PairedDelta>, aim: f64) -> DeltaEvidence {
                     Outcome::Reduced,
                     format!("ΔSMD {:+.3} [{low:+.3}, {high:+.3}] excludes 0 in the good direction", delta.delta),
                 )
+            } else if residual.removed(&delta, aim) {
+                let (base_low, base_high) = residual.baseline_ci.expect("a confirmed baseline has a CI");
+                (
+                    Outcome::Reduced,
+                    format!(
+                        "SMD {:+.3} [{base_low:+.3}, {base_high:+.3}] (significant on the confirmation data) fell to {:+.3}, within ±{} (ΔSMD {:+.3} [{low:+.3}, {high:+.3}])",
+                        delta.baseline, delta.pruned, residual.bound, delta.delta
+                    ),
+                )
             } else {
-                (Outcome::NotReduced, format!("ΔSMD {:+.3} [{low:+.3}, {high:+.3}] contains 0", delta.delta))
+                let residual = if residual.bound > 0.0 {
+                    format!(
+                        ", and |SMD| {:.3} is not a confirmed disparity brought within {}",
+                        delta.pruned.abs(),
+                        residual.bound
+                    )
+                } else {
+                    String::new()
+                };
+                (Outcome::NotReduced, format!("ΔSMD {:+.3} [{low:+.3}, {high:+.3}] contains 0{residual}", delta.delta))
             }
         }
     };
     DeltaEvidence {
         baseline: Some(delta.baseline),
+        baseline_ci: residual.baseline_ci,
         pruned: Some(delta.pruned),
         delta: Some(delta.delta),
         delta_ci: ci,
@@ -164,10 +214,10 @@ mod tests {
     #[test]
     fn a_significant_fall_toward_zero_is_reduced_when_lower_answers_are_worse() {
         let aim = aim(Direction::MinorityMinusMajority, WorseSide::Lower);
-        assert_eq!(delta_evidence(delta(0.8, 0.1, -0.9, -0.4), aim).outcome, Outcome::Reduced);
-        assert_eq!(delta_evidence(delta(0.8, 0.7, -0.3, 0.1), aim).outcome, Outcome::NotReduced);
-        assert_eq!(delta_evidence(delta(0.8, 1.4, 0.3, 0.9), aim).outcome, Outcome::Harmed);
-        assert_eq!(delta_evidence(delta(0.5, -1.2, -2.0, -1.4), aim).outcome, Outcome::Harmed, "overshoot");
+        assert_eq!(delta_evidence(delta(0.8, 0.1, -0.9, -0.4), aim, OFF).outcome, Outcome::Reduced);
+        assert_eq!(delta_evidence(delta(0.8, 0.7, -0.3, 0.1), aim, OFF).outcome, Outcome::NotReduced);
+        assert_eq!(delta_evidence(delta(0.8, 1.4, 0.3, 0.9), aim, OFF).outcome, Outcome::Harmed);
+        assert_eq!(delta_evidence(delta(0.5, -1.2, -2.0, -1.4), aim, OFF).outcome, Outcome::Harmed, "overshoot");
     }
 
     #[test]
@@ -175,18 +225,60 @@ mod tests {
         // A rank: the minority gets larger (worse) ranks, so SMD (majority minus minority) < 0
         // and pruning the minority's weights should raise it toward 0.
         let aim = aim(Direction::MinorityMinusMajority, WorseSide::Higher);
-        assert_eq!(delta_evidence(delta(-0.8, -0.1, 0.4, 0.9), aim).outcome, Outcome::Reduced);
-        assert_eq!(delta_evidence(delta(-0.8, -1.4, -0.9, -0.3), aim).outcome, Outcome::Harmed);
+        assert_eq!(delta_evidence(delta(-0.8, -0.1, 0.4, 0.9), aim, OFF).outcome, Outcome::Reduced);
+        assert_eq!(delta_evidence(delta(-0.8, -1.4, -0.9, -0.3), aim, OFF).outcome, Outcome::Harmed);
+    }
+
+    /// The residual arm off: only the ΔSMD CI can show a reduction.
+    const OFF: Residual = Residual { baseline_ci: None, bound: 0.0 };
+
+    fn confirmed(low: f64, high: f64) -> Residual {
+        Residual { baseline_ci: Some((low, high)), bound: 0.3 }
+    }
+
+    #[test]
+    fn a_confirmed_disparity_brought_within_the_bound_is_reduced_though_the_delta_ci_holds_0() {
+        let aim = aim(Direction::MinorityMinusMajority, WorseSide::Lower);
+        let fell = delta(0.9, 0.2, -1.6, 0.1);
+        assert_eq!(delta_evidence(fell, aim, OFF).outcome, Outcome::NotReduced);
+        let evidence = delta_evidence(fell, aim, confirmed(0.3, 1.5));
+        assert_eq!(evidence.outcome, Outcome::Reduced, "{}", evidence.reason);
+        assert!(evidence.reason.contains("within ±0.3"), "{}", evidence.reason);
+        assert_eq!(evidence.baseline_ci, Some((0.3, 1.5)));
+    }
+
+    #[test]
+    fn the_residual_arm_needs_a_confirmed_disparity_a_small_residual_and_a_move_toward_0() {
+        let aim = aim(Direction::MinorityMinusMajority, WorseSide::Lower);
+        let fell = delta(0.9, 0.2, -1.6, 0.1);
+        assert_eq!(delta_evidence(fell, aim, confirmed(-0.1, 1.5)).outcome, Outcome::NotReduced, "not confirmed");
+        assert_eq!(delta_evidence(fell, aim, confirmed(-1.5, -0.3)).outcome, Outcome::NotReduced, "wrong side");
+        let stayed = delta(0.9, 0.4, -1.2, 0.3);
+        assert_eq!(delta_evidence(stayed, aim, confirmed(0.3, 1.5)).outcome, Outcome::NotReduced, "above the bound");
+        let small = delta(0.25, 0.28, -0.5, 0.6);
+        assert_eq!(delta_evidence(small, aim, confirmed(0.01, 0.5)).outcome, Outcome::NotReduced, "grew");
+        let flipped = delta(0.9, -0.2, -1.9, 0.1);
+        assert_eq!(delta_evidence(flipped, aim, confirmed(0.3, 1.5)).outcome, Outcome::Reduced, "|-0.2| <= 0.3");
+        let off = Residual { bound: 0.0, ..confirmed(0.3, 1.5) };
+        assert_eq!(delta_evidence(fell, aim, off).outcome, Outcome::NotReduced, "arm off");
+    }
+
+    #[test]
+    fn the_residual_arm_follows_the_aim_when_higher_answers_are_worse() {
+        let aim = aim(Direction::MinorityMinusMajority, WorseSide::Higher);
+        let rose = delta(-0.9, -0.1, -0.2, 1.5);
+        assert_eq!(delta_evidence(rose, aim, confirmed(-1.5, -0.3)).outcome, Outcome::Reduced);
+        assert_eq!(delta_evidence(rose, aim, confirmed(0.3, 1.5)).outcome, Outcome::NotReduced);
     }
 
     #[test]
     fn an_undefined_smd_is_never_a_reduction() {
-        assert_eq!(delta_evidence(None, -1.0).outcome, Outcome::NotReduced);
+        assert_eq!(delta_evidence(None, -1.0, OFF).outcome, Outcome::NotReduced);
     }
 
     #[test]
     fn utility_loss_is_harm_whatever_the_smd() {
-        let targets = BTreeMap::from([("bicycle".to_string(), delta_evidence(delta(0.8, 0.1, -0.9, -0.4), -1.0))]);
+        let targets = BTreeMap::from([("bicycle".to_string(), delta_evidence(delta(0.8, 0.1, -0.9, -0.4), -1.0, OFF))]);
         let utility = UtilityEvidence {
             inlier_before: 0.9,
             inlier_after: 0.8,

@@ -185,12 +185,16 @@ fn judged_view(verdict: &crate::manifest::Verdict) -> VerdictView {
         .targets
         .iter()
         .map(|(id, d)| {
-            let ci = d.delta_ci.map_or(String::new(), |(lo, hi)| format!(" [{}, {}]", number(lo), number(hi)));
+            let interval = |ci: Option<(f64, f64)>| {
+                ci.map_or(String::new(), |(lo, hi)| format!(" [{}, {}]", number(lo), number(hi)))
+            };
             let change = format!(
-                "SMD {} \u{2192} {}; \u{0394}SMD {}{ci}: {}",
+                "SMD {}{} \u{2192} {}; \u{0394}SMD {}{}: {}",
                 optional(d.baseline, number),
+                interval(d.baseline_ci),
                 optional(d.pruned, number),
                 optional(d.delta, number),
+                interval(d.delta_ci),
                 d.outcome
             );
             (id.clone(), change)

@@ -95,6 +95,7 @@ impl Sample {
         let delta = after.smd.zip(before.smd).map(|(a, b)| a - b);
         let target = DeltaEvidence {
             baseline: before.smd,
+            baseline_ci: before.smd_ci.map(|ci| (ci.low, ci.high)),
             pruned: after.smd,
             delta,
             delta_ci: delta.map(|d| (d - 0.2, d + 0.2)),
