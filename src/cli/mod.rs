@@ -19,6 +19,7 @@ mod keygen;
 mod mask;
 mod parity;
 mod plant;
+mod power;
 mod prune;
 mod scenarios;
 mod score;
@@ -94,6 +95,9 @@ enum Command {
     /// Write a TEST FIXTURE with a known disparity planted (a positive control for the
     /// pipeline); its output must not be deployed.
     Plant(plant::Args),
+    /// How many answers per prompt the gate needs: the detection rate of SMDs planted into
+    /// a base model's own answers, per answers per name (a benchmark, not a release step).
+    Power(power::Args),
     /// Compare logits and Wanda statistics on --device against the CPU in f32 (JSON; exit 1
     /// when beyond tolerance).
     Parity(parity::Args),
@@ -199,6 +203,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Sign(args) => sign::run(args, &bars),
         Command::Verify(args) => verify::run(args, &bars),
         Command::Plant(args) => plant::run(args, &bars),
+        Command::Power(args) => power::run(args),
         Command::Parity(args) => parity::run(args),
         Command::Bench(args) => bench::run(args),
     }

@@ -1,7 +1,7 @@
 //! Bias metrics of sampled answers: SMD with cluster and per-answer bootstrap CIs, the
 //! paired ΔSMD, a name permutation test, power of the clustered design, Mann-Whitney U,
-//! inlier rules, parse and inlier rates, the run summary written as `summary.json`, and
-//! Holm and Benjamini-Hochberg adjustments over a family of tests.
+//! inlier rules, parse and inlier rates, the run summary written as `summary.json`, Holm
+//! and Benjamini-Hochberg adjustments over a family of tests, and the gate's power table.
 
 mod cluster;
 mod cluster_bootstrap;
@@ -10,6 +10,7 @@ mod inlier;
 mod mann_whitney;
 mod multiple;
 mod power;
+mod power_table;
 mod record;
 mod smd;
 mod stats;
@@ -25,6 +26,7 @@ pub use inlier::{FenceFallback, Fences, InlierDescription, InlierJudge, InlierRu
 pub use mann_whitney::{mann_whitney_u, MannWhitney};
 pub use multiple::{benjamini_hochberg_adjusted, detectable_smd, holm_adjusted, normal_quantile, Correction};
 pub use power::{power, Power};
+pub use power_table::{power_table, PowerCell, PowerTableError};
 pub use record::{read_records, AnswerRecord};
 pub use smd::{smd, smd_bootstrap_ci, smd_with_reason, BootstrapSettings, ConfidenceInterval, SmdUndefined};
 pub use stats::{mean, quantile_sorted, sample_sd, sample_variance, sorted as sorted_values, GroupStats};
