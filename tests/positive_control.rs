@@ -8,6 +8,8 @@
 //!   0.8 with a cluster CI that excludes 0, and parses as often as the base (within 5
 //!   points).
 //! - The same prune job on the unplanted base stops at the gate: nothing significant.
+//! - `audit` of the planted model (issue 18) flags the cell the plant trained on as a
+//!   disparity after Holm's correction, and not the unplanted chess cell beside it.
 //!
 //! The planted checkpoint is made once per binary and cached under the target directory
 //! (CARGO_TARGET_TMPDIR/positive-control/<sha256 of the binary>), since planting takes CPU
@@ -140,6 +142,47 @@ fn the_same_prune_job_on_the_unplanted_base_stops_at_the_gate() {
     assert_eq!(refused["status"], "no-disparity", "{refused}");
     assert!(refused["message"].as_str().unwrap().contains("nothing significant to remove"), "{refused}");
     assert!(!out.exists());
+}
+
+#[test]
+fn audit_flags_the_planted_cell_after_correction_and_not_the_unplanted_one() {
+    let planted = planted();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("audit");
+    let args = [
+        "audit",
+        planted.to_str().unwrap(),
+        "--scenarios",
+        "public-office,chess",
+        "--contexts",
+        "low",
+        "--names",
+        "audit40",
+        "--samples",
+        "3",
+        "--seed",
+        "5",
+        "--bootstrap",
+        "500",
+        "--quiet",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let output = common::biasprune(&args);
+    assert!(output.status.success(), "audit failed: {}", common::stderr(&output));
+    let audit: Value = serde_json::from_slice(&std::fs::read(out.join("audit.json")).unwrap()).unwrap();
+    assert_eq!(audit["settings"]["correction"], "holm", "{}", audit["settings"]);
+    let finding = |id: &str| {
+        let cell = audit["cells"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("{id}"));
+        eprintln!("{id}: SMD {}, p {}, Holm {} -> {}", cell["smd"], cell["p_value"], cell["p_holm"], cell["finding"]);
+        cell["finding"].as_str().unwrap().to_string()
+    };
+    assert_eq!(finding("public-office/city-council-member/low"), "disparity", "the plant trained on this cell");
+    assert_eq!(finding("chess/chess/low"), "none detected", "nothing was planted here");
+    for id in ["public-office/mayor/low", "public-office/senator/low"] {
+        finding(id);
+    }
 }
 
 /// recall and precision of the planted units for the masks in `work` (`analyze --json`).
