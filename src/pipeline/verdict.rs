@@ -86,6 +86,24 @@ impl Residual {
             && delta.pruned.abs() < delta.baseline.abs()
             && aim * delta.delta > 0.0
     }
+
+    /// Why the residual arm does not apply, in words; `None` when it is off.
+    fn why_not(&self, delta: &PairedDelta, aim: f64) -> Option<String> {
+        if self.bound <= 0.0 {
+            return None;
+        }
+        Some(if !self.baseline_confirmed(aim) {
+            let ci = self.baseline_ci.map_or("none".to_string(), |(low, high)| format!("[{low:+.3}, {high:+.3}]"));
+            format!(
+                "the base's SMD is not significant on the confirmation data (CI {ci}), so |SMD| <= {} cannot count",
+                self.bound
+            )
+        } else if delta.pruned.abs() > self.bound {
+            format!("|SMD| after pruning, {:.3}, is above {}", delta.pruned.abs(), self.bound)
+        } else {
+            format!("the SMD did not move toward 0 ({:+.3} to {:+.3})", delta.baseline, delta.pruned)
+        })
+    }
 }
 
 fn delta_evidence(delta: Option<PairedDelta>, aim: f64, residual: Residual) -> DeltaEvidence {
@@ -136,15 +154,7 @@ fn delta_evidence(delta: Option<PairedDelta>, aim: f64, residual: Residual) -> D
                     ),
                 )
             } else {
-                let residual = if residual.bound > 0.0 {
-                    format!(
-                        ", and |SMD| {:.3} is not a confirmed disparity brought within {}",
-                        delta.pruned.abs(),
-                        residual.bound
-                    )
-                } else {
-                    String::new()
-                };
+                let residual = residual.why_not(&delta, aim).map_or(String::new(), |why| format!("; {why}"));
                 (Outcome::NotReduced, format!("ΔSMD {:+.3} [{low:+.3}, {high:+.3}] contains 0{residual}", delta.delta))
             }
         }
@@ -261,6 +271,20 @@ mod tests {
         assert_eq!(delta_evidence(flipped, aim, confirmed(0.3, 1.5)).outcome, Outcome::Reduced, "|-0.2| <= 0.3");
         let off = Residual { bound: 0.0, ..confirmed(0.3, 1.5) };
         assert_eq!(delta_evidence(fell, aim, off).outcome, Outcome::NotReduced, "arm off");
+        let reasons = [
+            delta_evidence(fell, aim, confirmed(-0.1, 1.5)).reason,
+            delta_evidence(stayed, aim, confirmed(0.3, 1.5)).reason,
+            delta_evidence(fell, aim, off).reason,
+        ];
+        assert!(
+            reasons[0].ends_with(
+                "not significant on the confirmation data (CI [-0.100, +1.500]), so |SMD| <= 0.3 cannot count"
+            ),
+            "{}",
+            reasons[0]
+        );
+        assert!(reasons[1].ends_with("|SMD| after pruning, 0.400, is above 0.3"), "{}", reasons[1]);
+        assert!(reasons[2].ends_with("contains 0"), "{}", reasons[2]);
     }
 
     #[test]
