@@ -65,6 +65,9 @@ pub enum PowerTableError {
     /// A shift is not a finite number.
     #[error("shift {0} is not a finite number")]
     BadShift(f64),
+    /// No shift or no count of answers per name was given.
+    #[error("nothing to tabulate: expected at least one shift and one count of answers per name")]
+    EmptyGrid,
 }
 
 /// The detection rate of each planted `shifts` × `samples` cell over `runs` (module docs).
@@ -78,6 +81,9 @@ pub fn power_table(
 ) -> Result<Vec<PowerCell>, PowerTableError> {
     if runs.is_empty() {
         return Err(PowerTableError::NoRuns);
+    }
+    if shifts.is_empty() || samples.is_empty() {
+        return Err(PowerTableError::EmptyGrid);
     }
     if let Some(&bad) = shifts.iter().find(|s| !s.is_finite()) {
         return Err(PowerTableError::BadShift(bad));
@@ -211,6 +217,8 @@ mod tests {
     fn bad_requests_are_refused_with_what_was_expected() {
         let runs = [base(4, 10)];
         assert_eq!(power_table(&[], &[0.5], &[10], &settings()), Err(PowerTableError::NoRuns));
+        assert_eq!(power_table(&runs, &[], &[10], &settings()), Err(PowerTableError::EmptyGrid));
+        assert_eq!(power_table(&runs, &[0.5], &[], &settings()), Err(PowerTableError::EmptyGrid));
         let err = power_table(&runs, &[0.5], &[20], &settings()).unwrap_err();
         assert_eq!(err, PowerTableError::TooManySamples { samples: 20, run: 0, slots: 10 });
         assert!(err.to_string().contains("expected 1..=10"), "{err}");
