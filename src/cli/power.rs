@@ -36,29 +36,19 @@ pub struct Args {
     pub seed: u64,
     /// Answers the statistics use: inliers (as eval and the gate) or every parsed answer.
     #[arg(long, value_enum, default_value = "inliers")]
-    pub population: PopulationArg,
+    pub population: Population,
     /// Print the table as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
-/// `--population` values.
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-pub enum PopulationArg {
-    /// Inliers only.
-    Inliers,
-    /// Every parsed answer.
-    Parsed,
-}
-
 /// Runs `power`.
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let population = match args.population {
-        PopulationArg::Inliers => Population::Inliers,
-        PopulationArg::Parsed => Population::Parsed,
-    };
-    let runs =
-        args.evals.iter().map(|dir| clustered(dir, &args.variation, population)).collect::<anyhow::Result<Vec<_>>>()?;
+    let runs = args
+        .evals
+        .iter()
+        .map(|dir| clustered(dir, &args.variation, args.population))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let settings = BootstrapSettings { resamples: args.bootstrap, seed: args.seed, ..BootstrapSettings::default() };
     let cells = power_table(&runs, &args.shifts, &args.samples, &settings)?;
     if args.json {

@@ -11,6 +11,7 @@ use crate::scenario::Group;
 
 /// Which answers the group statistics, SMD and tests are computed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Population {
     /// Inliers only (the default: outliers would dominate means and variances).

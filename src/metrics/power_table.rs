@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::cluster::{ClusteredGroups, NameCluster};
 use super::cluster_bootstrap::cluster_bootstrap_smd_ci;
 use super::smd::{smd, BootstrapSettings};
-use super::stats::sample_variance;
+use super::stats::{mean, sample_variance};
 
 /// One cell: a planted shift at a number of answers per name, over every trial.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,14 +120,7 @@ fn cell(runs: &[ClusteredGroups], spreads: &[f64], shift: f64, k: usize, bootstr
             trials += 1;
         }
     }
-    PowerCell {
-        shift,
-        samples: k,
-        trials,
-        detected,
-        rate: detected as f64 / trials as f64,
-        mean_smd: (!smds.is_empty()).then(|| smds.iter().sum::<f64>() / smds.len() as f64),
-    }
+    PowerCell { shift, samples: k, trials, detected, rate: detected as f64 / trials as f64, mean_smd: mean(&smds) }
 }
 
 /// Sample slots per name (every name has the same number, see
