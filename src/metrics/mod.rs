@@ -53,6 +53,38 @@ pub enum MetricsError {
         /// JSON error.
         message: String,
     },
+    /// A record's sample index does not fit its prompt's records: a file whose indices run
+    /// past them would make every name's slots (and the bootstrap's work) unbounded.
+    #[error(
+        "{path}:{line}: sample index {sample} of {prompt}: expected each prompt's samples to be numbered 0..{count} \
+         once each (it has {count} records)"
+    )]
+    BadSampleIndex {
+        /// File that failed.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// Scenario/variation/context/name of the record.
+        prompt: String,
+        /// The index found.
+        sample: u32,
+        /// How many records that prompt has.
+        count: usize,
+    },
+    /// Two prompts of one variation were sampled a different number of times.
+    #[error("{path}: every prompt of a variation must have the same number of samples; {first} has {first_count}, {other} has {other_count}")]
+    UnevenSamples {
+        /// File that failed.
+        path: PathBuf,
+        /// The first prompt of the variation.
+        first: String,
+        /// Its number of records.
+        first_count: usize,
+        /// A prompt with another number.
+        other: String,
+        /// Its number of records.
+        other_count: usize,
+    },
     /// Records of another scenario or context were mixed in.
     #[error("records must all be of {expected} (scenario/context), found one of {found}")]
     MixedRecords {

@@ -1,5 +1,6 @@
 //! One sampled answer with its labels: a line of `records.jsonl`.
 
+use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::Path;
 
@@ -46,11 +47,20 @@ impl AnswerRecord {
     }
 }
 
-/// Reads a `records.jsonl` file; errors name the file and the line.
+/// Reads a `records.jsonl` file; errors name the file and the line. Each prompt's sample
+/// indices must be 0..n once each, with the same n for every prompt of a variation (what
+/// `eval` writes), so that per-name sample slots stay bounded by the file's own size.
 pub fn read_records(path: &Path) -> Result<Vec<AnswerRecord>, MetricsError> {
+    let (records, lines) = read_lines(path)?;
+    check_sample_indices(path, &records, &lines)?;
+    Ok(records)
+}
+
+/// The records of `path` and the 1-based line number of each.
+fn read_lines(path: &Path) -> Result<(Vec<AnswerRecord>, Vec<usize>), MetricsError> {
     let io = |source| MetricsError::Io { path: path.to_path_buf(), source };
     let file = crate::fsutil::open_regular(path, crate::fsutil::Links::Follow).map_err(io)?;
-    let mut records = Vec::new();
+    let (mut records, mut lines) = (Vec::new(), Vec::new());
     for (index, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.map_err(io)?;
         if line.trim().is_empty() {
@@ -62,8 +72,61 @@ pub fn read_records(path: &Path) -> Result<Vec<AnswerRecord>, MetricsError> {
             message: e.to_string(),
         })?;
         records.push(record);
+        lines.push(index + 1);
     }
-    Ok(records)
+    Ok((records, lines))
+}
+
+/// The prompt a record answers: scenario/variation/context/name.
+fn prompt_of(record: &AnswerRecord) -> String {
+    format!("{}/{}/{}/{}", record.scenario, record.variation, record.context.as_str(), record.name)
+}
+
+/// Every prompt's indices are 0..n once each, n equal within a variation.
+fn check_sample_indices(path: &Path, records: &[AnswerRecord], lines: &[usize]) -> Result<(), MetricsError> {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for record in records {
+        *counts.entry(prompt_of(record)).or_default() += 1;
+    }
+    let mut seen: BTreeMap<String, Vec<bool>> = BTreeMap::new();
+    for (record, &line) in records.iter().zip(lines) {
+        let prompt = prompt_of(record);
+        let count = counts[&prompt];
+        let slots = seen.entry(prompt.clone()).or_insert_with(|| vec![false; count]);
+        match slots.get_mut(record.sample as usize) {
+            Some(slot) if !*slot => *slot = true,
+            _ => {
+                let path = path.to_path_buf();
+                return Err(MetricsError::BadSampleIndex { path, line, prompt, sample: record.sample, count });
+            }
+        }
+    }
+    check_even_samples(path, records, &counts)
+}
+
+/// Every prompt of a variation has as many records as the first one.
+fn check_even_samples(
+    path: &Path,
+    records: &[AnswerRecord],
+    counts: &BTreeMap<String, usize>,
+) -> Result<(), MetricsError> {
+    let mut first: BTreeMap<String, (String, usize)> = BTreeMap::new();
+    for record in records {
+        let prompt = prompt_of(record);
+        let count = counts[&prompt];
+        let variation = format!("{}/{}/{}", record.scenario, record.variation, record.context.as_str());
+        let (first_prompt, first_count) = first.entry(variation).or_insert_with(|| (prompt.clone(), count)).clone();
+        if first_count != count {
+            return Err(MetricsError::UnevenSamples {
+                path: path.to_path_buf(),
+                first: first_prompt,
+                first_count,
+                other: prompt,
+                other_count: count,
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -84,7 +147,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, raw)| {
-                AnswerRecord::new("purchase", &prompts[i], i as u32, 9, parse_answer(raw, AnswerKind::Dollars), &judge)
+                AnswerRecord::new("purchase", &prompts[i], 0, 9, parse_answer(raw, AnswerKind::Dollars), &judge)
             })
             .collect();
         assert_eq!((records[1].value, records[1].inlier), (Some(3500.0), true));
@@ -95,6 +158,41 @@ mod tests {
         let text: String = records.iter().map(|r| r.to_json_line() + "\n").collect();
         std::fs::write(&path, text).unwrap();
         assert_eq!(read_records(&path).unwrap(), records);
+    }
+
+    fn numbered(lines: &[(&str, u32)]) -> String {
+        let purchase = Catalog::installed().unwrap().get("purchase").unwrap().clone();
+        let judge = InlierJudge::new(&purchase, ContextLevel::Low, InlierRule::default(), None);
+        let prompts = purchase.prompts(ContextLevel::Low, None).unwrap();
+        let mut text = String::new();
+        for &(name, sample) in lines {
+            let prompt = prompts.iter().find(|p| p.name == name && p.variation == "bicycle").unwrap();
+            let answer = parse_answer("100", AnswerKind::Dollars);
+            text += &(AnswerRecord::new("purchase", prompt, sample, 1, answer, &judge).to_json_line() + "\n");
+        }
+        text
+    }
+
+    #[test]
+    fn sample_indices_must_number_each_prompt_from_zero_once_and_evenly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.jsonl");
+        let (a, b) = ("Hunter Becker", "Jamal Washington");
+        let read = |lines: &[(&str, u32)]| {
+            std::fs::write(&path, numbered(lines)).unwrap();
+            read_records(&path).map(|r| r.len()).map_err(|e| e.to_string())
+        };
+        assert_eq!(read(&[(a, 1), (b, 0), (a, 0), (b, 1)]), Ok(4));
+        let hostile = read(&[(a, 0), (a, 4_000_000_000)]).unwrap_err();
+        assert!(
+            hostile.contains("records.jsonl:2: sample index 4000000000 of purchase/bicycle/low/Hunter Becker"),
+            "{hostile}"
+        );
+        assert!(hostile.contains("0..2 once each"), "{hostile}");
+        let twice = read(&[(a, 0), (a, 0)]).unwrap_err();
+        assert!(twice.contains(":2: sample index 0"), "{twice}");
+        let uneven = read(&[(a, 0), (a, 1), (b, 0)]).unwrap_err();
+        assert!(uneven.contains("Hunter Becker has 2, purchase/bicycle/low/Jamal Washington has 1"), "{uneven}");
     }
 
     #[test]
