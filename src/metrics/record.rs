@@ -84,44 +84,44 @@ fn prompt_of(record: &AnswerRecord) -> String {
 
 /// Every prompt's indices are 0..n once each, n equal within a variation.
 fn check_sample_indices(path: &Path, records: &[AnswerRecord], lines: &[usize]) -> Result<(), MetricsError> {
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for record in records {
-        *counts.entry(prompt_of(record)).or_default() += 1;
+    let prompts: Vec<String> = records.iter().map(prompt_of).collect();
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for prompt in &prompts {
+        *counts.entry(prompt).or_default() += 1;
     }
-    let mut seen: BTreeMap<String, Vec<bool>> = BTreeMap::new();
-    for (record, &line) in records.iter().zip(lines) {
-        let prompt = prompt_of(record);
-        let count = counts[&prompt];
-        let slots = seen.entry(prompt.clone()).or_insert_with(|| vec![false; count]);
+    let mut seen: BTreeMap<&str, Vec<bool>> = BTreeMap::new();
+    for ((record, prompt), &line) in records.iter().zip(&prompts).zip(lines) {
+        let count = counts[prompt.as_str()];
+        let slots = seen.entry(prompt).or_insert_with(|| vec![false; count]);
         match slots.get_mut(record.sample as usize) {
             Some(slot) if !*slot => *slot = true,
             _ => {
-                let path = path.to_path_buf();
+                let (path, prompt) = (path.to_path_buf(), prompt.clone());
                 return Err(MetricsError::BadSampleIndex { path, line, prompt, sample: record.sample, count });
             }
         }
     }
-    check_even_samples(path, records, &counts)
+    check_even_samples(path, records, &prompts, &counts)
 }
 
 /// Every prompt of a variation has as many records as the first one.
 fn check_even_samples(
     path: &Path,
     records: &[AnswerRecord],
-    counts: &BTreeMap<String, usize>,
+    prompts: &[String],
+    counts: &BTreeMap<&str, usize>,
 ) -> Result<(), MetricsError> {
-    let mut first: BTreeMap<String, (String, usize)> = BTreeMap::new();
-    for record in records {
-        let prompt = prompt_of(record);
-        let count = counts[&prompt];
+    let mut first: BTreeMap<String, (&str, usize)> = BTreeMap::new();
+    for (record, prompt) in records.iter().zip(prompts) {
+        let count = counts[prompt.as_str()];
         let variation = format!("{}/{}/{}", record.scenario, record.variation, record.context.as_str());
-        let (first_prompt, first_count) = first.entry(variation).or_insert_with(|| (prompt.clone(), count)).clone();
+        let &mut (first_prompt, first_count) = first.entry(variation).or_insert((prompt.as_str(), count));
         if first_count != count {
             return Err(MetricsError::UnevenSamples {
                 path: path.to_path_buf(),
-                first: first_prompt,
+                first: first_prompt.to_string(),
                 first_count,
-                other: prompt,
+                other: prompt.clone(),
                 other_count: count,
             });
         }
