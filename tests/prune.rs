@@ -292,8 +292,24 @@ fn an_outcome_other_than_reduced_exits_3_and_keeps_the_evidence() {
     assert!(message.contains("not-reduced") && message.contains("--release-anyway"), "{message}");
 }
 
+/// `eval` of the reference model on the job's prompts (bicycle, 2 samples, 12 tokens) under
+/// `seed`, fenced by the records at `baseline`; returns the output directory.
+fn eval_like_the_job(model: &str, seed: &str, baseline: &Path, out: &Path) -> PathBuf {
+    let output = Command::new(env!("CARGO_BIN_EXE_biasprune"))
+        .args(["eval", model, "--scenario", "purchase", "--variations", "bicycle", "--samples", "2", "--seed", seed])
+        .args(["--max-new-tokens", "12", "--quiet", "--baseline", baseline.to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    out.to_path_buf()
+}
+
+/// The calibration evidence is the base's answers fenced by themselves, and a sweep's points
+/// are compared with the base's own answers to the selection prompts and seed, fenced like
+/// the points by the calibration answers (not with the calibration answers, another seed's).
 #[test]
-fn the_self_fenced_baseline_is_what_eval_gives_with_it_as_baseline() {
+fn the_self_fenced_baseline_and_the_sweeps_reference_are_what_eval_gives() {
     let model = common::reference_model();
     let model = model.to_str().unwrap();
     let tmp = tempfile::tempdir().unwrap();
@@ -301,20 +317,29 @@ fn the_self_fenced_baseline_is_what_eval_gives_with_it_as_baseline() {
     let mut args = prune_args(model, &out, Path::new("unused"));
     let key_at = args.iter().position(|a| a == "--sign-key").unwrap();
     args.drain(key_at..key_at + 2);
-    args.extend(["--p".into(), "0.3".into(), "--q".into(), "0.05".into()]);
-    run_json(&args);
+    args.extend(["--sweep", "--p-grid", "0.3", "--q-grid", "0.05"].map(String::from));
+    let outcome = run_json(&args);
+    assert_eq!((outcome["p"].as_f64(), outcome["q"].as_f64()), (Some(0.3), Some(0.05)), "{outcome}");
     let evidence = out.join("evidence/calibration");
-    let again = tmp.path().join("again");
-    let output = Command::new(env!("CARGO_BIN_EXE_biasprune"))
-        .args(["eval", model, "--scenario", "purchase", "--variations", "bicycle", "--samples", "2", "--seed", "3"])
-        .args(["--max-new-tokens", "12", "--quiet", "--baseline", evidence.join("records.jsonl").to_str().unwrap()])
-        .args(["--out", again.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let again = eval_like_the_job(model, "3", &evidence.join("records.jsonl"), &tmp.path().join("again"));
     for file in ["records.jsonl", "summary.json", "run.json"] {
         assert_eq!(read(evidence.join(file)), read(again.join(file)), "{file}");
     }
+
+    let stage = outcome["stages"].as_array().unwrap().iter().find(|s| s["name"] == "sample selection answers (base)");
+    let reference_dir = PathBuf::from(stage.expect("a selection reference stage")["dir"].as_str().unwrap());
+    let selection_seed = outcome["seeds"]["selection"].as_u64().unwrap().to_string();
+    let expected =
+        eval_like_the_job(model, &selection_seed, &evidence.join("records.jsonl"), &tmp.path().join("selection"));
+    assert_eq!(read(reference_dir.join("records.jsonl")), read(expected.join("records.jsonl")));
+    let summary: serde_json::Value = serde_json::from_str(&read(expected.join("summary.json"))).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&read(out.join("biasprune-manifest.json"))).unwrap();
+    let reference = &manifest["method"]["sweep"]["reference"];
+    for metric in ["inlier_ratio", "parse_rate"] {
+        let (stated, measured) = (reference[metric].as_f64().unwrap(), summary["overall"][metric].as_f64().unwrap());
+        assert!((stated - measured).abs() < 1e-12, "{metric}: {stated} against {measured}");
+    }
+    assert!(manifest["method"]["sweep"]["rule"].as_str().unwrap().contains("same selection prompts and seed"));
 }
 
 #[test]

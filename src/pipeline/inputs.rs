@@ -12,12 +12,17 @@ use crate::manifest::{BaseIdentity, Verdict};
 use crate::mask::DifferenceParams;
 use crate::sweep::SweepPoint;
 
+use super::select::TargetMetrics;
+
 /// The sweep's points and the one released.
 pub struct SweepChoice {
     /// Every grid point.
     pub points: Vec<SweepPoint>,
     /// The released point (one of `points`).
     pub chosen: SweepPoint,
+    /// The base's own answers on the selection prompts and seed: what each point's inlier
+    /// ratio and parse rate are compared with.
+    pub reference: TargetMetrics,
 }
 
 /// Everything the release is made from.

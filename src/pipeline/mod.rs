@@ -168,7 +168,6 @@ pub fn run_prune(spec: &PruneSpec, progress: &dyn Progress) -> Result<PruneOutco
 
     let scores = score_all(&ctx, spec, &plan, &answers, &work, &mut stages)?;
     let regime = plan.regime(spec.use_case.regime);
-    let calibration_targets = TargetMetrics::of(&calibration.summary, &plan.targets);
     let (mask_dir, sweep) = match &spec.method.sweep {
         None => {
             (stages::build_mask(&ckpt, &scores, &params, &regime, spec.method.min_count, &work, &mut stages)?, None)
@@ -184,9 +183,11 @@ pub fn run_prune(spec: &PruneSpec, progress: &dyn Progress) -> Result<PruneOutco
                 p_grid: &grid.p_grid,
                 q_grid: &grid.q_grid,
             };
+            let reference = stages::evaluate_selection_base(&ctx, &selection_spec, &calibration, &work, &mut stages)?;
+            let reference = TargetMetrics::of(&reference.summary, &plan.targets);
             let (_, points) = stages::sweep(&ctx, &scores, &run, &work, &mut stages)?;
-            let chosen = choose_point(&points, &calibration_targets, grid)?.clone();
-            (chosen.dir.join("mask"), Some(inputs::SweepChoice { points, chosen }))
+            let chosen = choose_point(&points, &reference, grid)?.clone();
+            (chosen.dir.join("mask"), Some(inputs::SweepChoice { points, chosen, reference }))
         }
     };
     let released_params = match &sweep {
@@ -271,9 +272,10 @@ fn planned_stages(spec: &PruneSpec, plan: &Plan) -> usize {
         RegimeChoice::WithinContext => 1,
         RegimeChoice::CrossContext => plan.train_scenarios.len(),
     };
-    // hash, calibration answers, fence, extra answers, scores, mask or sweep, confirmation
-    // answers, fence, pruned eval, report, release
-    3 + extra_answers + 2 * units + 1 + 3 + 2
+    // hash, calibration answers, fence, extra answers, scores, mask or (the base's selection
+    // answers and) the sweep, confirmation answers, fence, pruned eval, report, release
+    let selection_base = usize::from(spec.method.sweep.is_some());
+    3 + extra_answers + 2 * units + selection_base + 1 + 3 + 2
 }
 
 /// Scores both groups for every training unit of the regime.

@@ -203,6 +203,8 @@ fn method(inputs: &PublishInputs, mask: &crate::mask::PruneMask) -> serde_json::
         json!({"p_grid": grid.p_grid, "q_grid": grid.q_grid, "max_inlier_drop": grid.max_inlier_drop,
             "max_parse_drop": grid.max_parse_drop, "chosen": {"p": s.chosen.p, "q": s.chosen.q},
             "rule": super::select::SWEEP_RULE,
+            "reference": {"inlier_ratio": s.reference.inlier_ratio, "parse_rate": s.reference.parse_rate,
+                "mean_abs_smd": s.reference.mean_abs_smd, "answers": s.reference.answers},
             "points": s.points.iter().map(|p| json!({"p": p.p, "q": p.q, "pruned_entries": p.pruned_entries,
                 "mean_abs_smd": p.mean_abs_smd, "inlier_ratio": p.inlier_ratio, "parse_rate": p.parse_rate})).collect::<Vec<_>>()})
     });

@@ -47,7 +47,7 @@ impl TargetMetrics {
 }
 
 /// The rule a sweep's point is chosen by, in words (also recorded in the manifest).
-pub const SWEEP_RULE: &str = "lowest mean |SMD| over the target variations among points whose inlier ratio and parse rate fall at most max_inlier_drop and max_parse_drop below the baseline's; ties: fewer entries pruned";
+pub const SWEEP_RULE: &str = "lowest mean |SMD| over the target variations among points whose inlier ratio and parse rate fall at most max_inlier_drop and max_parse_drop below the base's own on the same selection prompts and seed (fenced alike); ties: fewer entries pruned";
 
 /// The released point of a sweep: the lowest mean |SMD| among points whose inlier ratio and
 /// parse rate fall at most the allowed amounts below the baseline's (ties: fewer entries

@@ -114,6 +114,23 @@ pub fn evaluate_pruned(
     evaluate(ctx, spec, Some(mask_dir), Some(baseline), &stage, stages)
 }
 
+/// Evaluates the base itself on the sweep's selection prompts and seed, fenced by
+/// `baseline` like every sweep point, so that each point's usable answers are compared with
+/// the base's answers to the same prompts and seed rather than to another seed's.
+pub fn evaluate_selection_base(
+    ctx: &ModelContext,
+    spec: &EvalSpec,
+    baseline: &Evaluated,
+    work: &WorkDir,
+    stages: &mut Stages,
+) -> Result<Evaluated, PipelineError> {
+    let key_inputs = json!({"stage": "selection-base", "checkpoint": ctx.identity, "eval": eval_inputs(spec),
+        "baseline": baseline.records_sha256.clone(), "compute": ctx.compute()});
+    let dir = work.stage_dir("selection-base", &stage_key(&key_inputs));
+    let stage = EvalStage { dir, key_inputs, label: "sample selection answers (base)".to_string() };
+    evaluate(ctx, spec, None, Some(baseline), &stage, stages)
+}
+
 /// An evaluation stage's directory, the inputs that key it and its display name.
 struct EvalStage {
     dir: PathBuf,
