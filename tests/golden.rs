@@ -187,14 +187,14 @@ fn prune_mask_and_apply_write_the_golden_bytes() {
         sets.contains_key("prune.sha256"),
         "tests/golden/prune.sha256 is missing (BIASPRUNE_BLESS_GOLDEN=1 writes it)"
     );
-    if sets.values().any(|expected| departures(expected, &got).is_empty()) {
-        return;
-    }
     let (nearest, differing) = sets
         .iter()
         .map(|(name, expected)| (name, departures(expected, &got)))
         .min_by_key(|(_, differing)| differing.len())
         .expect("at least one set");
+    if differing.is_empty() {
+        return;
+    }
     panic!(
         "outputs equal none of the {} golden digest sets; nearest, {nearest}:\n{}",
         sets.len(),

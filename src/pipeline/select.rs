@@ -50,17 +50,17 @@ impl TargetMetrics {
 pub const SWEEP_RULE: &str = "lowest mean |SMD| over the target variations among points whose inlier ratio and parse rate fall at most max_inlier_drop and max_parse_drop below the base's own on the same selection prompts and seed (fenced alike); ties: fewer entries pruned";
 
 /// The released point of a sweep: the lowest mean |SMD| among points whose inlier ratio and
-/// parse rate fall at most the allowed amounts below the baseline's (ties: fewer entries
-/// pruned, then the grid order).
+/// parse rate fall at most the allowed amounts below `reference`'s, the base's own answers
+/// to the same selection prompts and seed (ties: fewer entries pruned, then the grid order).
 pub fn choose_point<'p>(
     points: &'p [SweepPoint],
-    baseline: &TargetMetrics,
+    reference: &TargetMetrics,
     grid: &SweepSpec,
 ) -> Result<&'p SweepPoint, PipelineError> {
     let qualifies = |p: &&SweepPoint| {
         p.mean_abs_smd.is_some()
-            && p.inlier_ratio >= baseline.inlier_ratio - grid.max_inlier_drop
-            && p.parse_rate >= baseline.parse_rate - grid.max_parse_drop
+            && p.inlier_ratio >= reference.inlier_ratio - grid.max_inlier_drop
+            && p.parse_rate >= reference.parse_rate - grid.max_parse_drop
     };
     points
         .iter()
@@ -71,8 +71,8 @@ pub fn choose_point<'p>(
         })
         .ok_or_else(|| {
             PipelineError::NoAcceptablePoint(format!(
-                "no sweep point keeps the inlier ratio within {} and the parse rate within {} of the baseline's ({:.3}, {:.3}); see the sweep table in the work directory and widen the grid or the allowed drops",
-                grid.max_inlier_drop, grid.max_parse_drop, baseline.inlier_ratio, baseline.parse_rate
+                "no sweep point keeps the inlier ratio within {} and the parse rate within {} of the base's on the selection data ({:.3}, {:.3}); see the sweep table in the work directory and widen the grid or the allowed drops",
+                grid.max_inlier_drop, grid.max_parse_drop, reference.inlier_ratio, reference.parse_rate
             ))
         })
 }
