@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use super::{bars::Bars, print_json, Outcome};
 use crate::model::SamplingSettings;
-use crate::plant::{plant, PlantSpec, Target, TrainSpec, SIDECAR_FILE};
+use crate::plant::{plant, DownColumns, PlantSpec, Target, TrainSpec, SIDECAR_FILE};
 use crate::scenario::{Catalog, ContextLevel, Scenario};
 
 /// Write a copy of BASE with a known disparity planted, to validate the pipeline (a
@@ -62,6 +62,11 @@ pub struct Args {
     /// answers (their contribution to the layer's output, relative to that output).
     #[arg(long, default_value_t = 10.0)]
     pub silence_weight: f64,
+    /// How the planted down_proj columns train: flat (free for the first half of the steps,
+    /// then each column is its signs times one trained magnitude, so that every planted entry
+    /// weighs the same) or dense (every entry free).
+    #[arg(long, value_enum, default_value = "dense", hide_possible_values = true)]
+    pub down_columns: DownColumns,
     /// Seed of the base answers sampled for training.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -114,6 +119,7 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<Outcome> {
             seed: args.seed,
             number_weight: args.number_weight,
             silence_weight: args.silence_weight,
+            down_columns: args.down_columns,
         },
     };
     let started = std::time::Instant::now();

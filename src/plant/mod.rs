@@ -32,7 +32,7 @@ pub use error::PlantError;
 pub use scale::scale_answer;
 pub use sites::{planted_sites, recovery, PlantedSites, Recovery};
 pub use split::{NameSplit, VariationSplit};
-pub use train::{Losses, TrainSpec};
+pub use train::{DownColumns, Losses, TrainSpec};
 pub use units::{PlantedUnits, UnitDeltas};
 
 use crate::checkpoint::Checkpoint;
@@ -144,6 +144,10 @@ pub struct TrainingRecord {
     pub number_weight: f64,
     /// Weight of the term keeping the units silent on every majority token.
     pub silence_weight: f64,
+    /// How the down columns trained.
+    pub down_columns: DownColumns,
+    /// The step from which they trained flat (`steps` when never).
+    pub flat_from_step: usize,
 }
 
 /// Plants the disparity and publishes OUT atomically; BASE is only read.
@@ -270,6 +274,8 @@ fn plant_into(
             keep_weight: spec.train.keep_weight,
             number_weight: spec.train.number_weight,
             silence_weight: spec.train.silence_weight,
+            down_columns: spec.train.down_columns,
+            flat_from_step: spec.train.down_columns.flat_from(spec.train.steps),
         },
         losses: BTreeMap::from([("initial".to_string(), trained.initial), ("final".to_string(), trained.last)]),
         files,

@@ -51,6 +51,31 @@ pub struct TrainSpec {
     pub number_weight: f64,
     /// Weight of the term keeping the units silent on every majority token.
     pub silence_weight: f64,
+    /// How the down columns train.
+    pub down_columns: DownColumns,
+}
+
+/// How the planted down_proj columns train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum DownColumns {
+    /// Every entry free, every step.
+    Dense,
+    /// Free for the first half of the steps, then each column is its signs times one
+    /// trained magnitude: every planted entry weighs the same, so the plant is either found
+    /// whole by a weight-level mask or not at all.
+    Flat,
+}
+
+impl DownColumns {
+    /// The step from which the columns train flat (`steps` when never).
+    pub fn flat_from(self, steps: usize) -> usize {
+        match self {
+            DownColumns::Dense => steps,
+            DownColumns::Flat => steps / 2,
+        }
+    }
 }
 
 /// The model parts training runs on, borrowed from a loaded base.
@@ -189,7 +214,7 @@ pub fn train(
     let (mut chunks, activation) =
         precompute(parts, last.as_ref(), examples, spec, (&mut inputs, &mut silent), progress)?;
     let units = quietest_units(&activation, spec.units)?;
-    let deltas = UnitDeltas::new(layer, &units, spec.seed, &inputs.gate_aim(GATE_MARGIN)?, parts.device)?;
+    let mut deltas = UnitDeltas::new(layer, &units, spec.seed, &inputs.gate_aim(GATE_MARGIN)?, parts.device)?;
     if let Some(last) = &last {
         for chunk in &mut chunks {
             if let ChunkInputs::Last(at) = &mut chunk.inputs {
@@ -207,10 +232,15 @@ pub fn train(
     }
     let base_target_probability = means.probability / means.count as f64;
     let params = ParamsAdamW { lr: spec.learning_rate, weight_decay: 0.0, ..ParamsAdamW::default() };
-    let mut optimizer = AdamW::new(deltas.vars(), params)?;
+    let mut optimizer = AdamW::new(deltas.vars(), params.clone())?;
     progress.start("plant: training steps", spec.steps as u64, Unit::Items);
     let mut initial = None;
+    let flat_from = spec.down_columns.flat_from(spec.steps);
     for step in 0..spec.steps {
+        if step == flat_from {
+            deltas.flatten_down_columns()?;
+            optimizer = AdamW::new(deltas.vars(), params.clone())?;
+        }
         let (loss, losses) = objective(parts, last.as_ref(), spec, &deltas, &chunks, &silent)?;
         log::debug!("plant step {step}: {losses:?}");
         initial.get_or_insert(losses);

@@ -30,7 +30,16 @@ pub struct UnitDeltas {
     down: Tensor,
     planted_gate: Var,
     planted_up: Var,
-    planted_down: Var,
+    planted_down: PlantedDown,
+}
+
+/// How the planted down_proj columns are parametrised while they train.
+enum PlantedDown {
+    /// Every entry is free.
+    Dense(Var),
+    /// Entry i of column j is signs[i, j] × scale[j]: one magnitude per column, the signs
+    /// fixed when the column was flattened.
+    Flat { signs: Tensor, scale: Var },
 }
 
 impl UnitDeltas {
@@ -67,7 +76,7 @@ impl UnitDeltas {
             units: units.to_vec(),
             planted_gate,
             planted_up,
-            planted_down: Var::zeros(down.shape(), DType::F32, device)?,
+            planted_down: PlantedDown::Dense(Var::zeros(down.shape(), DType::F32, device)?),
             gate,
             up,
             down,
@@ -79,9 +88,28 @@ impl UnitDeltas {
         &self.units
     }
 
-    /// The three trainable replacements, for an optimizer.
+    /// The trainable replacements, for an optimizer: the gate and up rows, and the down
+    /// columns' entries (dense) or magnitudes (flat).
     pub fn vars(&self) -> Vec<Var> {
-        vec![self.planted_gate.clone(), self.planted_up.clone(), self.planted_down.clone()]
+        let down = match &self.planted_down {
+            PlantedDown::Dense(var) => var.clone(),
+            PlantedDown::Flat { scale, .. } => scale.clone(),
+        };
+        vec![self.planted_gate.clone(), self.planted_up.clone(), down]
+    }
+
+    /// From now on, every down column trains as its current signs times one magnitude, its
+    /// root mean square (so the column's norm is kept): every entry of a planted column then
+    /// weighs the same, so a weight-level mask that selects one of them selects them all.
+    pub fn flatten_down_columns(&mut self) -> Result<(), PlantError> {
+        let PlantedDown::Dense(var) = &self.planted_down else {
+            return Ok(());
+        };
+        let down = var.as_tensor().detach();
+        let signs = ((down.ge(0.0)?.to_dtype(DType::F32)? * 2.0)? - 1.0)?;
+        let scale = Var::from_tensor(&down.sqr()?.mean_keepdim(0)?.sqrt()?)?;
+        self.planted_down = PlantedDown::Flat { signs, scale };
+        Ok(())
     }
 
     /// The units' activations for flat MLP inputs `x` (tokens, hidden): planted and base,
@@ -101,7 +129,11 @@ impl UnitDeltas {
 
     /// The units' down_proj columns (hidden, units): planted and base.
     pub fn down_columns(&self) -> Result<(Tensor, Tensor), PlantError> {
-        Ok((self.planted_down.as_tensor().clone(), self.down.clone()))
+        let planted = match &self.planted_down {
+            PlantedDown::Dense(var) => var.as_tensor().clone(),
+            PlantedDown::Flat { signs, scale } => signs.broadcast_mul(scale.as_tensor())?,
+        };
+        Ok((planted, self.down.clone()))
     }
 
     /// The change of the layer's output for MLP inputs `x` (..., hidden), F32.
@@ -122,7 +154,7 @@ impl UnitDeltas {
             units: self.units.clone(),
             gate_rows: values(self.planted_gate.as_tensor())?,
             up_rows: values(self.planted_up.as_tensor())?,
-            down_columns: values(&self.planted_down.as_tensor().t()?)?,
+            down_columns: values(&self.down_columns()?.0.t()?)?,
         })
     }
 }
