@@ -91,10 +91,10 @@ pub struct Args {
     /// Fraction of the pruned group's top entries selected [default: 0.15].
     #[arg(long)]
     pub q: Option<f64>,
-    /// Sweep a (p, q) grid on the selection data and release the point with the lowest mean
-    /// |SMD| among those that keep inlier ratio and parse rate within 0.05 of the base's own
-    /// answers to the same selection prompts and seed [default grid: p 0.05,0.15,0.35 x q
-    /// 0.15,0.4].
+    /// Sweep a (p, q) grid on the selection data. Among the points that keep inlier ratio and
+    /// parse rate within 0.05 of the base's own answers to the same selection prompts and
+    /// seed, release the smallest mask whose mean |SMD| is at most --max-residual-smd, or,
+    /// when none is, the lowest mean |SMD| [default grid: p 0.05,0.15,0.35 x q 0.15,0.4].
     #[arg(long)]
     pub sweep: bool,
     /// Values of p for the sweep (implies --sweep).

@@ -186,7 +186,7 @@ pub fn run_prune(spec: &PruneSpec, progress: &dyn Progress) -> Result<PruneOutco
             let reference = stages::evaluate_selection_base(&ctx, &selection_spec, &calibration, &work, &mut stages)?;
             let reference = TargetMetrics::of(&reference.summary, &plan.targets);
             let (_, points) = stages::sweep(&ctx, &scores, &run, &work, &mut stages)?;
-            let chosen = choose_point(&points, &reference, grid)?.clone();
+            let chosen = choose_point(&points, &reference, grid, spec.gate.max_residual_smd)?.clone();
             (chosen.dir.join("mask"), Some(inputs::SweepChoice { points, chosen, reference }))
         }
     };
