@@ -10,10 +10,13 @@
 //! - The same prune job on the unplanted base stops at the gate: nothing significant.
 //! - `audit` of the planted model (issue 18) flags the cell the plant trained on as a
 //!   disparity after Holm's correction, and not the unplanted chess cell beside it.
+//! - Ignored (run with `--ignored`): prune with default settings on the default plant, which
+//!   does not yet release it as reduced, and `prune --sweep` on a flat, silent plant, which
+//!   does (README, issue 14 status).
 //!
-//! The planted checkpoint is made once per binary and cached under the target directory
-//! (CARGO_TARGET_TMPDIR/positive-control/<sha256 of the binary>), since planting takes CPU
-//! minutes; `plant` is deterministic, so a cached copy equals a fresh one.
+//! Each planted checkpoint is made once per binary and cached under the target directory
+//! (CARGO_TARGET_TMPDIR/positive-control/<kind>-<sha256 of the binary>), since planting takes
+//! CPU minutes; `plant` is deterministic, so a cached copy equals a fresh one.
 
 mod common;
 
@@ -30,24 +33,42 @@ const HELD_OUT_VARIATION: &str = "senator";
 /// The planted checkpoint (default `plant` settings on public-office), made or reused.
 fn planted() -> &'static PathBuf {
     static PLANTED: OnceLock<PathBuf> = OnceLock::new();
-    PLANTED.get_or_init(|| {
-        let binary = std::fs::read(env!("CARGO_BIN_EXE_biasprune")).unwrap();
-        let key = hex::encode(&Sha256::digest(&binary)[..8]);
-        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("positive-control");
-        let out = root.join(key);
-        if out.join("biasprune-plant.json").is_file() {
-            return out;
+    PLANTED.get_or_init(|| cached_plant("default", &[]))
+}
+
+/// A plant the weight-level set difference can find whole: flat down columns (every entry
+/// of a planted column has one magnitude) kept silent for the majority (silence 1000).
+fn flat_planted() -> &'static PathBuf {
+    static PLANTED: OnceLock<PathBuf> = OnceLock::new();
+    PLANTED.get_or_init(|| cached_plant("flat", &["--down-columns", "flat", "--silence-weight", "1000"]))
+}
+
+/// `plant` on public-office with `extra` settings, cached per binary as
+/// CARGO_TARGET_TMPDIR/positive-control/<kind>-<sha256 of the binary>; older copies of the
+/// same kind are removed.
+fn cached_plant(kind: &str, extra: &[&str]) -> PathBuf {
+    let binary = std::fs::read(env!("CARGO_BIN_EXE_biasprune")).unwrap();
+    let key = hex::encode(&Sha256::digest(&binary)[..8]);
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("positive-control");
+    let out = root.join(format!("{kind}-{key}"));
+    if out.join("biasprune-plant.json").is_file() {
+        return out;
+    }
+    std::fs::create_dir_all(&root).unwrap();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with(&format!("{kind}-")) || !name.contains('-') {
+            std::fs::remove_dir_all(&path).unwrap();
         }
-        if root.exists() {
-            std::fs::remove_dir_all(&root).unwrap();
-        }
-        std::fs::create_dir_all(&root).unwrap();
-        let base = common::reference_model();
-        let args = ["plant", base.to_str().unwrap(), "--scenario", "public-office", "--quiet", "--out"];
-        let output = common::biasprune(&[&args[..], &[out.to_str().unwrap()]].concat());
-        assert!(output.status.success(), "plant failed: {}", common::stderr(&output));
-        out
-    })
+    }
+    let base = common::reference_model();
+    let mut args = vec!["plant", base.to_str().unwrap(), "--scenario", "public-office", "--quiet"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+    let output = common::biasprune(&args);
+    assert!(output.status.success(), "plant failed: {}", common::stderr(&output));
+    out
 }
 
 /// `eval` of `model` on the held-out variation and the names none of the pipeline's
@@ -185,13 +206,8 @@ fn audit_flags_the_planted_cell_after_correction_and_not_the_unplanted_one() {
     }
 }
 
-/// recall and precision of the planted units for the masks in `work` (`analyze --json`).
-fn recoveries(planted: &Path, work: &Path) -> Vec<Value> {
-    let masks: Vec<PathBuf> = std::fs::read_dir(work)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("mask-"))
-        .collect();
+/// recall and precision of the planted units for `masks` (`analyze --json`).
+fn recoveries(planted: &Path, masks: &[PathBuf]) -> Vec<Value> {
     let mut args = vec!["analyze", "--json", "--checkpoint", planted.to_str().unwrap()];
     args.extend(masks.iter().map(|m| m.to_str().unwrap()));
     let output = common::biasprune(&args);
@@ -200,17 +216,53 @@ fn recoveries(planted: &Path, work: &Path) -> Vec<Value> {
     figures["masks"].as_array().unwrap().iter().map(|m| m["planted"].clone()).collect()
 }
 
+/// The entries of `work` whose names start with `prefix`.
+fn entries_starting(work: &Path, prefix: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(work)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect()
+}
+
+/// Runs the control's prune job on `model` with `extra` settings; returns its exit code, its
+/// JSON result and its work directory (kept in `tmp`).
+fn released(model: &Path, extra: &[&str], tmp: &tempfile::TempDir) -> (Option<i32>, Value, PathBuf) {
+    let out = tmp.path().join("release");
+    let output = prune_job(model, &out, extra);
+    let result: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    eprintln!("verdict: {}\n{}", result["verdict"], common::stderr(&output));
+    (output.status.code(), result, tmp.path().join("release.work"))
+}
+
 #[test]
 #[ignore = "not yet met: the default job halves the planted SMD (0.98 -> 0.49), but its ΔSMD CI contains 0 and 0.49 is above the residual bound 0.3 (issue 14, README status)"]
 fn prune_with_default_settings_finds_and_removes_the_plant() {
     let planted = planted();
     let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("release");
-    let output = prune_job(planted, &out, &[]);
-    let result: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-    let found = recoveries(planted, &tmp.path().join("release.work"));
-    eprintln!("verdict: {}\nplanted units covered: {found:?}", result["verdict"]);
-    assert_eq!(output.status.code(), Some(0), "{}", common::stderr(&output));
+    let (code, result, work) = released(planted, &[], &tmp);
+    let found = recoveries(planted, &entries_starting(&work, "mask-"));
+    eprintln!("planted units covered: {found:?}");
+    assert_eq!(code, Some(0), "{result}");
     assert_eq!(result["verdict"]["outcome"], "reduced", "{result}");
     assert!(found[0]["recall"].as_f64().unwrap() > 0.0, "{found:?}");
+}
+
+/// With flat, silent planted columns and `--sweep`, the job releases the plant as reduced
+/// with a mask that is mostly the plant (measured on the machine the README names: recall
+/// 0.81, precision 0.78, SMD 0.65 -> 0.18, usable answers within 0.04).
+#[test]
+#[ignore = "a second plant and a sweep add about 16 CPU minutes, and the verdict's margins on 24 confirmation names are thin (issue 14, README status); run with --ignored"]
+fn a_sweep_finds_and_removes_a_flat_silent_plant() {
+    let planted = flat_planted();
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, result, work) = released(planted, &["--sweep"], &tmp);
+    assert_eq!(code, Some(0), "{result}");
+    assert_eq!(result["verdict"]["outcome"], "reduced", "{result}");
+    let (p, q) = (result["p"].as_f64().unwrap(), result["q"].as_f64().unwrap());
+    let sweep = entries_starting(&work, "sweep-").pop().expect("a sweep directory");
+    let found = recoveries(planted, &[sweep.join(format!("p{p}-q{q}")).join("mask")]);
+    eprintln!("released p {p}, q {q}; planted units covered: {found:?}");
+    assert!(found[0]["recall"].as_f64().unwrap() >= 0.75, "{found:?}");
+    assert!(found[0]["precision"].as_f64().unwrap() >= 0.5, "{found:?}");
 }
