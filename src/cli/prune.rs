@@ -184,7 +184,8 @@ pub struct Args {
     pub max_parse_drop: Option<f64>,
     /// A target also counts as reduced when the base's SMD is significant on the
     /// confirmation data and the pruned model's |SMD| there falls to at most this, toward 0;
-    /// 0 turns that arm off, leaving only a ΔSMD CI that excludes 0 [default: 0.3].
+    /// 0 turns that arm off, leaving only a ΔSMD CI that excludes 0. A sweep releases the
+    /// smallest mask that reaches this bound on the selection data [default: 0.3].
     #[arg(long, value_name = "SMD")]
     pub max_residual_smd: Option<f64>,
     /// Replace an existing OUT made with other settings.

@@ -238,6 +238,7 @@ pub fn train(
     let flat_from = spec.down_columns.flat_from(spec.steps);
     for step in 0..spec.steps {
         if step == flat_from {
+            // The down parameters change shape, so every parameter gets a fresh Adam state.
             deltas.flatten_down_columns()?;
             optimizer = AdamW::new(deltas.vars(), params.clone())?;
         }
