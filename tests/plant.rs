@@ -34,10 +34,12 @@ fn biasprune(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_biasprune")).args(args).output().unwrap()
 }
 
-fn plant_into(out: &Path) -> Value {
+/// Plants into `out` with the small settings and `extra`; returns the printed sidecar.
+fn plant_into(out: &Path, extra: &[&str]) -> Value {
     let base = common::reference_model();
     let mut args = vec!["plant", base.to_str().unwrap(), "--out", out.to_str().unwrap(), "--json"];
     args.extend_from_slice(PLANT_ARGS);
+    args.extend_from_slice(extra);
     let output = biasprune(&args);
     assert!(output.status.success(), "plant failed: {}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).unwrap()
@@ -49,7 +51,7 @@ fn planted() -> &'static (tempfile::TempDir, PathBuf, Value) {
     PLANTED.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("planted");
-        let record = plant_into(&out);
+        let record = plant_into(&out, &[]);
         (dir, out, record)
     })
 }
@@ -145,7 +147,7 @@ fn the_same_seed_gives_the_same_bytes() {
     let (_, out, record) = planted();
     let dir = tempfile::tempdir().unwrap();
     let again = dir.path().join("again");
-    let second = plant_into(&again);
+    let second = plant_into(&again, &[]);
     assert_eq!(&second, record);
     let listing = |root: &Path| -> BTreeMap<String, String> {
         std::fs::read_dir(root)
@@ -194,13 +196,7 @@ fn bad_input_exits_2_naming_the_flag_and_an_existing_out_is_refused() {
 fn flat_down_columns_give_every_entry_of_a_planted_column_one_magnitude() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("flat");
-    let base = common::reference_model();
-    let mut args = vec!["plant", base.to_str().unwrap(), "--out", out.to_str().unwrap(), "--json"];
-    args.extend_from_slice(PLANT_ARGS);
-    args.extend_from_slice(&["--down-columns", "flat"]);
-    let output = biasprune(&args);
-    assert!(output.status.success(), "plant failed: {}", String::from_utf8_lossy(&output.stderr));
-    let record: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let record = plant_into(&out, &["--down-columns", "flat"]);
     assert_eq!(record["training"]["down_columns"], "flat");
     assert_eq!(record["training"]["flat_from_step"], 3, "the second half of the 6 steps trains flat");
     let flat = Checkpoint::open(&out).unwrap();
