@@ -3,7 +3,8 @@
 //! issue 16), except where a later commit changed an output format on purpose and
 //! rewrote the digests (the verdict's residual-SMD arm: the manifest, its signature and the
 //! report). The prune job is the small one of tests/prune.rs (`--samples 2 --seed 3
-//! --max-new-tokens 12`), signed with the test-only key fixtures/golden-signing-key.priv;
+//! --max-new-tokens 12`, and `--confirmation-samples 2`, the count before that setting
+//! existed), signed with the test-only key fixtures/golden-signing-key.priv;
 //! `mask` and `apply` then run on the scores it stored in its work directory.
 //!
 //! Every file the commands write is hashed (sha256, by relative path) and compared with the
@@ -133,7 +134,7 @@ fn prune_mask_and_apply_write_the_golden_bytes() {
     let out = tmp.path().join("release");
     let work = tmp.path().join("release.work");
     let mut prune = strings(&["prune", model, "--scenario", "purchase", "--variations", "bicycle"]);
-    prune.extend(strings(&["--samples", "2", "--seed", "3", "--max-new-tokens", "12"]));
+    prune.extend(strings(&["--samples", "2", "--confirmation-samples", "2", "--seed", "3", "--max-new-tokens", "12"]));
     prune.extend(strings(&["--allow-no-disparity", "--release-anyway", "--quiet", "--json"]));
     prune.extend(["--sign-key".into(), signing_key().display().to_string(), "--out".into(), out.display().to_string()]);
     run(&prune);

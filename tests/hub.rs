@@ -98,7 +98,8 @@ fn a_hub_id_is_inspected_pruned_and_verified_from_the_cache_offline() {
     assert_success(&offline(&cache, &cwd, &["keygen", "--out", key.to_str().unwrap()]), "keygen");
     let out = tmp.path().join("release");
     let mut prune = vec!["prune", ID, "--scenario", "purchase", "--variations", "bicycle", "--samples", "2"];
-    prune.extend(["--seed", "3", "--max-new-tokens", "12", "--layers", "29-29", "--components", "down"]);
+    prune.extend(["--confirmation-samples", "2", "--seed", "3", "--max-new-tokens", "12"]);
+    prune.extend(["--layers", "29-29", "--components", "down"]);
     prune.extend(["--allow-no-disparity", "--release-anyway", "--quiet", "--json"]);
     let key_priv = key.with_extension("priv");
     prune.extend(["--sign-key", key_priv.to_str().unwrap(), "--out", out.to_str().unwrap()]);

@@ -29,8 +29,10 @@ fn prune_args(model: &str, out: &Path, key: &Path) -> Vec<String> {
 fn gated_args(model: &str, out: &Path) -> Vec<String> {
     let mut args: Vec<String> =
         ["prune", model, "--scenario", "purchase", "--variations", "bicycle"].into_iter().map(String::from).collect();
-    args.extend(["--samples", "2", "--seed", "3", "--max-new-tokens", "12", "--quiet"].map(String::from));
-    args.extend(["--out".into(), out.display().to_string()]);
+    args.extend(
+        ["--samples", "2", "--confirmation-samples", "2", "--seed", "3", "--max-new-tokens", "12"].map(String::from),
+    );
+    args.extend(["--quiet".into(), "--out".into(), out.display().to_string()]);
     args
 }
 
@@ -347,13 +349,14 @@ fn bad_settings_fail_before_any_work_naming_what_is_wrong() {
     let tmp = tempfile::tempdir().unwrap();
     let model = common::reference_model();
     let out = tmp.path().join("out");
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 9] = [
         (&["--scenario", "purchase", "--variations", "boat"], "no variation \"boat\""),
         (&["--scenario", "purchase", "--granularity", "head", "--head-score", "gradients"], "--head-score"),
         (&["--scenario", "purchase", "--granularity", "head", "--head-ranking", "sideways"], "--head-ranking"),
         (&["--scenario", "purchase", "--granularity", "unit", "--components", "gate,down"], "missing: up"),
         (&["--scenario", "purchase", "--head-ranking", "global"], "apply to granularity head only"),
         (&["--scenario", "purchase", "--regime", "sideways"], "regime"),
+        (&["--scenario", "purchase", "--confirmation-samples", "0"], "confirmation_samples must be at least 1"),
         (&["--scenario", "purchase", "--variations", "bicycle", "--held-out", "bicycle"], "both a target and held out"),
         (&["--variations", "bicycle"], "--scenario is required"),
     ];

@@ -140,6 +140,12 @@ pub struct Args {
     /// --seed]; all three seeds must differ.
     #[arg(long)]
     pub confirmation_seed: Option<u64>,
+    /// Answers per (variation, name) prompt of the confirmation data, the released evidence
+    /// [default: 4 x --samples]. The verdict compares usable answers before and after
+    /// within 0.05; at 10 answers for each of 24 names that comparison is noisier than its
+    /// tolerance.
+    #[arg(long, value_name = "N")]
+    pub confirmation_samples: Option<usize>,
     /// Sampling temperature [default: 0.6].
     #[arg(long)]
     pub temperature: Option<f32>,
@@ -299,6 +305,7 @@ fn overlay(value: &mut Value, args: &Args) {
     set(e, "bootstrap", args.bootstrap.map(|v| json!(v)));
     set(e, "selection_seed", args.selection_seed.map(|v| json!(v)));
     set(e, "confirmation_seed", args.confirmation_seed.map(|v| json!(v)));
+    set(e, "confirmation_samples", args.confirmation_samples.map(|v| json!(v)));
     let g = Some("gate");
     set(g, "allow_no_disparity", args.allow_no_disparity.then_some(json!(true)));
     set(g, "release_anyway", args.release_anyway.then_some(json!(true)));

@@ -27,7 +27,8 @@ pub use plan::{load_options, Plan, SplitSeeds};
 pub use runner::{StageRecord, StageStatus, Stages};
 pub use select::{choose_point, TargetMetrics};
 pub use spec::{
-    ComputeSpec, DirectionChoice, EvaluationSpec, GateSpec, MethodSpec, PruneSpec, RegimeChoice, SweepSpec, UseCaseSpec,
+    ComputeSpec, DirectionChoice, EvaluationSpec, GateSpec, MethodSpec, PruneSpec, RegimeChoice, SweepSpec,
+    UseCaseSpec, CONFIRMATION_SAMPLES_FACTOR,
 };
 pub use verdict::{judge, Judging};
 pub use work::{stage_key, WorkDir, STAGE_MARKER};

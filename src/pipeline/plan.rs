@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use super::spec::{PruneSpec, RegimeChoice};
+use super::spec::{EvaluationSpec, PruneSpec, RegimeChoice, CONFIRMATION_SAMPLES_FACTOR};
 use super::PipelineError;
 use crate::device::ComputeDtype;
 use crate::eval::EvalSpec;
@@ -30,8 +30,11 @@ pub struct Plan {
     pub train_variations: Vec<String>,
     /// cross-context: the scenarios scored.
     pub train_scenarios: Vec<Scenario>,
-    /// Sampling settings of every evaluation.
+    /// Sampling settings of every evaluation (calibration and selection answer `samples`
+    /// times per prompt).
     pub sampling: SamplingSettings,
+    /// Answers per prompt of the confirmation data.
+    pub confirmation_samples: usize,
     /// Inlier rule.
     pub inlier_rule: InlierRule,
     /// Statistics settings.
@@ -69,7 +72,7 @@ pub struct SplitSeeds {
 impl SplitSeeds {
     /// The configured seeds; a seed not given is derived from the calibration seed (the
     /// first 8 bytes of SHA-256 of "biasprune:PURPOSE:SEED"), and all three must differ.
-    pub fn of(evaluation: &super::spec::EvaluationSpec) -> Result<Self, PipelineError> {
+    pub fn of(evaluation: &EvaluationSpec) -> Result<Self, PipelineError> {
         let seed = evaluation.seed;
         let seeds = SplitSeeds {
             calibration: seed,
@@ -86,6 +89,19 @@ impl SplitSeeds {
             )));
         }
         Ok(seeds)
+    }
+}
+
+/// The confirmation data's answers per prompt: as set, else
+/// [`CONFIRMATION_SAMPLES_FACTOR`] × `samples`.
+fn confirmation_samples(evaluation: &EvaluationSpec) -> Result<usize, PipelineError> {
+    match evaluation.confirmation_samples {
+        Some(0) => Err(PipelineError::Spec("confirmation_samples must be at least 1".into())),
+        Some(n) => Ok(n),
+        None => evaluation
+            .samples
+            .checked_mul(CONFIRMATION_SAMPLES_FACTOR)
+            .ok_or_else(|| PipelineError::Spec(format!("samples {} is too large", evaluation.samples))),
     }
 }
 
@@ -115,6 +131,7 @@ impl Plan {
         if evaluation.samples == 0 {
             return Err(PipelineError::Spec("samples must be at least 1".into()));
         }
+        let confirmation_samples = confirmation_samples(evaluation)?;
         Ok(Plan {
             context,
             targets,
@@ -129,6 +146,7 @@ impl Plan {
                 seed: evaluation.seed,
                 max_rows: evaluation.max_rows,
             },
+            confirmation_samples,
             inlier_rule: InlierRule::parse(&evaluation.inlier_rule)?,
             summary: SummarySettings::with_bootstrap(evaluation.bootstrap, evaluation.seed),
             method,
@@ -172,7 +190,8 @@ impl Plan {
     }
 
     /// The confirmation evaluation, for the base and the pruned model alike: the targets and
-    /// held-out variations, the held-out names where there are any, the confirmation seed.
+    /// held-out variations, the held-out names where there are any, the confirmation seed and
+    /// its answers per prompt.
     pub fn confirmation_spec(&self) -> EvalSpec {
         let scenario = match &self.holdout {
             Some(split) => self.scenario.with_names(split),
@@ -180,6 +199,7 @@ impl Plan {
         };
         let mut spec = self.seeded_spec(&scenario, Some(self.evidence_variations()), self.seeds.confirmation);
         spec.names = self.holdout.clone();
+        spec.sampling.samples = self.confirmation_samples;
         spec
     }
 
@@ -427,6 +447,22 @@ mod tests {
             let text = method_params(method).unwrap_err().to_string();
             assert!(text.contains(needle), "{text}");
         }
+    }
+
+    #[test]
+    fn the_confirmation_answers_each_prompt_four_times_as_often_unless_set() {
+        let plan = |evaluation: serde_json::Value| {
+            let job = serde_json::json!({"base": "b", "out": "o", "use_case": {"scenario": "purchase"}, "evaluation": evaluation});
+            Plan::new(&serde_json::from_value(job).unwrap())
+        };
+        let default = plan(serde_json::json!({"samples": 3})).unwrap();
+        assert_eq!(default.eval_spec(&default.scenario, None).sampling.samples, 3);
+        assert_eq!(default.selection_spec().sampling.samples, 3);
+        assert_eq!(default.confirmation_spec().sampling.samples, 3 * CONFIRMATION_SAMPLES_FACTOR);
+        let set = plan(serde_json::json!({"samples": 3, "confirmation_samples": 5})).unwrap();
+        assert_eq!(set.confirmation_spec().sampling.samples, 5);
+        let none = plan(serde_json::json!({"confirmation_samples": 0})).err().expect("0 is refused").to_string();
+        assert!(none.contains("confirmation_samples must be at least 1"), "{none}");
     }
 
     #[test]

@@ -195,6 +195,8 @@ fn use_case(inputs: &PublishInputs) -> UseCase {
 
 /// The manifest's `method`: how the mask was made (its provenance), how answers were
 /// sampled and judged, where the model ran, how the direction and the (p, q) were chosen.
+/// `evaluation.confirmation_samples` appears only when it differs from `samples` (as in
+/// releases from before the setting existed, its absence means the same count).
 fn method(inputs: &PublishInputs, mask: &crate::mask::PruneMask) -> serde_json::Value {
     let spec = inputs.spec;
     let plan = inputs.plan;
@@ -215,7 +217,7 @@ fn method(inputs: &PublishInputs, mask: &crate::mask::PruneMask) -> serde_json::
         ),
         None => format!("fixed by the settings (p = {}, q = {})", inputs.params.p, inputs.params.q),
     };
-    json!({
+    let mut method = json!({
         "scoring": mask.provenance,
         "selection": {"p_q": selection},
         "gate": {"disparity": inputs.disparity, "allow_no_disparity": spec.gate.allow_no_disparity,
@@ -238,7 +240,11 @@ fn method(inputs: &PublishInputs, mask: &crate::mask::PruneMask) -> serde_json::
             "baseline_inliers": "the base's answers judged by the fences of those same answers (evidence/baseline); the pruned model's by the same fences"},
         "compute": crate::eval::ComputeIdentity::of(&plan.load),
         "sweep": sweep,
-    })
+    });
+    if plan.confirmation_samples != plan.sampling.samples {
+        method["evaluation"]["confirmation_samples"] = json!(plan.confirmation_samples);
+    }
+    method
 }
 
 /// An f32 setting as the decimal it was written as (0.6, not 0.6000000238418579).
