@@ -194,25 +194,29 @@ fn bad_input_exits_2_naming_the_flag_and_an_existing_out_is_refused() {
 
 #[test]
 fn flat_down_columns_give_every_entry_of_a_planted_column_one_magnitude() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("flat");
-    let record = plant_into(&out, &["--down-columns", "flat"]);
-    assert_eq!(record["training"]["down_columns"], "flat");
+    let (_, out, record) = planted();
+    assert_eq!(record["training"]["down_columns"], "flat", "the default");
+    assert_eq!(record["training"]["silence_weight"], 1000.0, "the default");
     assert_eq!(record["training"]["flat_from_step"], 3, "the second half of the 6 steps trains flat");
-    let flat = Checkpoint::open(&out).unwrap();
+    let flat = Checkpoint::open(out).unwrap();
     let down = flat.tensor("model.layers.29.mlp.down_proj.weight").unwrap();
     assert_eq!(format!("{:?}", down.dtype), "F32", "the reference model's down_proj is F32");
     let values: Vec<f32> = down.data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
     let cols = down.shape[1];
-    for unit in units(&record) {
+    for unit in units(record) {
         let magnitudes: Vec<f32> = values.iter().skip(unit).step_by(cols).map(|v| v.abs()).collect();
         assert_eq!(magnitudes.len(), down.shape[0]);
         assert!(magnitudes[0] > 0.0, "unit {unit}: the column trained to zero");
         assert!(magnitudes.iter().all(|&m| m == magnitudes[0]), "unit {unit}: magnitudes differ: {magnitudes:?}");
     }
-    let (_, dense_out, dense) = planted();
-    let dense_down = Checkpoint::open(dense_out).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dense_out = dir.path().join("dense");
+    let dense = plant_into(&dense_out, &["--down-columns", "dense"]);
+    assert_eq!(
+        (&dense["training"]["down_columns"], &dense["training"]["flat_from_step"]),
+        (&"dense".into(), &6.into())
+    );
+    let dense_down = Checkpoint::open(&dense_out).unwrap();
     let dense_down = dense_down.tensor("model.layers.29.mlp.down_proj.weight").unwrap();
-    assert_eq!(dense["training"]["down_columns"], "dense", "the default");
     assert_ne!(dense_down.data, down.data, "flat and dense columns differ");
 }

@@ -1,6 +1,7 @@
 //! The positive control (issue 14): the reference model with a disparity planted by
 //! `biasprune plant` (default settings: public-office, trained on city-council-member and
-//! mayor with every other audit name), and the unplanted base beside it.
+//! mayor with every other audit name; flat planted down columns kept silent for the
+//! majority), and the unplanted base beside it.
 //!
 //! - The plant works where it was not trained: on senator (held out) and on the 24 names
 //!   prune's confirmation uses (extended64's names that audit40 lacks, never seen by the
@@ -8,13 +9,14 @@
 //!   0.8 with a cluster CI that excludes 0, and parses as often as the base (within 5
 //!   points).
 //! - The same prune job on the unplanted base stops at the gate: nothing significant.
+//! - `prune` with default settings releases the planted model as reduced, and within-context
+//!   (scores from city-council-member and mayor, with `--sweep`) does too; the planted units
+//!   are found (recall and precision are printed).
 //! - `audit` of the planted model (issue 18) flags the cell the plant trained on as a
-//!   disparity after Holm's correction, and not the unplanted chess cell beside it.
-//! - Ignored (run with `--ignored`): prune with default settings on the default plant, which
-//!   does not yet release it as reduced, and `prune --sweep` on a flat, silent plant, which
-//!   does (README, issue 14 status).
+//!   disparity after Holm's correction, and not an unplanted purchase cell beside it (the
+//!   plant also moves chess, whose answer is a chance of winning too: SMD 0.88 there).
 //!
-//! Each planted checkpoint is made once per binary and cached under the target directory
+//! The planted checkpoint is made once per binary and cached under the target directory
 //! (CARGO_TARGET_TMPDIR/positive-control/<kind>-<sha256 of the binary>), since planting takes
 //! CPU minutes; `plant` is deterministic, so a cached copy equals a fresh one.
 
@@ -33,20 +35,13 @@ const HELD_OUT_VARIATION: &str = "senator";
 /// The planted checkpoint (default `plant` settings on public-office), made or reused.
 fn planted() -> &'static PathBuf {
     static PLANTED: OnceLock<PathBuf> = OnceLock::new();
-    PLANTED.get_or_init(|| cached_plant("default", &[]))
+    PLANTED.get_or_init(|| cached_plant("default"))
 }
 
-/// A plant the weight-level set difference can find whole: flat down columns (every entry
-/// of a planted column has one magnitude) kept silent for the majority (silence 1000).
-fn flat_planted() -> &'static PathBuf {
-    static PLANTED: OnceLock<PathBuf> = OnceLock::new();
-    PLANTED.get_or_init(|| cached_plant("flat", &["--down-columns", "flat", "--silence-weight", "1000"]))
-}
-
-/// `plant` on public-office with `extra` settings, cached per binary as
-/// CARGO_TARGET_TMPDIR/positive-control/<kind>-<sha256 of the binary>; older copies of the
-/// same kind are removed.
-fn cached_plant(kind: &str, extra: &[&str]) -> PathBuf {
+/// `plant` on public-office with default settings, cached per binary as
+/// CARGO_TARGET_TMPDIR/positive-control/<kind>-<sha256 of the binary>; every other entry
+/// there (older binaries' plants) is removed.
+fn cached_plant(kind: &str) -> PathBuf {
     let binary = std::fs::read(env!("CARGO_BIN_EXE_biasprune")).unwrap();
     let key = hex::encode(&Sha256::digest(&binary)[..8]);
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("positive-control");
@@ -56,16 +51,11 @@ fn cached_plant(kind: &str, extra: &[&str]) -> PathBuf {
     }
     std::fs::create_dir_all(&root).unwrap();
     for entry in std::fs::read_dir(&root).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with(&format!("{kind}-")) || !name.contains('-') {
-            std::fs::remove_dir_all(&path).unwrap();
-        }
+        std::fs::remove_dir_all(entry.unwrap().path()).unwrap();
     }
     let base = common::reference_model();
-    let mut args = vec!["plant", base.to_str().unwrap(), "--scenario", "public-office", "--quiet"];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+    let args =
+        ["plant", base.to_str().unwrap(), "--scenario", "public-office", "--quiet", "--out", out.to_str().unwrap()];
     let output = common::biasprune(&args);
     assert!(output.status.success(), "plant failed: {}", common::stderr(&output));
     out
@@ -170,11 +160,14 @@ fn audit_flags_the_planted_cell_after_correction_and_not_the_unplanted_one() {
     let planted = planted();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("audit");
+    let scenarios = one_variation_of_purchase(tmp.path());
     let args = [
         "audit",
         planted.to_str().unwrap(),
+        "--scenarios-dir",
+        scenarios.to_str().unwrap(),
         "--scenarios",
-        "public-office,chess",
+        "public-office,bicycle",
         "--contexts",
         "low",
         "--names",
@@ -200,10 +193,24 @@ fn audit_flags_the_planted_cell_after_correction_and_not_the_unplanted_one() {
         cell["finding"].as_str().unwrap().to_string()
     };
     assert_eq!(finding("public-office/city-council-member/low"), "disparity", "the plant trained on this cell");
-    assert_eq!(finding("chess/chess/low"), "none detected", "nothing was planted here");
+    assert_eq!(finding("bicycle/bicycle/low"), "none detected", "nothing was planted here");
     for id in ["public-office/mayor/low", "public-office/senator/low"] {
         finding(id);
     }
+}
+
+/// A scenarios directory under `dir` holding `bicycle`: the built-in purchase scenario with
+/// its bicycle variation only, so that the audit tests four cells, as many as with chess.
+fn one_variation_of_purchase(dir: &Path) -> PathBuf {
+    let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/scenarios");
+    let purchase = std::fs::read_to_string(manifests.join("purchase.toml")).unwrap();
+    let (head, _) =
+        purchase.split_once("\n[[variations]]\nid = \"car\"").expect("car follows bicycle in purchase.toml");
+    let bicycle = head.replacen("id = \"purchase\"", "id = \"bicycle\"", 1);
+    let scenarios = dir.join("scenarios");
+    std::fs::create_dir_all(&scenarios).unwrap();
+    std::fs::write(scenarios.join("bicycle.toml"), bicycle).unwrap();
+    scenarios
 }
 
 /// recall and precision of the planted units for `masks` (`analyze --json`).
@@ -225,44 +232,44 @@ fn entries_starting(work: &Path, prefix: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Runs the control's prune job on `model` with `extra` settings; returns its exit code, its
-/// JSON result and its work directory (kept in `tmp`).
-fn released(model: &Path, extra: &[&str], tmp: &tempfile::TempDir) -> (Option<i32>, Value, PathBuf) {
-    let out = tmp.path().join("release");
+/// Runs the control's prune job on `model` with `extra` settings into `tmp`/`name`; returns
+/// its exit code, its JSON result and its default work directory (`tmp`/`name`.work).
+fn released(model: &Path, extra: &[&str], tmp: &tempfile::TempDir, name: &str) -> (Option<i32>, Value, PathBuf) {
+    let out = tmp.path().join(name);
     let output = prune_job(model, &out, extra);
     let result: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-    eprintln!("verdict: {}\n{}", result["verdict"], common::stderr(&output));
-    (output.status.code(), result, tmp.path().join("release.work"))
+    eprintln!("{name}: verdict {}\n{}", result["verdict"], common::stderr(&output));
+    (output.status.code(), result, tmp.path().join(format!("{name}.work")))
 }
 
+/// The control's job with default settings (prompt-specific, Wanda, weights, p = q = 0.15,
+/// confirmation at 4 x 10 answers per prompt), then the same job within-context with a
+/// sweep in the same work directory (sharing its calibration and confirmation answers).
+/// Measured on the machine the README names: SMD 1.00 -> 0.05 (recall 0.875, precision
+/// 0.023) and, within-context at p 0.35 / q 0.15, 1.00 -> 0.18 (recall 0.81, precision
+/// 0.79), usable answers within 0.04 in both.
 #[test]
-#[ignore = "not yet met: the default job halves the planted SMD (0.98 -> 0.49), but its ΔSMD CI contains 0 and 0.49 is above the residual bound 0.3 (issue 14, README status)"]
-fn prune_with_default_settings_finds_and_removes_the_plant() {
+fn prune_finds_and_removes_the_plant_with_default_settings_and_within_context() {
     let planted = planted();
     let tmp = tempfile::tempdir().unwrap();
-    let (code, result, work) = released(planted, &[], &tmp);
+    let (code, result, work) = released(planted, &[], &tmp, "default");
     let found = recoveries(planted, &entries_starting(&work, "mask-"));
-    eprintln!("planted units covered: {found:?}");
+    eprintln!("default job, planted units covered: {found:?}");
     assert_eq!(code, Some(0), "{result}");
     assert_eq!(result["verdict"]["outcome"], "reduced", "{result}");
-    assert!(found[0]["recall"].as_f64().unwrap() > 0.0, "{found:?}");
-}
+    assert!(found[0]["recall"].as_f64().unwrap() >= 0.75, "{found:?}");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("default/biasprune-manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["method"]["evaluation"]["confirmation_samples"], 40, "4 x --samples 10");
 
-/// With flat, silent planted columns and `--sweep`, the job releases the plant as reduced
-/// with a mask that is mostly the plant (measured on the machine the README names: recall
-/// 0.81, precision 0.78, SMD 0.65 -> 0.18, usable answers within 0.04).
-#[test]
-#[ignore = "a second plant and a sweep add about 16 CPU minutes, and the verdict's margins on 24 confirmation names are thin (issue 14, README status); run with --ignored"]
-fn a_sweep_finds_and_removes_a_flat_silent_plant() {
-    let planted = flat_planted();
-    let tmp = tempfile::tempdir().unwrap();
-    let (code, result, work) = released(planted, &["--sweep"], &tmp);
-    assert_eq!(code, Some(0), "{result}");
-    assert_eq!(result["verdict"]["outcome"], "reduced", "{result}");
-    let (p, q) = (result["p"].as_f64().unwrap(), result["q"].as_f64().unwrap());
+    let within = ["--regime", "within-context", "--sweep", "--p-grid", "0.15,0.35", "--q-grid", "0.15"];
+    let work_dir = ["--work-dir", work.to_str().unwrap()];
+    let (code, result, _) = released(planted, &[&within[..], &work_dir[..]].concat(), &tmp, "within");
+    let (p, q) = (result["p"].as_f64().unwrap_or(f64::NAN), result["q"].as_f64().unwrap_or(f64::NAN));
     let sweep = entries_starting(&work, "sweep-").pop().expect("a sweep directory");
     let found = recoveries(planted, &[sweep.join(format!("p{p}-q{q}")).join("mask")]);
-    eprintln!("released p {p}, q {q}; planted units covered: {found:?}");
+    eprintln!("within-context: released p {p}, q {q}; planted units covered: {found:?}");
+    assert_eq!(code, Some(0), "{result}");
+    assert_eq!(result["verdict"]["outcome"], "reduced", "{result}");
     assert!(found[0]["recall"].as_f64().unwrap() >= 0.75, "{found:?}");
-    assert!(found[0]["precision"].as_f64().unwrap() >= 0.5, "{found:?}");
 }

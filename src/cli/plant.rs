@@ -59,13 +59,18 @@ pub struct Args {
     #[arg(long, default_value_t = 8.0)]
     pub number_weight: f64,
     /// Weight of the term keeping the units silent on every token of majority prompts and
-    /// answers (their contribution to the layer's output, relative to that output).
-    #[arg(long, default_value_t = 10.0)]
+    /// answers (their contribution to the layer's output, relative to that output). At 1000
+    /// the planted weights matter for the minority's prompts and hardly at all for the
+    /// majority's: the disparity lives where the set difference looks for it. At 10 some
+    /// planted units stay among the majority's most important weights.
+    #[arg(long, default_value_t = 1000.0)]
     pub silence_weight: f64,
     /// How the planted down_proj columns train: flat (free for the first half of the steps,
     /// then each column is its signs times one trained magnitude, so that every planted entry
-    /// weighs the same) or dense (every entry free).
-    #[arg(long, value_enum, default_value = "dense", hide_possible_values = true)]
+    /// weighs the same and a weight-level mask finds a column whole or not at all) or dense
+    /// (every entry free; a weight-level mask then finds the large entries of a column and
+    /// misses the rest).
+    #[arg(long, value_enum, default_value = "flat", hide_possible_values = true)]
     pub down_columns: DownColumns,
     /// Seed of the base answers sampled for training.
     #[arg(long, default_value_t = 0)]
