@@ -221,9 +221,10 @@ pub struct EvaluationSpec {
 
 /// The confirmation data's answers per prompt, as a multiple of `samples`, unless set. The
 /// release's verdict compares the base's and the pruned model's parse rate and inlier ratio
-/// against a 0.05 tolerance: at 10 answers for each of 24 names that difference has a
-/// standard error of about 0.03-0.045, so the verdict flipped between seeds; at 40 it is
-/// about 0.02 (issue 14's measurements, README).
+/// against a 0.05 tolerance, and at 10 answers for each of 24 names that difference moved
+/// between seeds by about as much as the tolerance: on the planted control the default
+/// mask read a parse-rate change of -0.058 at 10 answers per prompt and -0.001 at 40 on
+/// the same seed (README, `prune` stage 7).
 pub const CONFIRMATION_SAMPLES_FACTOR: usize = 4;
 
 /// The release rules: before scoring, a disparity must be there to remove; after pruning,
